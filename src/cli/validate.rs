@@ -1,0 +1,43 @@
+//! `drplan validate PLAN...`: every problem in every file, in one run.
+
+use std::path::PathBuf;
+
+use super::{Format, Ui, exit};
+use crate::report::diagnostics::{render, tally, to_json};
+use crate::validate::validate_file;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Plan files to check.
+    #[arg(required = true, value_name = "PLAN")]
+    plans: Vec<PathBuf>,
+    /// `human` (reports on stderr) or `json` (`{"diagnostics":[...]}` on stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+pub fn run(args: Args, ui: Ui) -> u8 {
+    let results: Vec<_> = args.plans.iter().map(|p| (p, validate_file(p))).collect();
+    let all: Vec<_> = results.iter().flat_map(|(_, v)| v.diagnostics.iter()).collect();
+    let failed = results.iter().any(|(_, v)| v.has_errors());
+    match args.format {
+        Format::Json => println!("{}", to_json(&all)),
+        Format::Human => {
+            for (path, validation) in &results {
+                for diagnostic in &validation.diagnostics {
+                    eprint!("{}", render(diagnostic, ui.stderr_style));
+                    eprintln!();
+                }
+                let found: Vec<_> = validation.diagnostics.iter().collect();
+                if validation.has_errors() {
+                    eprintln!("✗ {}: {}", path.display(), tally(&found));
+                } else if found.is_empty() {
+                    eprintln!("✓ {} is valid", path.display());
+                } else {
+                    eprintln!("✓ {} is valid ({})", path.display(), tally(&found));
+                }
+            }
+        }
+    }
+    if failed { exit::ERROR } else { exit::OK }
+}

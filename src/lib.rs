@@ -1,0 +1,11 @@
+//! drplan: disaster recovery as code.
+//!
+//! Data flows one way through the layers:
+//! `spec` -> `validate` -> `graph` -> `state` -> `diff` -> `planner` -> `exec` -> `providers`,
+//! with `report` rendering results and `cli` wiring commands to them.
+
+pub mod cli;
+pub mod providers;
+pub mod report;
+pub mod spec;
+pub mod validate;

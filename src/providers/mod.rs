@@ -1,0 +1,3 @@
+//! Providers: the platforms drplan drives (sim, local, exec plugins).
+
+pub mod sim;

@@ -1,0 +1,378 @@
+//! The v1 plan document: the public, committed-to-git format.
+//!
+//! Field names here are a compatibility promise. Names and references are
+//! `Spanned` so that later layers can point diagnostics at the exact node.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::named_map::NamedMap;
+use super::schema_types::{Cidr, DurationText, IpText, Name, RecoveryPointText};
+
+/// A recovery plan: sites, protected machines, networks, ordered boot groups and the desired state.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "drplan recovery plan (v1)")]
+pub struct PlanDocument {
+    /// Format version of this document; always 1.
+    #[schemars(with = "u32", range(min = 1, max = 1))]
+    pub version: Spanned<u32>,
+    /// Name of the plan; used in state, reports and locks.
+    #[schemars(with = "Name")]
+    pub name: Spanned<String>,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Places that machines can run in, by name.
+    pub sites: NamedMap<Site>,
+    /// Which site protects which, and the objectives.
+    pub protection: Protection,
+    /// Network mappings from production networks to recovery and drill networks.
+    #[serde(default)]
+    pub networks: Vec<NetworkMapping>,
+    /// Protected machines.
+    pub machines: Vec<Machine>,
+    /// Ordered boot groups. A group starts when the groups it depends on are done.
+    pub groups: Vec<Group>,
+    /// The desired state: which site should be active and how to get there.
+    pub target: Target,
+}
+
+/// Which kind of platform a site is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// Directories on this machine; real disk image files moved by block-level replication.
+    Local,
+    /// A simulated datacenter kept in a JSON world file (for rehearsals, chaos and scale tests).
+    Sim,
+    /// Any platform, driven by an external plugin program speaking JSON lines on stdin/stdout.
+    Exec,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::Sim => "sim",
+            ProviderKind::Exec => "exec",
+        }
+    }
+}
+
+/// A named place that machines can run in.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The provider that drives this site.
+    #[schemars(with = "ProviderKind")]
+    pub provider: Spanned<ProviderKind>,
+    /// `local`: the site directory; `sim`: the world file. Relative to the plan file.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// `exec`: the plugin program and its arguments (an argv, never a shell string).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Provider-specific settings passed through to the provider (for `exec`, to the plugin).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// At most this many provider operations run at once against this site.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<u32>,
+}
+
+/// Protection: which site is primary, which is recovery, and the objectives.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Protection {
+    /// The site the machines normally run in.
+    #[schemars(with = "Name")]
+    pub primary: Spanned<String>,
+    /// The site the machines fail over to.
+    #[schemars(with = "Name")]
+    pub recovery: Spanned<String>,
+    /// Recovery point objective: the most data, in time, the business accepts to lose.
+    #[schemars(with = "DurationText")]
+    pub rpo: Spanned<String>,
+    /// Recovery time objective: how long recovery may take.
+    #[schemars(with = "DurationText")]
+    pub rto: Spanned<String>,
+    /// How many recovery points are retained (default 24).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub keep_points: Option<u32>,
+}
+
+/// A network mapping: a production network, where it goes on failover, and its isolated drill network.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkMapping {
+    /// The production network at the primary site.
+    #[schemars(with = "Name")]
+    pub source: Spanned<String>,
+    /// The production network at the recovery site.
+    #[schemars(with = "Name")]
+    pub target: Spanned<String>,
+    /// The isolated network used by drills; never a production network.
+    #[schemars(with = "Name")]
+    pub test: Spanned<String>,
+    /// How machines get addresses after failover (default `retain`).
+    #[serde(default)]
+    #[schemars(with = "AddressPolicy")]
+    pub addresses: Option<Spanned<AddressPolicy>>,
+    /// The source network's subnet; NIC addresses must lie in it.
+    #[serde(default)]
+    #[schemars(with = "Option<Cidr>")]
+    pub source_subnet: Option<Spanned<String>>,
+    /// The target network's subnet; addresses after failover must lie in it.
+    #[serde(default)]
+    #[schemars(with = "Option<Cidr>")]
+    pub target_subnet: Option<Spanned<String>>,
+}
+
+/// How a machine's addresses are assigned after failover.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum AddressPolicy {
+    /// Keep the same address (the whole subnet fails over).
+    Retain,
+    /// The recovery network's DHCP assigns addresses.
+    Dhcp,
+    /// Explicit source address -> target address pairs; unmapped addresses are retained.
+    Map(#[schemars(with = "BTreeMap<IpText, IpText>")] NamedMap<Spanned<String>>),
+}
+
+/// A protected machine.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// The machine's name in this plan.
+    #[schemars(with = "Name")]
+    pub name: Spanned<String>,
+    /// Identity at the provider when it differs from `name` (VM id, path, inventory name).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Network interfaces, each on a named production network.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
+    /// How long to wait for the machine to boot (and to stop) before failing the step.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub boot_timeout: Option<Spanned<String>>,
+}
+
+/// A network interface.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    /// The production network this interface is on; it must have a mapping.
+    #[schemars(with = "Name")]
+    pub network: Spanned<String>,
+    /// The interface's address at the primary site.
+    #[serde(default)]
+    #[schemars(with = "Option<IpText>")]
+    pub ip: Option<Spanned<String>>,
+    /// The address after failover, overriding the network's address policy.
+    #[serde(default)]
+    #[schemars(with = "Option<IpText>")]
+    pub target_ip: Option<Spanned<String>>,
+}
+
+/// An ordered boot group: its machines start in parallel, after the groups it depends on.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The group's name.
+    #[schemars(with = "Name")]
+    pub name: Spanned<String>,
+    /// Groups that must be done before this one starts. Default: the previous group.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<Name>>")]
+    pub depends_on: Option<Vec<Spanned<String>>>,
+    /// The machines of this group.
+    #[serde(default)]
+    #[schemars(with = "Vec<Name>")]
+    pub machines: Vec<Spanned<String>>,
+    /// Steps run before the group's machines start.
+    #[serde(default)]
+    pub before: Vec<Step>,
+    /// Steps run after the group's machines have started.
+    #[serde(default)]
+    pub after: Vec<Step>,
+}
+
+/// A step in a group: a manual approval or a script.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Step {
+    /// Run a program.
+    Script(ScriptStep),
+    /// Pause until a person approves.
+    Manual(ManualStep),
+}
+
+/// A script step: runs an argv, never a shell string built from plan values.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptStep {
+    /// A name for the step, used in step ids (`group/after/NAME`). Default: its position.
+    #[serde(default)]
+    #[schemars(with = "Option<Name>")]
+    pub name: Option<Spanned<String>>,
+    /// The program and its arguments; a relative program path is resolved against the plan file.
+    #[schemars(with = "Vec<String>")]
+    pub run: Spanned<Vec<Spanned<String>>>,
+    /// Working directory, relative to the plan file (default: the plan's directory).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Kill the script after this long (default 10m).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Extra attempts after a failure.
+    #[serde(default)]
+    pub retries: u32,
+    /// What a failure does to the run (default `stop`).
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Run only in these operations (default: all).
+    #[serde(default)]
+    pub only: Option<Vec<Operation>>,
+    /// Run only in these directions (default: both).
+    #[serde(default)]
+    pub direction: Option<Vec<Direction>>,
+}
+
+/// A manual step: pauses the run until approved with `drplan approve`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualStep {
+    /// A name for the step, used in step ids (`group/before/NAME`). Default: its position.
+    #[serde(default)]
+    #[schemars(with = "Option<Name>")]
+    pub name: Option<Spanned<String>>,
+    /// What the person must check or do before approving.
+    pub prompt: String,
+    /// Who may approve (free-form names; empty means anyone).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Run only in these operations (default: all).
+    #[serde(default)]
+    pub only: Option<Vec<Operation>>,
+    /// Run only in these directions (default: both).
+    #[serde(default)]
+    pub direction: Option<Vec<Direction>>,
+}
+
+/// A kind of run, for step filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    Drill,
+    Planned,
+    Unplanned,
+    Failback,
+}
+
+/// Forward: primary to recovery. Back: recovery to primary (or the alternate location).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Forward,
+    Back,
+}
+
+/// What a failed script does to the run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Stop the run (steps already started finish).
+    #[default]
+    Stop,
+    /// Record the failure and go on.
+    Continue,
+}
+
+/// The desired state.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The site that should run the machines.
+    #[schemars(with = "Name")]
+    pub active: Spanned<String>,
+    /// How to get there when `active` changes (default `planned`).
+    #[serde(default)]
+    pub via: Via,
+    /// Which recovery point to fail over to (default `latest`).
+    #[serde(default)]
+    #[schemars(with = "Option<RecoveryPointText>")]
+    pub recovery_point: Option<Spanned<String>>,
+    /// How data is synchronised on failback (default `delta`).
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// Where machines go on failback (default `original`).
+    #[serde(default)]
+    #[schemars(with = "Location")]
+    pub location: Option<Spanned<Location>>,
+    /// Commit the failover automatically, or wait for `drplan commit` (default `auto`).
+    #[serde(default)]
+    pub commit: CommitMode,
+    /// Start reverse replication after the failover is committed (default true).
+    #[serde(default = "default_true")]
+    pub reprotect: bool,
+    /// Unplanned only: try to shut the source down and sync its last data first (default false).
+    #[serde(default)]
+    pub try_shutdown: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Planned (zero data loss, source shut down first) or unplanned (from a recovery point).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    #[default]
+    Planned,
+    Unplanned,
+}
+
+/// Failback data synchronisation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// Only changed blocks move: phase 1 while the active copy runs, a manual gate, then the final delta.
+    #[default]
+    Delta,
+    /// Shut down, copy everything, start.
+    Full,
+}
+
+/// Where machines go on failback.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Location {
+    /// Back where they came from.
+    Original,
+    /// Another site, creating the machines there when absent.
+    Alternate(#[schemars(with = "Name")] Spanned<String>),
+}
+
+/// Whether a failover is committed automatically.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitMode {
+    #[default]
+    Auto,
+    Manual,
+}

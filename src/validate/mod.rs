@@ -1,0 +1,138 @@
+//! Semantic checks of a parsed plan. Every problem becomes a diagnostic with a span;
+//! all of them are reported in one run. A plan without errors becomes a [`Model`].
+
+mod checker;
+pub mod error;
+mod groups;
+pub mod model;
+mod networks;
+mod sites;
+mod steps;
+
+use std::path::Path;
+
+pub use error::ValidationError;
+pub use model::*;
+
+use crate::spec::{FileDiagnostic, LoadedPlan, PlanDocument, SourceFile, span_of};
+use checker::{Checker, NameTable};
+
+/// What validation found: diagnostics in document order and, when there is no error, the model.
+#[derive(Debug)]
+pub struct Validation {
+    pub diagnostics: Vec<FileDiagnostic>,
+    pub model: Option<Model>,
+}
+
+impl Validation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(FileDiagnostic::is_error)
+    }
+}
+
+/// Load and validate a plan file. Load failures come back as a single diagnostic.
+pub fn validate_file(path: &Path) -> Validation {
+    match crate::spec::load_file(path) {
+        Ok(loaded) => validate(loaded),
+        Err(diagnostic) => Validation { diagnostics: vec![*diagnostic], model: None },
+    }
+}
+
+pub fn validate(loaded: LoadedPlan) -> Validation {
+    let LoadedPlan { source, document } = loaded;
+    let mut cx = Checker::default();
+    let model = check(&mut cx, &document, &source);
+    let mut problems = std::mem::take(&mut cx.problems);
+    // Document order reads best; the sort is stable, so ties keep discovery order.
+    problems.sort_by_key(|p| first_offset(p).unwrap_or(usize::MAX));
+    let failed = problems.iter().any(|p| {
+        use miette::Diagnostic;
+        !matches!(p.severity(), Some(miette::Severity::Warning))
+    });
+    let diagnostics = problems.into_iter().map(|p| FileDiagnostic::new(source.clone(), p)).collect();
+    Validation { diagnostics, model: if failed { None } else { model } }
+}
+
+fn first_offset(problem: &ValidationError) -> Option<usize> {
+    use miette::Diagnostic;
+    let labels: Vec<_> = problem.labels()?.collect();
+    labels.iter().find(|l| l.primary()).or(labels.first()).map(|l| l.offset())
+}
+
+fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Model> {
+    if doc.version.value != 1 {
+        cx.report(ValidationError::UnsupportedVersion { found: doc.version.value, at: span_of(&doc.version) });
+    }
+    cx.check_name("plan", &doc.name);
+    let base_dir = source.base_dir();
+
+    let site_names = NameTable::build(cx, "site", doc.sites.iter().map(|(name, _)| name));
+    let sites = sites::check_sites(cx, doc, &base_dir);
+    let protection = sites::check_protection(cx, doc, &site_names);
+    let target = sites::check_target(cx, doc, &site_names);
+
+    let nets = networks::check_networks(cx, doc);
+    let machine_names = NameTable::build(cx, "machine", doc.machines.iter().map(|m| &m.name));
+    let nics = networks::check_nics(cx, &doc.machines, &nets);
+    let boot_timeouts: Vec<_> = doc
+        .machines
+        .iter()
+        .map(|m| match &m.boot_timeout {
+            Some(t) => cx.positive_duration(t, "a machine needs time to boot; omit `boot_timeout` for the 5m default"),
+            None => Some(DEFAULT_BOOT_TIMEOUT),
+        })
+        .collect();
+
+    let group_names = NameTable::build(cx, "group", doc.groups.iter().map(|g| &g.name));
+    let groups = groups::check_groups(cx, doc, &machine_names, &group_names);
+    let steps: Vec<_> = doc.groups.iter().map(|g| steps::check_steps(cx, g, &base_dir)).collect();
+
+    if cx.has_errors() {
+        return None;
+    }
+    let (protection, target, nics, groups) = (protection?, target?, nics?, groups?);
+    let machines = doc
+        .machines
+        .iter()
+        .zip(nics)
+        .zip(boot_timeouts)
+        .enumerate()
+        .map(|(m, ((machine, nics), boot_timeout))| {
+            Some(MachineSpec {
+                name: machine.name.value.clone(),
+                provider_id: machine.id.clone().unwrap_or_else(|| machine.name.value.clone()),
+                nics,
+                boot_timeout: boot_timeout?,
+                group: groups.machine_group[m],
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let group_specs = doc
+        .groups
+        .iter()
+        .zip(steps)
+        .enumerate()
+        .map(|(g, (group, steps))| {
+            let [before, after] = steps?;
+            Some(GroupSpec {
+                name: group.name.value.clone(),
+                depends_on: groups.depends_on[g].clone(),
+                machines: groups.members[g].clone(),
+                before,
+                after,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Model {
+        source: source.clone(),
+        name: doc.name.value.clone(),
+        description: doc.description.clone(),
+        document_hash: blake3::hash(source.text().as_bytes()).to_hex().to_string(),
+        sites,
+        protection,
+        networks: nets.specs,
+        machines,
+        groups: group_specs,
+        target,
+    })
+}

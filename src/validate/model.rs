@@ -1,0 +1,220 @@
+//! The validated plan: every reference resolved to an index, every value parsed.
+//!
+//! Later layers consume this and never re-check what validation guarantees.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::spec::{CommitMode, Direction, OnFailure, Operation, ProviderKind, SourceFile, SyncMode, Via};
+
+pub type SiteId = usize;
+pub type NetworkId = usize;
+pub type MachineId = usize;
+pub type GroupId = usize;
+
+/// Default recovery points kept when `protection.keep_points` is absent.
+pub const DEFAULT_KEEP_POINTS: u32 = 24;
+/// Default boot (and stop) timeout of a machine.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default timeout of a script step.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub source: SourceFile,
+    pub name: String,
+    pub description: Option<String>,
+    /// blake3 of the plan text: a saved plan refuses to apply once the document changed.
+    pub document_hash: String,
+    pub sites: Vec<SiteSpec>,
+    pub protection: ProtectionSpec,
+    pub networks: Vec<NetworkSpec>,
+    pub machines: Vec<MachineSpec>,
+    /// In document order.
+    pub groups: Vec<GroupSpec>,
+    pub target: TargetSpec,
+}
+
+impl Model {
+    pub fn site(&self, id: SiteId) -> &SiteSpec {
+        &self.sites[id]
+    }
+
+    pub fn site_id(&self, name: &str) -> Option<SiteId> {
+        self.sites.iter().position(|s| s.name == name)
+    }
+
+    pub fn machine_id(&self, name: &str) -> Option<MachineId> {
+        self.machines.iter().position(|m| m.name == name)
+    }
+
+    pub fn group_id(&self, name: &str) -> Option<GroupId> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    /// Where the machines run once the target is reached: the alternate location when
+    /// failing back to one, otherwise `target.active`.
+    pub fn desired_site(&self) -> SiteId {
+        match self.target.alternate {
+            Some(alt) if self.target.active == self.protection.primary => alt,
+            _ => self.target.active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteSpec {
+    pub name: String,
+    pub provider: ProviderKind,
+    /// Resolved against the plan's directory.
+    pub path: Option<PathBuf>,
+    pub command: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+    pub max_parallel: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProtectionSpec {
+    pub primary: SiteId,
+    pub recovery: SiteId,
+    pub rpo: Duration,
+    pub rto: Duration,
+    pub keep_points: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSpec {
+    pub source: String,
+    pub target: String,
+    pub test: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MachineSpec {
+    pub name: String,
+    /// Identity at the provider.
+    pub provider_id: String,
+    pub nics: Vec<NicSpec>,
+    pub boot_timeout: Duration,
+    pub group: GroupId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NicSpec {
+    pub network: NetworkId,
+    pub ip: Option<IpAddr>,
+    /// The address on the recovery (and drill) network.
+    pub target: TargetAddress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "ip")]
+pub enum TargetAddress {
+    Static(IpAddr),
+    Dhcp,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub name: String,
+    pub depends_on: Vec<GroupId>,
+    pub machines: Vec<MachineId>,
+    pub before: Vec<StepSpec>,
+    pub after: Vec<StepSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Before,
+    After,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::After => "after",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// `group/before/NAME-or-position`: stable, used by `drplan approve`.
+    pub id: String,
+    pub kind: StepKind,
+    pub only: Option<Vec<Operation>>,
+    pub direction: Option<Vec<Direction>>,
+}
+
+impl StepSpec {
+    /// Whether this step takes part in a run of `operation` in `direction`.
+    pub fn applies_to(&self, operation: Operation, direction: Direction) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&operation))
+            && self.direction.as_ref().is_none_or(|d| d.contains(&direction))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Script(ScriptSpec),
+    Manual(ManualSpec),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptSpec {
+    /// As written in the plan (for display).
+    pub argv: Vec<String>,
+    /// The program to execute: relative paths resolved against the plan's directory.
+    pub program: PathBuf,
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManualSpec {
+    pub prompt: String,
+    pub approvers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub active: SiteId,
+    pub via: Via,
+    pub recovery_point: RecoveryPointSel,
+    pub sync: SyncMode,
+    /// The failback location when it is not the original one.
+    pub alternate: Option<SiteId>,
+    pub commit: CommitMode,
+    pub reprotect: bool,
+    pub try_shutdown: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryPointSel {
+    Latest,
+    LatestAppConsistent,
+    LatestProcessed,
+    /// The newest point at or before this time.
+    At(#[serde(with = "crate::spec::time_format")] SystemTime),
+}
+
+impl std::fmt::Display for RecoveryPointSel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecoveryPointSel::Latest => f.write_str("latest"),
+            RecoveryPointSel::LatestAppConsistent => f.write_str("latest-app-consistent"),
+            RecoveryPointSel::LatestProcessed => f.write_str("latest-processed"),
+            RecoveryPointSel::At(t) => write!(f, "{}", humantime::format_rfc3339_seconds(*t)),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Sites, protection and the target: which places exist and which one should be active.
+
+use std::path::Path;
+
+use super::checker::{Checker, NameTable};
+use super::error::ValidationError;
+use super::model::{DEFAULT_KEEP_POINTS, ProtectionSpec, RecoveryPointSel, SiteSpec, TargetSpec};
+use crate::spec::time_format::parse_rfc3339;
+use crate::spec::{Location, PlanDocument, ProviderKind, span_of};
+
+pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path) -> Vec<SiteSpec> {
+    let mut specs = Vec::with_capacity(doc.sites.len());
+    for (name, site) in doc.sites.iter() {
+        let provider = site.provider.value;
+        let needs_path = matches!(provider, ProviderKind::Local | ProviderKind::Sim);
+        if needs_path && site.path.is_none() {
+            cx.report(ValidationError::MissingSiteSetting {
+                name: name.value.clone(),
+                setting: "path",
+                provider: provider.as_str(),
+                help: match provider {
+                    ProviderKind::Local => "a local site is a directory: `{ provider: local, path: lab/dc1 }`",
+                    _ => "a sim site names its world file: `{ provider: sim, path: sim/world.json }`",
+                },
+                at: span_of(name),
+            });
+        }
+        if provider == ProviderKind::Exec {
+            let empty = site.command.as_ref().is_none_or(|c| c.value.is_empty());
+            if empty {
+                cx.report(ValidationError::MissingSiteSetting {
+                    name: name.value.clone(),
+                    setting: "command",
+                    provider: provider.as_str(),
+                    help: "an exec site runs a plugin: `{ provider: exec, command: [drplan-vsphere, --dc, east] }`",
+                    at: site.command.as_ref().map_or_else(|| span_of(name), span_of),
+                });
+            }
+            if let Some(path) = &site.path {
+                cx.report(ValidationError::IgnoredSiteSetting {
+                    setting: "path",
+                    provider: provider.as_str(),
+                    at: span_of(path),
+                });
+            }
+        } else if let Some(command) = &site.command {
+            cx.report(ValidationError::IgnoredSiteSetting {
+                setting: "command",
+                provider: provider.as_str(),
+                at: span_of(command),
+            });
+        }
+        specs.push(SiteSpec {
+            name: name.value.clone(),
+            provider,
+            path: site.path.as_ref().map(|p| base_dir.join(&p.value)),
+            command: site.command.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
+            settings: site.settings.clone(),
+            max_parallel: site.max_parallel,
+        });
+    }
+    specs
+}
+
+pub(super) fn check_protection(cx: &mut Checker, doc: &PlanDocument, sites: &NameTable) -> Option<ProtectionSpec> {
+    let p = &doc.protection;
+    let primary = sites.resolve(cx, &p.primary, unknown_site);
+    let recovery = sites.resolve(cx, &p.recovery, unknown_site);
+    if primary.is_some() && primary == recovery {
+        cx.report(ValidationError::SamePrimaryAndRecovery {
+            name: p.recovery.value.clone(),
+            at: span_of(&p.recovery),
+            primary: span_of(&p.primary),
+        });
+    }
+    let rpo =
+        cx.positive_duration(&p.rpo, "an RPO of zero cannot be met by replication; use the real objective, e.g. `5m`");
+    let rto = cx.positive_duration(&p.rto, "an RTO of zero cannot be met; use the real objective, e.g. `30m`");
+    Some(ProtectionSpec {
+        primary: primary?,
+        recovery: recovery?,
+        rpo: rpo?,
+        rto: rto?,
+        keep_points: p.keep_points.unwrap_or(DEFAULT_KEEP_POINTS),
+    })
+}
+
+pub(super) fn check_target(cx: &mut Checker, doc: &PlanDocument, sites: &NameTable) -> Option<TargetSpec> {
+    let t = &doc.target;
+    let primary = sites.get(&doc.protection.primary.value);
+    let recovery = sites.get(&doc.protection.recovery.value);
+    let active = sites.resolve(cx, &t.active, unknown_site);
+    if let (Some(a), Some(p), Some(r)) = (active, primary, recovery)
+        && a != p
+        && a != r
+    {
+        cx.report(ValidationError::ActiveNotProtected {
+            name: t.active.value.clone(),
+            primary: doc.protection.primary.value.clone(),
+            recovery: doc.protection.recovery.value.clone(),
+            at: span_of(&t.active),
+        });
+    }
+
+    let recovery_point = match &t.recovery_point {
+        None => Some(RecoveryPointSel::Latest),
+        Some(text) => {
+            let parsed = match text.value.trim() {
+                "latest" => Some(RecoveryPointSel::Latest),
+                "latest-app-consistent" => Some(RecoveryPointSel::LatestAppConsistent),
+                "latest-processed" => Some(RecoveryPointSel::LatestProcessed),
+                other => parse_rfc3339(other).map(RecoveryPointSel::At),
+            };
+            if parsed.is_none() {
+                cx.report(ValidationError::InvalidRecoveryPoint { text: text.value.clone(), at: span_of(text) });
+            }
+            parsed
+        }
+    };
+
+    let mut alternate = None;
+    let mut alternate_ok = true;
+    if let Some(location) = &t.location
+        && let Location::Alternate(site) = &location.value
+    {
+        alternate = sites.resolve(cx, site, unknown_site);
+        let role = if alternate.is_some() && alternate == primary {
+            Some(("primary", "the primary site is the original location; use `location: original`"))
+        } else if alternate.is_some() && alternate == recovery {
+            Some(("recovery", "machines fail back from the recovery site; an alternate location is a third site"))
+        } else {
+            None
+        };
+        if let Some((role, help)) = role {
+            cx.report(ValidationError::InvalidAlternateLocation {
+                name: site.value.clone(),
+                role,
+                help,
+                at: span_of(site),
+            });
+        }
+        alternate_ok = alternate.is_some() && role.is_none();
+    }
+
+    if !alternate_ok {
+        return None;
+    }
+    Some(TargetSpec {
+        active: active?,
+        via: t.via,
+        recovery_point: recovery_point?,
+        sync: t.sync,
+        alternate,
+        commit: t.commit,
+        reprotect: t.reprotect,
+        try_shutdown: t.try_shutdown,
+    })
+}
+
+fn unknown_site(name: String, at: miette::SourceSpan, help: String) -> ValidationError {
+    ValidationError::UnknownSite { name, at, help }
+}

@@ -1,0 +1,139 @@
+//! Manual and script steps: ids, programs, timeouts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use miette::SourceSpan;
+
+use super::checker::Checker;
+use super::error::ValidationError;
+use super::model::{DEFAULT_SCRIPT_TIMEOUT, ManualSpec, Phase, ScriptSpec, StepKind, StepSpec};
+use crate::spec::{Group, ScriptStep, Step, span_of};
+
+/// Check a group's `before` and `after` steps and give each a stable id.
+pub(super) fn check_steps(cx: &mut Checker, group: &Group, base_dir: &Path) -> Option<[Vec<StepSpec>; 2]> {
+    let mut ok = true;
+    let mut ids: HashMap<String, SourceSpan> = HashMap::new();
+    let mut out = [Vec::new(), Vec::new()];
+    for (phase, steps) in [(Phase::Before, &group.before), (Phase::After, &group.after)] {
+        for (i, step) in steps.iter().enumerate() {
+            let name = match step {
+                Step::Script(s) => s.name.as_ref(),
+                Step::Manual(m) => m.name.as_ref(),
+            };
+            if let Some(name) = name {
+                ok &= cx.check_name("step", name);
+            }
+            let label = name.map_or_else(|| (i + 1).to_string(), |n| n.value.clone());
+            let id = format!("{}/{}/{label}", group.name.value, phase.as_str());
+            let at = name.map_or_else(|| step_span(step, &group.name), span_of);
+            if let Some(&first) = ids.get(&id) {
+                ok = false;
+                cx.report(ValidationError::DuplicateStep { name: label, group: group.name.value.clone(), at, first });
+                continue;
+            }
+            ids.insert(id.clone(), at);
+            let (kind, only, direction) = match step {
+                Step::Script(script) => match check_script(cx, script, base_dir) {
+                    Some(spec) => (StepKind::Script(spec), &script.only, &script.direction),
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                },
+                Step::Manual(manual) => (
+                    StepKind::Manual(ManualSpec { prompt: manual.prompt.clone(), approvers: manual.approvers.clone() }),
+                    &manual.only,
+                    &manual.direction,
+                ),
+            };
+            out[phase as usize].push(StepSpec { id, kind, only: only.clone(), direction: direction.clone() });
+        }
+    }
+    ok.then_some(out)
+}
+
+fn step_span(step: &Step, group_name: &serde_saphyr::Spanned<String>) -> SourceSpan {
+    match step {
+        Step::Script(s) => span_of(&s.run),
+        Step::Manual(_) => span_of(group_name),
+    }
+}
+
+fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Option<ScriptSpec> {
+    let timeout = match &script.timeout {
+        Some(t) => cx.positive_duration(t, "a script needs time to run; omit `timeout` for the 10m default"),
+        None => Some(DEFAULT_SCRIPT_TIMEOUT),
+    };
+    let Some(first) = script.run.value.first() else {
+        cx.report(ValidationError::EmptyScript { at: span_of(&script.run) });
+        return None;
+    };
+    let argv: Vec<String> = script.run.value.iter().map(|a| a.value.clone()).collect();
+    let program = resolve_program(cx, &first.value, span_of(first), base_dir);
+    Some(ScriptSpec {
+        argv,
+        program,
+        dir: script.dir.as_ref().map_or_else(|| base_dir.to_path_buf(), |d| base_dir.join(d)),
+        env: script.env.clone(),
+        timeout: timeout?,
+        retries: script.retries,
+        on_failure: script.on_failure,
+    })
+}
+
+/// A program with a `/` is a path relative to the plan; a bare name is looked up in `PATH`,
+/// as a shell would. A missing program is a warning: it may exist where the plan runs.
+fn resolve_program(cx: &mut Checker, program: &str, at: SourceSpan, base_dir: &Path) -> PathBuf {
+    if program.is_empty() {
+        cx.report(ValidationError::EmptyScript { at });
+        return PathBuf::new();
+    }
+    if program.contains('/') {
+        let path = base_dir.join(program);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() && is_executable(&meta) => {}
+            Ok(meta) if meta.is_file() => cx.report(ValidationError::ScriptNotFound {
+                program: program.to_string(),
+                problem: "is not executable",
+                help: format!("run `chmod +x {}`", path.display()),
+                at,
+            }),
+            _ => cx.report(ValidationError::ScriptNotFound {
+                program: program.to_string(),
+                problem: "does not exist",
+                help: format!("looked for `{}` (paths are relative to the plan file)", path.display()),
+                at,
+            }),
+        }
+        return path;
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        let help = if base_dir.join(program).is_file() {
+            format!("`{program}` is next to the plan; write `./{program}` to run it from there")
+        } else {
+            format!("`{program}` is not on PATH here; give a path relative to the plan, e.g. `scripts/{program}`")
+        };
+        cx.report(ValidationError::ScriptNotFound {
+            program: program.to_string(),
+            problem: "is not on PATH",
+            help,
+            at,
+        });
+    }
+    PathBuf::from(program)
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    true
+}
