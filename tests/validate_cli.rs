@@ -64,7 +64,6 @@ mod invalid {
         ip_outside_subnet => "drplan::ip_outside_subnet" at 21:34,
         machine_in_two_groups => "drplan::machine_in_two_groups" at 25:22,
         machine_not_in_group => "drplan::machine_not_in_group" at 21:11,
-        missing_exec_command => "drplan::missing_site_setting" at 5:3,
         missing_field => "drplan::missing_field" at 14:5,
         missing_site_setting => "drplan::missing_site_setting" at 5:3,
         multiple_errors => "drplan::unknown_machine" at 25:22,
@@ -92,7 +91,6 @@ mod warning {
     use super::check;
 
     fixtures! { "warning":
-        ignored_site_setting => "drplan::ignored_site_setting" at 5:51,
         script_not_found => "drplan::script_not_found" at 27:25,
         unused_address_map => "drplan::unused_address_map" at 15:51,
     }

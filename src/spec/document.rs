@@ -49,8 +49,6 @@ pub enum ProviderKind {
     Local,
     /// A simulated datacenter kept in a JSON world file (for rehearsals, chaos and scale tests).
     Sim,
-    /// Any platform, driven by an external plugin program speaking JSON lines on stdin/stdout.
-    Exec,
 }
 
 impl ProviderKind {
@@ -58,7 +56,6 @@ impl ProviderKind {
         match self {
             ProviderKind::Local => "local",
             ProviderKind::Sim => "sim",
-            ProviderKind::Exec => "exec",
         }
     }
 }
@@ -74,11 +71,7 @@ pub struct Site {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// `exec`: the plugin program and its arguments (an argv, never a shell string).
-    #[serde(default)]
-    #[schemars(with = "Option<Vec<String>>")]
-    pub command: Option<Spanned<Vec<String>>>,
-    /// Provider-specific settings passed through to the provider (for `exec`, to the plugin).
+    /// Provider-specific settings passed through to the provider.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// At most this many provider operations run at once against this site.

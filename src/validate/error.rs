@@ -280,19 +280,6 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
-    #[error("`{setting}` does nothing for provider `{provider}`")]
-    #[diagnostic(
-        code(drplan::ignored_site_setting),
-        severity(Warning),
-        help("remove it; `{provider}` sites do not use `{setting}`")
-    )]
-    IgnoredSiteSetting {
-        setting: &'static str,
-        provider: &'static str,
-        #[label("ignored")]
-        at: SourceSpan,
-    },
-
     #[error("duplicate mapping for network `{name}`")]
     #[diagnostic(
         code(drplan::duplicate_network_mapping),

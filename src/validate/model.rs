@@ -72,7 +72,6 @@ pub struct SiteSpec {
     pub provider: ProviderKind,
     /// Resolved against the plan's directory.
     pub path: Option<PathBuf>,
-    pub command: Vec<String>,
     pub settings: BTreeMap<String, String>,
     pub max_parallel: Option<u32>,
 }

@@ -12,49 +12,22 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
     let mut specs = Vec::with_capacity(doc.sites.len());
     for (name, site) in doc.sites.iter() {
         let provider = site.provider.value;
-        let needs_path = matches!(provider, ProviderKind::Local | ProviderKind::Sim);
-        if needs_path && site.path.is_none() {
+        if site.path.is_none() {
             cx.report(ValidationError::MissingSiteSetting {
                 name: name.value.clone(),
                 setting: "path",
                 provider: provider.as_str(),
                 help: match provider {
                     ProviderKind::Local => "a local site is a directory: `{ provider: local, path: lab/dc1 }`",
-                    _ => "a sim site names its world file: `{ provider: sim, path: sim/world.json }`",
+                    ProviderKind::Sim => "a sim site names its world file: `{ provider: sim, path: sim/world.json }`",
                 },
                 at: span_of(name),
-            });
-        }
-        if provider == ProviderKind::Exec {
-            let empty = site.command.as_ref().is_none_or(|c| c.value.is_empty());
-            if empty {
-                cx.report(ValidationError::MissingSiteSetting {
-                    name: name.value.clone(),
-                    setting: "command",
-                    provider: provider.as_str(),
-                    help: "an exec site runs a plugin: `{ provider: exec, command: [drplan-vsphere, --dc, east] }`",
-                    at: site.command.as_ref().map_or_else(|| span_of(name), span_of),
-                });
-            }
-            if let Some(path) = &site.path {
-                cx.report(ValidationError::IgnoredSiteSetting {
-                    setting: "path",
-                    provider: provider.as_str(),
-                    at: span_of(path),
-                });
-            }
-        } else if let Some(command) = &site.command {
-            cx.report(ValidationError::IgnoredSiteSetting {
-                setting: "command",
-                provider: provider.as_str(),
-                at: span_of(command),
             });
         }
         specs.push(SiteSpec {
             name: name.value.clone(),
             provider,
             path: site.path.as_ref().map(|p| base_dir.join(&p.value)),
-            command: site.command.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
             settings: site.settings.clone(),
             max_parallel: site.max_parallel,
         });
