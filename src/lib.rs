@@ -5,7 +5,12 @@
 //! with `report` rendering results and `cli` wiring commands to them.
 
 pub mod cli;
+pub mod diff;
+pub mod exec;
+pub mod graph;
+pub mod planner;
 pub mod providers;
 pub mod report;
 pub mod spec;
+pub mod state;
 pub mod validate;

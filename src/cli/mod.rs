@@ -1,6 +1,12 @@
 //! The command line: parse arguments, run one subcommand, map the outcome to an exit code.
 
+mod graph;
+mod plan;
 mod schema;
+mod session;
+mod show;
+mod sim;
+mod unlock;
 mod validate;
 
 use std::io::IsTerminal;
@@ -27,6 +33,9 @@ pub struct Cli {
     /// When to use colour: auto (a terminal without NO_COLOR), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Log events on stderr as text or JSON lines (level from DRPLAN_LOG, default `warn`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +48,12 @@ enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
@@ -48,6 +63,16 @@ pub enum Format {
 enum Command {
     /// Check plan files: schema and semantic rules, every problem with its line and column.
     Validate(validate::Args),
+    /// Show what applying the plan would do; save it with --out for `drplan apply`.
+    Plan(plan::Args),
+    /// Render a saved plan and check that it still matches the world.
+    Show(show::Args),
+    /// Draw the boot-group and step DAG (Graphviz dot or Mermaid).
+    Graph(graph::Args),
+    /// Release the lock of a plan whose holder is gone.
+    Unlock(unlock::Args),
+    /// Create and steer simulated datacenters (the `sim` provider).
+    Sim(sim::Args),
     /// Print the JSON Schema of the plan document.
     Schema(schema::Args),
 }
@@ -69,11 +94,34 @@ pub fn main() -> ExitCode {
         }
     };
     let ui = ui_for(cli.color);
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
     let code = match cli.command {
         Command::Validate(args) => validate::run(args, ui),
+        Command::Plan(args) => runtime.block_on(plan::run(args, ui)),
+        Command::Show(args) => runtime.block_on(show::run(args, ui)),
+        Command::Graph(args) => graph::run(args, ui),
+        Command::Unlock(args) => unlock::run(args, ui),
+        Command::Sim(args) => sim::run(args, ui),
         Command::Schema(args) => schema::run(args, ui),
     };
     ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DRPLAN_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 fn ui_for(choice: ColorChoice) -> Ui {

@@ -1,3 +1,33 @@
-//! Providers: the platforms drplan drives (sim, local, exec plugins).
+//! Providers: the platforms drplan drives. Each implements [`crate::exec::Provider`].
 
 pub mod sim;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::exec::{Provider, ProviderError};
+use crate::spec::ProviderKind;
+use crate::validate::Model;
+
+/// The provider that drives the plan's sites. All sites of a plan use one provider, since
+/// replication and failover connect them.
+pub fn open(model: &Model) -> Result<Arc<dyn Provider>, ProviderError> {
+    let kinds: BTreeSet<&str> = model.sites.iter().map(|s| s.provider.as_str()).collect();
+    if kinds.len() > 1 {
+        return Err(ProviderError::setup(
+            format!(
+                "the sites of plan `{}` use different providers ({})",
+                model.name,
+                kinds.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            "replication connects the sites of a plan, so they must all use the same provider",
+        ));
+    }
+    match model.site(model.protection.primary).provider {
+        ProviderKind::Sim => Ok(Arc::new(sim::SimProvider::open(model)?)),
+        ProviderKind::Local => Err(ProviderError::setup(
+            "the local provider is not available in this build yet",
+            "use `provider: sim` sites for now",
+        )),
+    }
+}

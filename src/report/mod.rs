@@ -1,3 +1,6 @@
 //! Rendering results for people and machines.
 
 pub mod diagnostics;
+pub mod graph;
+pub mod plan;
+pub mod style;

@@ -1,4 +1,4 @@
-//! RFC 3339 text for `SystemTime` in JSON and state files.
+//! Times and durations in JSON and state files: RFC 3339 text and integer milliseconds.
 
 use std::time::SystemTime;
 
@@ -10,7 +10,7 @@ pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::O
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time `{text}`")))
 }
 
 /// Parse an RFC 3339 time, with `Z` or a numeric offset such as `+02:00`.
@@ -47,6 +47,78 @@ fn split_offset(text: &str) -> Option<(&str, i64)> {
         return None;
     }
     Some((base, sign * (hours * 3600 + minutes * 60)))
+}
+
+/// Durations as integer milliseconds in JSON.
+pub mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+pub mod opt_duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_ms::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// `Option<SystemTime>` as RFC 3339 text or null.
+pub mod opt_time {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| super::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 time")))
+            .transpose()
+    }
+}
+
+/// "1h 2m 3s"-style text for a duration, rounded to whole seconds (milliseconds below 1 s).
+pub fn human_duration(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs_f64().round() as u64)).to_string()
+}
+
+/// "1.5 GiB"-style text for a byte count.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]

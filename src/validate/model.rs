@@ -3,11 +3,12 @@
 //! Later layers consume this and never re-check what validation guarantees.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{CommitMode, Direction, OnFailure, Operation, ProviderKind, SourceFile, SyncMode, Via};
 
@@ -56,12 +57,27 @@ impl Model {
         self.groups.iter().position(|g| g.name == name)
     }
 
-    /// Where the machines run once the target is reached: the alternate location when
-    /// failing back to one, otherwise `target.active`.
-    pub fn desired_site(&self) -> SiteId {
-        match self.target.alternate {
-            Some(alt) if self.target.active == self.protection.primary => alt,
-            _ => self.target.active,
+    /// Where a machine that now runs at `current` should run once the target is reached.
+    /// The alternate location stands in for the primary: machines failing back go there, and
+    /// machines already there stay.
+    pub fn desired_site_for(&self, current: Option<SiteId>) -> SiteId {
+        let target = &self.target;
+        match target.alternate {
+            Some(alt) if target.active == self.protection.primary && current != Some(self.protection.primary) => alt,
+            _ => target.active,
+        }
+    }
+
+    /// The site that replicates with `site`: the recovery site for the primary or the
+    /// alternate location, the home site (primary or alternate) for the recovery site.
+    pub fn partner_of(&self, site: SiteId) -> SiteId {
+        if site == self.protection.recovery {
+            match self.target.alternate {
+                Some(alt) if self.target.active == self.protection.primary => alt,
+                _ => self.protection.primary,
+            }
+        } else {
+            self.protection.recovery
         }
     }
 }
@@ -187,6 +203,8 @@ pub struct ManualSpec {
 #[derive(Debug, Clone)]
 pub struct TargetSpec {
     pub active: SiteId,
+    /// Where `target.active` is written: plan-time diagnostics point at it.
+    pub active_span: miette::SourceSpan,
     pub via: Via,
     pub recovery_point: RecoveryPointSel,
     pub sync: SyncMode,
@@ -215,5 +233,54 @@ impl std::fmt::Display for RecoveryPointSel {
             RecoveryPointSel::LatestProcessed => f.write_str("latest-processed"),
             RecoveryPointSel::At(t) => write!(f, "{}", humantime::format_rfc3339_seconds(*t)),
         }
+    }
+}
+
+/// An address given to a NIC on a network at the target site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NicAssignment {
+    pub network: String,
+    /// None: DHCP.
+    pub ip: Option<IpAddr>,
+}
+
+impl fmt::Display for NicAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{} {ip}", self.network),
+            None => write!(f, "{} dhcp", self.network),
+        }
+    }
+}
+
+/// Where a machine's NICs attach: the networks and addresses it gets there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Failover to the recovery site: recovery networks, mapped addresses.
+    Recovery,
+    /// Back to the primary site or the alternate location: production networks, original addresses.
+    Home,
+    /// A drill: isolated test networks, the addresses the machine would get on failover.
+    Drill,
+}
+
+impl Model {
+    pub fn addresses(&self, machine: MachineId, destination: Destination) -> Vec<NicAssignment> {
+        self.machines[machine]
+            .nics
+            .iter()
+            .map(|nic| {
+                let mapping = &self.networks[nic.network];
+                let mapped = match nic.target {
+                    TargetAddress::Static(ip) => Some(ip),
+                    TargetAddress::Dhcp => None,
+                };
+                match destination {
+                    Destination::Recovery => NicAssignment { network: mapping.target.clone(), ip: mapped },
+                    Destination::Home => NicAssignment { network: mapping.source.clone(), ip: nic.ip },
+                    Destination::Drill => NicAssignment { network: mapping.test.clone(), ip: mapped },
+                }
+            })
+            .collect()
     }
 }

@@ -120,6 +120,7 @@ pub(super) fn check_target(cx: &mut Checker, doc: &PlanDocument, sites: &NameTab
     }
     Some(TargetSpec {
         active: active?,
+        active_span: span_of(&t.active),
         via: t.via,
         recovery_point: recovery_point?,
         sync: t.sync,

@@ -24,3 +24,96 @@ pub fn transcript(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// A temporary copy of the `shop` sim plan with its world, at a fixed simulated clock.
+pub struct SimLab {
+    pub dir: tempfile::TempDir,
+}
+
+pub const CLOCK: &str = "2026-11-01T00:00:00Z";
+
+impl SimLab {
+    pub fn new(protected: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(fixtures().join("sim/shop.yaml"), dir.path().join("shop.yaml")).unwrap();
+        let lab = SimLab { dir };
+        let mut args = vec!["sim", "init", "shop.yaml", "--clock", CLOCK];
+        if protected {
+            args.push("--protected");
+        }
+        let out = lab.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        lab
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        drplan(self.path()).args(args).output().unwrap()
+    }
+
+    /// Replace the plan's `target:` block (everything after `target:`).
+    pub fn target(&self, lines: &str) {
+        let plan = self.path().join("shop.yaml");
+        let text = std::fs::read_to_string(&plan).unwrap();
+        let head = &text[..text.find("\ntarget:\n").unwrap()];
+        let body: String = lines.lines().map(|l| format!("  {}\n", l.trim())).collect();
+        std::fs::write(&plan, format!("{head}\ntarget:\n{body}")).unwrap();
+    }
+
+    pub fn world(&self) -> drplan::providers::sim::World {
+        drplan::providers::sim::WorldStore::new(&self.path().join("world.json")).load().unwrap()
+    }
+
+    pub fn edit_world(&self, change: impl FnOnce(&mut drplan::providers::sim::World)) {
+        let mut store = drplan::providers::sim::WorldStore::new(&self.path().join("world.json"));
+        let mut world = store.load().unwrap();
+        change(&mut world);
+        store.save(&world).unwrap();
+    }
+
+    /// Put every machine at `to` as after a committed, reprotected failover from `from`.
+    pub fn fail_over_in_world(&self, from: &str, to: &str) {
+        use drplan::providers::sim::world::{SimPoint, SimReplication};
+        use drplan::state::Power;
+        self.edit_world(|w| {
+            let now = w.clock.unwrap();
+            for m in w.machines.values_mut() {
+                m.active = to.to_string();
+                let mut live = m.copies.get(from).unwrap().clone();
+                live.generation = m.written;
+                m.copies.get_mut(from).unwrap().power = Power::Off;
+                m.copies.insert(to.to_string(), drplan::providers::sim::world::SimCopy { power: Power::On, ..live });
+                m.replication = Some(SimReplication { from: to.into(), to: from.into(), since: now, last_point: now });
+                m.next_point += 1;
+                m.points = vec![SimPoint { id: m.next_point, time: now, generation: m.written, app: false }];
+                m.commit_pending = false;
+            }
+        });
+    }
+}
+
+/// Replace what changes from run to run (times, absolute paths, ids, hashes) in a plan's JSON.
+pub fn normalize_plan_json(value: &mut serde_json::Value) {
+    if let Some(map) = value.as_object_mut() {
+        for key in ["created_at", "plan_path", "drplan_version"] {
+            if map.contains_key(key) {
+                map.insert(key.into(), format!("[{key}]").into());
+            }
+        }
+        if let Some(f) = map.get_mut("fingerprint").and_then(|f| f.as_object_mut()) {
+            for (_, v) in f.iter_mut() {
+                if !v.is_object() {
+                    *v = "[redacted]".into();
+                }
+            }
+            if let Some(machines) = f.get_mut("machines").and_then(|m| m.as_object_mut()) {
+                for (_, v) in machines.iter_mut() {
+                    *v = "[hash]".into();
+                }
+            }
+        }
+    }
+}

@@ -1,7 +1,17 @@
 //! Synthetic estates: a valid plan of any size, reproducible from its parameters.
 //! Used by `drplan sim generate`, the benchmarks and the scale tests.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use super::rng::Rng;
+use super::world::{
+    ReplicationSettings, SimCopy, SimMachine, SimPoint, SimReplication, SimSite, WORLD_FORMAT, World, default_latencies,
+};
+use crate::planner::Capabilities;
+use crate::state::{DiskInfo, NicState, Power};
+use crate::validate::Model;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -75,4 +85,108 @@ pub fn generate_plan(shape: &EstateShape) -> String {
     }
     out.push_str("target:\n  active: dc1\n");
     out
+}
+
+/// How a fresh world starts.
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    pub seed: u64,
+    /// Replication already running from primary to recovery, with points.
+    pub protected: bool,
+    /// A fixed simulated clock (None: follow the wall clock).
+    pub clock: Option<SystemTime>,
+    pub time_scale: f64,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions { seed: 1, protected: false, clock: None, time_scale: 0.001 }
+    }
+}
+
+/// A world holding every machine of the plan, live and running at the primary site.
+pub fn world_for(model: &Model, options: &WorldOptions) -> World {
+    let settings = ReplicationSettings::default();
+    let now = options.clock.unwrap_or_else(SystemTime::now);
+    let keep = model.protection.keep_points.max(1);
+    // With protection, replication started long enough ago to fill the retention window.
+    let since = now - settings.point_interval * keep;
+    let primary = model.site(model.protection.primary).name.clone();
+    let recovery = model.site(model.protection.recovery).name.clone();
+    let mut machines = BTreeMap::new();
+    for machine in &model.machines {
+        let mut rng = Rng::for_key(options.seed, &machine.provider_id);
+        let disk_bytes = rng.range(10, 200) << 30;
+        let write_rate = rng.range(16, 2048) << 10;
+        let disks = vec![DiskInfo { name: "disk0".into(), size_bytes: disk_bytes }];
+        let settings_map = BTreeMap::from([
+            ("cpus".to_string(), (2 * rng.range(1, 8)).to_string()),
+            ("memory_mib".to_string(), (1024 * rng.range(2, 64)).to_string()),
+        ]);
+        let nics = machine
+            .nics
+            .iter()
+            .map(|n| NicState { network: model.networks[n.network].source.clone(), ip: n.ip })
+            .collect();
+        let live = SimCopy {
+            power: Power::On,
+            generation: 0,
+            consistent: true,
+            nics,
+            settings: settings_map.clone(),
+            disks: disks.clone(),
+        };
+        let mut copies = BTreeMap::from([(primary.clone(), live)]);
+        let (replication, points, next_point) = if options.protected {
+            copies.insert(
+                recovery.clone(),
+                SimCopy {
+                    power: Power::Off,
+                    generation: 0,
+                    consistent: true,
+                    nics: Vec::new(),
+                    settings: settings_map,
+                    disks,
+                },
+            );
+            let replication = SimReplication { from: primary.clone(), to: recovery.clone(), since, last_point: since };
+            (Some(replication), vec![SimPoint { id: 1, time: since, generation: 0, app: false }], 1)
+        } else {
+            (None, Vec::new(), 0)
+        };
+        machines.insert(
+            machine.provider_id.clone(),
+            SimMachine {
+                disk_bytes,
+                write_rate,
+                active: primary.clone(),
+                written: 0,
+                written_at: since,
+                copies,
+                replication,
+                points,
+                next_point,
+                commit_pending: false,
+                test_copies: Vec::new(),
+            },
+        );
+    }
+    let mut world = World {
+        format: WORLD_FORMAT,
+        seed: options.seed,
+        clock: options.clock,
+        time_scale: options.time_scale,
+        replication: settings,
+        latency: default_latencies(),
+        support: Capabilities::default(),
+        sites: model.sites.iter().map(|s| (s.name.clone(), SimSite { reachable: true, dark_since: None })).collect(),
+        machines,
+        faults: Vec::new(),
+    };
+    // Settle the machines at `now`, so a fixed-clock world is stored as it will be read.
+    let ids: Vec<String> = world.machines.keys().cloned().collect();
+    for id in ids {
+        world.catch_up(&id, now, keep as usize);
+    }
+    world
 }

@@ -1,3 +1,10 @@
-//! The `sim` provider: a simulated datacenter kept in a file.
+//! The `sim` provider: a simulated datacenter kept in a file, for rehearsals, chaos tests and
+//! scale benchmarks.
 
 pub mod generate;
+pub mod provider;
+mod rng;
+pub mod world;
+
+pub use provider::SimProvider;
+pub use world::{World, WorldStore};

@@ -1,0 +1,81 @@
+//! `drplan plan PLAN`: what applying the plan would do, optionally saved for `apply`.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::session::{Session, report, report_all};
+use super::{Format, Ui, exit};
+use crate::diff::diff;
+use crate::planner::{PlanInput, build, file};
+use crate::report::plan::render;
+use crate::report::style::Painter;
+use crate::state::StateStore;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan document.
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Save the plan for `drplan apply FILE`.
+    #[arg(long, short = 'o', value_name = "FILE", alias = "out-file")]
+    out: Option<PathBuf>,
+    /// `human` or `json` (the saved plan's body, documented in README).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Provider operations at once, for the RTO estimate (and the saved plan).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    parallelism: u32,
+}
+
+pub async fn run(args: Args, ui: Ui) -> u8 {
+    match plan(args, ui).await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
+    let session = Session::open(&args.plan, ui)?;
+    let _lock = session.lock("drplan plan")?;
+    let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+    let provider = session.provider()?;
+    let inventory = session.inventory(provider.as_ref()).await?;
+    let changes = diff(&session.model, &inventory);
+    let plan_path = session.absolute_path();
+    let input = PlanInput {
+        model: &session.model,
+        plan_path: &plan_path,
+        changes: &changes,
+        inventory: &inventory,
+        state: &state,
+        platform: provider.as_ref(),
+        parallelism: args.parallelism as usize,
+        now: SystemTime::now(),
+    };
+    let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
+    match args.format {
+        super::Format::Human => print!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
+        super::Format::Json => match serde_json::to_string_pretty(&plan) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                return Err(report(
+                    ui,
+                    &crate::planner::PlanError::Unwritable { path: "-".into(), reason: e.to_string() },
+                ));
+            }
+        },
+    }
+    if let Some(out) = &args.out {
+        file::save(&plan, out).map_err(|e| report(ui, &e))?;
+        if args.format == Format::Human {
+            println!(
+                "\nSaved the plan to {}. Apply exactly this with `drplan apply {}`.",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() { exit::CHANGES } else { exit::OK })
+}

@@ -1,0 +1,64 @@
+//! `drplan show FILE`: render a saved plan and say whether it still matches the world.
+
+use std::path::PathBuf;
+
+use super::session::{Session, report};
+use super::{Format, Ui, exit};
+use crate::planner::fingerprint::staleness;
+use crate::planner::{ActionPlan, PlanError, file};
+use crate::report::plan::render;
+use crate::report::style::Painter;
+use crate::state::StateStore;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A plan saved with `drplan plan PLAN --out FILE`.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+pub async fn run(args: Args, ui: Ui) -> u8 {
+    let plan = match file::load(&args.file) {
+        Ok(plan) => plan,
+        Err(e) => return report(ui, &e),
+    };
+    let stale = match check(&plan, ui).await {
+        Ok(reasons) => reasons,
+        Err(code) => return code,
+    };
+    match args.format {
+        Format::Human => {
+            print!("{}", render(&plan, Painter { enabled: ui.stdout_color }));
+            if !stale.is_empty() {
+                report(ui, &PlanError::Stale { path: args.file.clone(), reasons: stale.join("; ") });
+            }
+        }
+        Format::Json => {
+            let mut value = serde_json::to_value(&plan).unwrap_or_default();
+            if let Some(map) = value.as_object_mut() {
+                map.insert("stale".into(), stale.clone().into());
+            }
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+    }
+    exit::OK
+}
+
+/// Why the saved plan is stale (empty when it is fresh).
+pub async fn check(plan: &ActionPlan, ui: Ui) -> Result<Vec<String>, u8> {
+    let session = Session::open(&plan.plan_path, ui)?;
+    if session.model.name != plan.plan {
+        return Ok(vec![format!(
+            "`{}` now holds plan `{}`, not `{}`",
+            plan.plan_path.display(),
+            session.model.name,
+            plan.plan
+        )]);
+    }
+    let state = session.store.load().map_err(|e| report(ui, &e))?;
+    let provider = session.provider()?;
+    let inventory = session.inventory(provider.as_ref()).await?;
+    Ok(staleness(plan, &session.model.document_hash, &state, &inventory))
+}

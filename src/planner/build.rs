@@ -1,0 +1,648 @@
+//! Turning a change set into an action DAG, following the failover semantics:
+//!
+//! - planned failover: shut down (reverse group order), final sync, fail over, boot groups
+//!   in order with their steps, commit, reprotect; stop at the first error;
+//! - unplanned failover: optionally try shutdown + final sync (failures do not block), fail
+//!   over from the chosen point, boot groups, commit, reprotect; continue on errors;
+//! - failback with delta sync: sync while running, the "complete failover" gate, shut down,
+//!   final delta, fail over, boot; with full sync: shut down, full copy, fail over, boot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::action::{Action, ActionKind, ActionPlan, Count, FailurePolicy, LossSummary, Phase, PlanSummary, RunKind};
+use super::capabilities::{Capabilities, Platform};
+use super::dag::Dag;
+use super::error::PlanError;
+use super::fingerprint::fingerprint;
+use super::ops::{OpKind, ProviderOp};
+use super::schedule::simulate;
+use crate::diff::{ChangeSet, MachineDiff, Movement, ProtectionChange, Transition};
+use crate::graph::GroupGraph;
+use crate::spec::{CommitMode, Direction, FileDiagnostic, OnFailure, SyncMode, Via};
+use crate::state::{Inventory, Power, State};
+use crate::validate::{Destination, GroupId, Model, Phase as StepPhase, RecoveryPointSel, StepKind, StepSpec};
+
+/// Nominal duration of a script step for the RTO estimate.
+const SCRIPT_ESTIMATE: Duration = Duration::from_secs(10);
+
+pub struct PlanInput<'a> {
+    pub model: &'a Model,
+    pub plan_path: &'a Path,
+    pub changes: &'a ChangeSet,
+    pub inventory: &'a Inventory,
+    pub state: &'a State,
+    pub platform: &'a dyn Platform,
+    pub parallelism: usize,
+    pub now: SystemTime,
+}
+
+/// Build the action plan, or every reason it cannot be built.
+pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
+    let model = input.model;
+    let mut problems: Vec<FileDiagnostic> =
+        input.changes.problems.iter().map(|p| FileDiagnostic::new(model.source.clone(), p.clone())).collect();
+    let capabilities = input.platform.capabilities();
+    let provider = model.site(model.protection.primary).provider.as_str();
+    for problem in check_support(model, &input.changes.transition, &capabilities, provider) {
+        problems.push(FileDiagnostic::new(model.source.clone(), problem));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let (run, direction, from, to) = match &input.changes.transition {
+        Transition::None | Transition::Converge => (RunKind::Converge, None, None, None),
+        Transition::Failover { via, from, to } => {
+            let run = if *via == Via::Planned { RunKind::PlannedFailover } else { RunKind::UnplannedFailover };
+            (run, Some(Direction::Forward), Some(from.clone()), Some(to.clone()))
+        }
+        Transition::Failback { from, to, .. } => {
+            (RunKind::Failback, Some(Direction::Back), Some(from.clone()), Some(to.clone()))
+        }
+    };
+    let policy = match run {
+        RunKind::UnplannedFailover | RunKind::Converge => FailurePolicy::Continue,
+        _ => FailurePolicy::Stop,
+    };
+
+    let mut b = Builder {
+        model,
+        inventory: input.inventory,
+        platform: input.platform,
+        actions: Vec::new(),
+        run,
+        direction,
+        notes: Vec::new(),
+    };
+    b.build(input.changes);
+    let notes = std::mem::take(&mut b.notes);
+
+    let site_limits: BTreeMap<String, usize> =
+        model.sites.iter().filter_map(|s| s.max_parallel.map(|m| (s.name.clone(), m as usize))).collect();
+    let mut plan = ActionPlan {
+        plan: model.name.clone(),
+        plan_path: input.plan_path.to_path_buf(),
+        drplan_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at: input.now,
+        run,
+        direction,
+        from,
+        to,
+        policy,
+        fingerprint: fingerprint(&model.document_hash, input.state, input.inventory, &b.actions),
+        parallelism: input.parallelism.max(1),
+        site_limits,
+        actions: b.actions,
+        machines: input.changes.machines.iter().filter(|d| d.is_change()).cloned().collect(),
+        drift: input.changes.drift.clone(),
+        summary: PlanSummary {
+            counts: Vec::new(),
+            estimated_rto_ms: None,
+            rto_objective_ms: model.protection.rto.as_millis() as u64,
+            rpo_objective_ms: model.protection.rpo.as_millis() as u64,
+            max_replication_lag_ms: input.changes.max_lag.map(|d| d.as_millis() as u64),
+            expected_data_loss: None,
+            notes: Vec::new(),
+        },
+    };
+    plan.summary = summarize(&plan, model, input.changes);
+    plan.summary.notes.extend(notes);
+    Ok(plan)
+}
+
+fn check_support(
+    model: &Model,
+    transition: &Transition,
+    caps: &Capabilities,
+    provider: &'static str,
+) -> Vec<PlanError> {
+    let at = model.target.active_span;
+    let unsupported = |what: String, help: &str| PlanError::Unsupported { provider, what, help: help.to_string(), at };
+    let mut out = Vec::new();
+    match transition {
+        Transition::Failover { via: Via::Planned, .. } if !caps.planned_failover.forward => {
+            out.push(unsupported("planned failover to the recovery site".into(), "use `via: unplanned`"));
+        }
+        Transition::Failover { via: Via::Unplanned, .. } if !caps.unplanned_failover.forward => {
+            out.push(unsupported("unplanned failover to the recovery site".into(), "use `via: planned`"));
+        }
+        Transition::Failback { sync, alternate, .. } => {
+            if !caps.planned_failover.back {
+                out.push(unsupported(
+                    "failback".into(),
+                    "this platform cannot fail back; keep `target.active` at the recovery site",
+                ));
+            }
+            if *sync == SyncMode::Delta && !caps.failback_delta {
+                out.push(unsupported("failback with delta sync".into(), "use `sync: full`"));
+            }
+            if *sync == SyncMode::Full && !caps.failback_full {
+                out.push(unsupported("failback with full sync".into(), "use `sync: delta`"));
+            }
+            if *alternate && !caps.alternate_location {
+                out.push(unsupported("failback to an alternate location".into(), "use `location: original`"));
+            }
+        }
+        _ => {}
+    }
+    if matches!(transition, Transition::Failover { via: Via::Unplanned, .. })
+        && model.target.recovery_point == RecoveryPointSel::LatestAppConsistent
+        && !caps.app_consistent_points
+    {
+        out.push(unsupported("app-consistent recovery points".into(), "use `recovery_point: latest`"));
+    }
+    out
+}
+
+struct Builder<'a> {
+    model: &'a Model,
+    inventory: &'a Inventory,
+    notes: Vec<String>,
+    platform: &'a dyn Platform,
+    actions: Vec<Action>,
+    run: RunKind,
+    direction: Option<Direction>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, mut action: Action) -> String {
+        if action.estimate_ms == 0
+            && let ActionKind::Provider { op } = &action.kind
+        {
+            action.estimate_ms = self.platform.estimate(op).as_millis() as u64;
+        }
+        let id = action.id.clone();
+        self.actions.push(action);
+        id
+    }
+
+    fn provider(&mut self, id: String, phase: Phase, d: &MachineDiff, op: ProviderOp, deps: Deps) -> String {
+        self.push(Action {
+            id,
+            phase,
+            group: Some(d.group.clone()),
+            machine: Some(d.name.clone()),
+            kind: ActionKind::Provider { op },
+            needs: deps.needs,
+            after: deps.after,
+            estimate_ms: 0,
+            on_failure: deps.on_failure,
+        })
+    }
+
+    fn barrier(&mut self, id: String, phase: Phase, group: Option<String>, after: Vec<String>) -> String {
+        self.push(Action {
+            id,
+            phase,
+            group,
+            machine: None,
+            kind: ActionKind::Barrier,
+            needs: Vec::new(),
+            after,
+            estimate_ms: 0,
+            on_failure: OnFailure::Continue,
+        })
+    }
+
+    fn build(&mut self, changes: &ChangeSet) {
+        let model = self.model;
+        let graph = GroupGraph::new(model);
+        let moving: Vec<&MachineDiff> = changes.machines.iter().filter(|d| d.movement != Movement::Stay).collect();
+        let by_group = |diffs: &[&MachineDiff], g: GroupId| -> Vec<usize> {
+            diffs.iter().enumerate().filter(|(_, d)| model.machines[d.id].group == g).map(|(i, _)| i).collect()
+        };
+        let unplanned = self.run == RunKind::UnplannedFailover;
+        let failback_sync = (self.run == RunKind::Failback).then_some(model.target.sync);
+
+        // Failback with delta sync, phase 1: copy while the live machines keep running.
+        let mut gate = None;
+        if failback_sync == Some(SyncMode::Delta) && !moving.is_empty() {
+            let mut presyncs = Vec::new();
+            for d in &moving {
+                let (from, to) = ends(d);
+                let op =
+                    ProviderOp::Sync { machine: d.name.clone(), from, to, mode: SyncMode::Delta, final_sync: false };
+                presyncs.push(self.provider(format!("presync/{}", d.name), Phase::PreSync, d, op, Deps::none()));
+            }
+            let (from, to) = ends(moving[0]);
+            gate = Some(self.push(Action {
+                id: "gate/complete-failover".into(),
+                phase: Phase::Gate,
+                group: None,
+                machine: None,
+                kind: ActionKind::Manual {
+                    prompt: format!(
+                        "Complete the failover: shut down the machines at {from}, transfer the last changes and start them at {to}"
+                    ),
+                    approvers: Vec::new(),
+                },
+                needs: presyncs,
+                after: Vec::new(),
+                estimate_ms: 0,
+                on_failure: OnFailure::Stop,
+            }));
+        }
+
+        // Shut down in reverse group order: a group stops once the groups waiting for it have.
+        let shut_down = !moving.is_empty() && (!unplanned || model.target.try_shutdown);
+        let mut shutdown_of: HashMap<usize, String> = HashMap::new();
+        let mut sync_of: HashMap<usize, String> = HashMap::new();
+        if shut_down {
+            let mut stopped: HashMap<GroupId, String> = HashMap::new();
+            for g in graph.shutdown_order() {
+                let after_dependents: Vec<String> =
+                    graph.dependents(g).iter().filter_map(|d| stopped.get(d).cloned()).collect();
+                let mut ids = Vec::new();
+                for i in by_group(&moving, g) {
+                    let d = moving[i];
+                    if d.power == Some(Power::Off) {
+                        continue;
+                    }
+                    let (from, _) = ends(d);
+                    let timeout = model.machines[d.id].boot_timeout;
+                    let op = ProviderOp::Shutdown { machine: d.name.clone(), site: from, timeout };
+                    let deps = Deps {
+                        needs: gate.iter().cloned().collect(),
+                        after: after_dependents.clone(),
+                        on_failure: if unplanned { OnFailure::Continue } else { OnFailure::Stop },
+                    };
+                    let id = self.provider(format!("shutdown/{}", d.name), Phase::Shutdown, d, op, deps);
+                    shutdown_of.insert(i, id.clone());
+                    ids.push(id);
+                }
+                if !ids.is_empty() || !after_dependents.is_empty() {
+                    let mut after = ids;
+                    after.extend(after_dependents);
+                    let id = self.barrier(
+                        format!("stopped/{}", model.groups[g].name),
+                        Phase::Shutdown,
+                        Some(model.groups[g].name.clone()),
+                        after,
+                    );
+                    stopped.insert(g, id);
+                }
+            }
+            // The final sync: everything the source wrote reaches the target.
+            for (i, d) in moving.iter().enumerate() {
+                let (from, to) = ends(d);
+                let mode = failback_sync.unwrap_or(SyncMode::Delta);
+                let op = ProviderOp::Sync { machine: d.name.clone(), from, to, mode, final_sync: true };
+                let previous: Vec<String> = shutdown_of.get(&i).cloned().into_iter().chain(gate.clone()).collect();
+                let deps = if unplanned {
+                    Deps { needs: Vec::new(), after: previous, on_failure: OnFailure::Continue }
+                } else {
+                    Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
+                };
+                let id = self.provider(format!("sync/{}", d.name), Phase::FinalSync, d, op, deps);
+                sync_of.insert(i, id);
+            }
+        }
+
+        // Fail over every moving machine; booting is ordered separately, by group.
+        let mut failover_of: HashMap<usize, String> = HashMap::new();
+        for (i, d) in moving.iter().enumerate() {
+            let (from, to) = ends(d);
+            let destination =
+                if matches!(d.movement, Movement::Forward { .. }) { Destination::Recovery } else { Destination::Home };
+            let point = if unplanned { d.point.as_ref().map(|p| p.id) } else { None };
+            let op = ProviderOp::Failover {
+                machine: d.name.clone(),
+                from,
+                to,
+                point,
+                prefer_synced: unplanned && model.target.try_shutdown,
+                nics: model.addresses(d.id, destination),
+            };
+            let previous: Vec<String> = sync_of.get(&i).cloned().into_iter().collect();
+            let deps = if unplanned {
+                Deps { needs: Vec::new(), after: previous, on_failure: OnFailure::Continue }
+            } else {
+                Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
+            };
+            let id = self.provider(format!("failover/{}", d.name), Phase::Failover, d, op, deps);
+            failover_of.insert(i, id);
+        }
+
+        // Boot groups in order, with their steps.
+        let starting: Vec<&MachineDiff> =
+            changes.machines.iter().filter(|d| d.movement != Movement::Stay || d.start).collect();
+        let steps_run = self.run.step_operation().is_some() && !moving.is_empty();
+        let mut done_of: HashMap<GroupId, String> = HashMap::new();
+        let mut start_of: HashMap<&str, String> = HashMap::new();
+        let mut boot_done = Vec::new();
+        if !starting.is_empty() {
+            for g in graph.boot_order() {
+                let group = &model.groups[g];
+                let members = by_group(&starting, g);
+                let runs_steps = steps_run && (!members.is_empty() || group.machines.is_empty());
+                if members.is_empty() && !runs_steps {
+                    // Nothing to do here; keep the ordering through it.
+                    let after: Vec<String> =
+                        graph.dependencies(g).iter().filter_map(|d| done_of.get(d).cloned()).collect();
+                    if !after.is_empty() {
+                        let id =
+                            self.barrier(format!("done/{}", group.name), Phase::Boot, Some(group.name.clone()), after);
+                        done_of.insert(g, id);
+                    }
+                    continue;
+                }
+                let after_deps: Vec<String> =
+                    graph.dependencies(g).iter().filter_map(|d| done_of.get(d).cloned()).collect();
+                let begin =
+                    self.barrier(format!("begin/{}", group.name), Phase::Boot, Some(group.name.clone()), after_deps);
+                let mut last = begin.clone();
+                if runs_steps {
+                    for step in self.applicable(&group.before) {
+                        last = self.step(g, step, StepPhase::Before, vec![last], &starting, &members);
+                    }
+                }
+                let mut started = Vec::new();
+                for i in members.iter().copied() {
+                    let d = starting[i];
+                    let site = d.desired.clone();
+                    let destination = match d.movement {
+                        Movement::Forward { .. } => Destination::Recovery,
+                        Movement::Back { .. } => Destination::Home,
+                        // A staying machine keeps its addresses.
+                        Movement::Stay => Destination::Recovery,
+                    };
+                    let nics =
+                        if d.movement == Movement::Stay { Vec::new() } else { model.addresses(d.id, destination) };
+                    let timeout = model.machines[d.id].boot_timeout;
+                    let op = ProviderOp::Start { machine: d.name.clone(), site, nics, timeout };
+                    let needs: Vec<String> = moving
+                        .iter()
+                        .position(|m| m.name == d.name)
+                        .and_then(|mi| failover_of.get(&mi).cloned())
+                        .into_iter()
+                        .collect();
+                    let deps = Deps {
+                        needs,
+                        after: vec![last.clone()],
+                        on_failure: if self.run == RunKind::UnplannedFailover || self.run == RunKind::Converge {
+                            OnFailure::Continue
+                        } else {
+                            OnFailure::Stop
+                        },
+                    };
+                    let id = self.provider(format!("start/{}", d.name), Phase::Boot, d, op, deps);
+                    start_of.insert(d.name.as_str(), id.clone());
+                    started.push(id);
+                }
+                let mut after_starts = started.clone();
+                if after_starts.is_empty() {
+                    after_starts.push(last.clone());
+                }
+                if runs_steps {
+                    let mut previous = after_starts;
+                    for step in self.applicable(&group.after) {
+                        let id = self.step(g, step, StepPhase::After, previous, &starting, &members);
+                        previous = vec![id];
+                    }
+                    after_starts = previous;
+                }
+                let done =
+                    self.barrier(format!("done/{}", group.name), Phase::Boot, Some(group.name.clone()), after_starts);
+                done_of.insert(g, done.clone());
+                boot_done.push(done);
+            }
+        }
+        let booted = (!boot_done.is_empty()).then(|| self.barrier("booted".into(), Phase::Boot, None, boot_done));
+
+        // Commit, then protection (reverse replication waits for the commit).
+        let auto_commit = model.target.commit == CommitMode::Auto;
+        for d in &changes.machines {
+            let moved = d.movement != Movement::Stay;
+            let commit = (moved && auto_commit) || d.commit;
+            let mut previous: Vec<String> = Vec::new();
+            if commit {
+                let op = ProviderOp::Commit { machine: d.name.clone(), site: d.desired.clone() };
+                let deps = Deps {
+                    needs: start_of.get(d.name.as_str()).cloned().into_iter().collect(),
+                    after: booted.iter().cloned().collect(),
+                    on_failure: OnFailure::Continue,
+                };
+                previous.push(self.provider(format!("commit/{}", d.name), Phase::Commit, d, op, deps));
+            }
+            let protection = if moved {
+                let partner = model.site(model.partner_of(model.site_id(&d.desired).unwrap_or_default())).name.clone();
+                let partner_up = self.inventory.sites.get(&partner).is_none_or(|s| s.reachable);
+                if model.target.reprotect && auto_commit && partner_up {
+                    ProtectionChange::Reprotect { from: d.desired.clone(), to: partner }
+                } else {
+                    if model.target.reprotect && auto_commit {
+                        let note = format!(
+                            "{partner} is unreachable: reprotection waits for it (apply again once it is back)"
+                        );
+                        if !self.notes.contains(&note) {
+                            self.notes.push(note);
+                        }
+                    }
+                    ProtectionChange::None
+                }
+            } else {
+                d.protection.clone()
+            };
+            if let Some(site) = &d.stop_stale_copy {
+                let timeout = model.machines[d.id].boot_timeout;
+                let op = ProviderOp::Shutdown { machine: d.name.clone(), site: site.clone(), timeout };
+                let deps = Deps { needs: previous.clone(), after: Vec::new(), on_failure: OnFailure::Stop };
+                previous = vec![self.provider(format!("stop-stale/{}", d.name), Phase::Protect, d, op, deps)];
+            }
+            let (id, op) = match protection {
+                ProtectionChange::None => continue,
+                ProtectionChange::Enable { from, to } => {
+                    (format!("protect/{}", d.name), ProviderOp::EnableProtection { machine: d.name.clone(), from, to })
+                }
+                ProtectionChange::Reprotect { from, to } => {
+                    (format!("reprotect/{}", d.name), ProviderOp::Reprotect { machine: d.name.clone(), from, to })
+                }
+                ProtectionChange::Resync { from, to } => (
+                    format!("resync/{}", d.name),
+                    ProviderOp::Sync { machine: d.name.clone(), from, to, mode: SyncMode::Delta, final_sync: false },
+                ),
+            };
+            let needs = if moved {
+                previous
+            } else {
+                previous.into_iter().chain(start_of.get(d.name.as_str()).cloned()).collect()
+            };
+            let deps = Deps { needs, after: Vec::new(), on_failure: OnFailure::Continue };
+            self.provider(id, Phase::Protect, d, op, deps);
+        }
+    }
+
+    fn applicable<'s>(&self, steps: &'s [StepSpec]) -> Vec<&'s StepSpec> {
+        let (Some(operation), Some(direction)) = (self.run.step_operation(), self.direction) else {
+            return Vec::new();
+        };
+        steps.iter().filter(|s| s.applies_to(operation, direction)).collect()
+    }
+
+    fn step(
+        &mut self,
+        g: GroupId,
+        step: &StepSpec,
+        phase: StepPhase,
+        after: Vec<String>,
+        starting: &[&MachineDiff],
+        members: &[usize],
+    ) -> String {
+        let model = self.model;
+        let group = &model.groups[g];
+        let (kind, estimate, on_failure) = match &step.kind {
+            StepKind::Script(script) => {
+                let mut env = script.env.clone();
+                let site = members.first().map(|&i| starting[i].desired.clone()).or_else(|| self.actions_site());
+                let names: Vec<&str> = group.machines.iter().map(|&m| model.machines[m].name.as_str()).collect();
+                let ips: Vec<String> = members
+                    .iter()
+                    .flat_map(|&i| {
+                        let d = starting[i];
+                        let destination = if matches!(d.movement, Movement::Back { .. }) {
+                            Destination::Home
+                        } else {
+                            Destination::Recovery
+                        };
+                        model.addresses(d.id, destination)
+                    })
+                    .filter_map(|n| n.ip.map(|ip| ip.to_string()))
+                    .collect();
+                env.insert("DRPLAN_PLAN".into(), model.name.clone());
+                env.insert("DRPLAN_OPERATION".into(), self.run.title().to_string());
+                env.insert(
+                    "DRPLAN_DIRECTION".into(),
+                    match self.direction {
+                        Some(Direction::Back) => "back".into(),
+                        _ => "forward".into(),
+                    },
+                );
+                env.insert("DRPLAN_GROUP".into(), group.name.clone());
+                env.insert("DRPLAN_PHASE".into(), phase.as_str().into());
+                env.insert("DRPLAN_STEP".into(), step.id.clone());
+                env.insert("DRPLAN_SITE".into(), site.unwrap_or_default());
+                env.insert("DRPLAN_MACHINES".into(), names.join(" "));
+                env.insert("DRPLAN_IPS".into(), ips.join(" "));
+                let estimate = SCRIPT_ESTIMATE.min(script.timeout);
+                let kind = ActionKind::Script {
+                    run: script.argv.clone(),
+                    program: script.program.clone(),
+                    dir: script.dir.clone(),
+                    env,
+                    timeout: script.timeout,
+                    retries: script.retries,
+                };
+                (kind, estimate, script.on_failure)
+            }
+            StepKind::Manual(manual) => (
+                ActionKind::Manual { prompt: manual.prompt.clone(), approvers: manual.approvers.clone() },
+                Duration::ZERO,
+                OnFailure::Stop,
+            ),
+        };
+        self.push(Action {
+            id: step.id.clone(),
+            phase: Phase::Boot,
+            group: Some(group.name.clone()),
+            machine: None,
+            kind,
+            needs: Vec::new(),
+            after,
+            estimate_ms: estimate.as_millis() as u64,
+            on_failure,
+        })
+    }
+
+    /// The destination site of the run, for steps of groups without machines.
+    fn actions_site(&self) -> Option<String> {
+        self.actions.iter().find_map(|a| match &a.kind {
+            ActionKind::Provider { op: ProviderOp::Failover { to, .. } } => Some(to.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// What an action waits for.
+struct Deps {
+    needs: Vec<String>,
+    after: Vec<String>,
+    on_failure: OnFailure,
+}
+
+impl Deps {
+    fn none() -> Self {
+        Deps { needs: Vec::new(), after: Vec::new(), on_failure: OnFailure::Stop }
+    }
+}
+
+fn ends(d: &MachineDiff) -> (String, String) {
+    match &d.movement {
+        Movement::Forward { from, to } | Movement::Back { from, to } => (from.clone(), to.clone()),
+        Movement::Stay => (d.desired.clone(), d.desired.clone()),
+    }
+}
+
+fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSummary {
+    let mut summary = plan.summary.clone();
+    let mut counts: BTreeMap<u8, Count> = BTreeMap::new();
+    let mut count = |order: u8, what: &str| {
+        counts.entry(order).or_insert_with(|| Count { what: what.to_string(), count: 0 }).count += 1;
+    };
+    for action in &plan.actions {
+        match &action.kind {
+            ActionKind::Provider { op } => match op.kind() {
+                OpKind::EnableProtection => count(0, "protect"),
+                OpKind::Shutdown => count(1, "shut-down"),
+                OpKind::Sync => count(2, "sync"),
+                OpKind::Failover => count(3, "fail-over"),
+                OpKind::Start => count(4, "start"),
+                OpKind::Commit => count(7, "commit"),
+                OpKind::Reprotect => count(8, "reprotect"),
+                OpKind::TakePoint => count(9, "take-point"),
+                OpKind::CreateTestCopy => count(10, "create-test-copy"),
+                OpKind::RemoveTestCopy => count(11, "remove-test-copy"),
+            },
+            ActionKind::Script { .. } => count(5, "script"),
+            ActionKind::Manual { .. } => count(6, "approval"),
+            ActionKind::Barrier => {}
+        }
+    }
+    summary.counts = counts.into_values().collect();
+
+    if let Ok(dag) = Dag::new(plan) {
+        let schedule = simulate(plan, &dag);
+        if let Some(booted) = plan.index_of("booted") {
+            // Downtime starts when the first machine stops (or fails over) and ends when the
+            // last group is up; approvals are not counted.
+            let down = plan
+                .actions
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| matches!(a.phase, Phase::Shutdown | Phase::FinalSync | Phase::Failover))
+                .map(|(i, _)| schedule.start[i])
+                .min()
+                .unwrap_or_default();
+            summary.estimated_rto_ms = Some(schedule.finish[booted].saturating_sub(down).as_millis() as u64);
+        }
+    }
+
+    let losses: Vec<_> =
+        changes.machines.iter().filter(|d| d.movement != Movement::Stay).filter_map(|d| d.expected_loss).collect();
+    if !losses.is_empty() {
+        let max_time = losses.iter().map(|l| l.time).max().unwrap_or_default();
+        let total_bytes = losses.iter().map(|l| l.bytes).sum::<Option<u64>>();
+        summary.expected_data_loss = Some(LossSummary { max_time_ms: max_time.as_millis() as u64, total_bytes });
+    }
+    if plan.actions.iter().any(|a| matches!(a.kind, ActionKind::Manual { .. })) {
+        summary.notes.push("the RTO estimate does not include time spent waiting for approvals".into());
+    }
+    if plan.run != RunKind::Converge && model.target.commit == CommitMode::Manual {
+        summary.notes.push("commit is manual: the machines stay commit-pending until `drplan commit`".into());
+    }
+    if plan.run == RunKind::UnplannedFailover && model.target.try_shutdown {
+        summary.notes.push("the source is shut down and synced first if it answers; then nothing is lost".into());
+    }
+    summary
+}

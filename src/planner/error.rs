@@ -1,0 +1,52 @@
+//! Problems found while planning, and with saved plan files.
+
+use std::path::PathBuf;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum PlanError {
+    #[error("the {provider} provider does not support {what}")]
+    #[diagnostic(code(drplan::unsupported_operation), help("{help}"))]
+    Unsupported {
+        provider: &'static str,
+        what: String,
+        help: String,
+        #[label("requested here")]
+        at: SourceSpan,
+    },
+
+    #[error("plan file `{path}` is corrupt: {reason}")]
+    #[diagnostic(code(drplan::corrupt_plan_file), help("make the plan again with `drplan plan PLAN --out FILE`"))]
+    CorruptFile {
+        path: PathBuf,
+        reason: String,
+        #[source_code]
+        source_code: Option<std::sync::Arc<NamedSource<String>>>,
+        #[label("here")]
+        at: Option<SourceSpan>,
+    },
+
+    #[error("plan file `{path}` has format {found}; this drplan reads format {supported}")]
+    #[diagnostic(
+        code(drplan::plan_file_version),
+        help("make the plan again with this drplan: `drplan plan PLAN --out FILE`")
+    )]
+    WrongVersion { path: PathBuf, found: String, supported: u32 },
+
+    #[error("cannot read plan file `{path}`: {reason}")]
+    #[diagnostic(code(drplan::file_not_found), help("check the path of the saved plan"))]
+    Unreadable { path: PathBuf, reason: String },
+
+    #[error("cannot write plan file `{path}`: {reason}")]
+    #[diagnostic(code(drplan::io), help("check that the directory exists and is writable"))]
+    Unwritable { path: PathBuf, reason: String },
+
+    #[error("saved plan `{path}` is stale: {reasons}")]
+    #[diagnostic(
+        code(drplan::stale_plan),
+        help("the world changed since the plan was made; review a fresh one: `drplan plan PLAN --out FILE`")
+    )]
+    Stale { path: PathBuf, reasons: String },
+}

@@ -1,0 +1,18 @@
+//! From a change set and the operation semantics to an ordered action DAG, saved as a plan file.
+
+pub mod action;
+pub mod build;
+pub mod capabilities;
+pub mod dag;
+pub mod error;
+pub mod file;
+pub mod fingerprint;
+pub mod ops;
+pub mod schedule;
+
+pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
+pub use build::{PlanInput, build};
+pub use capabilities::{Capabilities, Directions, Platform};
+pub use dag::Dag;
+pub use error::PlanError;
+pub use ops::{NicAssignment, OpKind, ProviderOp};

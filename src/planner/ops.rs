@@ -1,0 +1,155 @@
+//! Operations the planner asks a provider to perform.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::SyncMode;
+use crate::spec::time_format::duration_ms;
+pub use crate::validate::NicAssignment;
+
+/// One thing a provider is asked to do. Every operation is idempotent: asking again for
+/// something already done reports `already_done` instead of doing it twice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum ProviderOp {
+    /// Initial replication: copy the machine to the other site, record the first point.
+    EnableProtection { machine: String, from: String, to: String },
+    /// Take a recovery point now (transferring what changed since the last one).
+    TakePoint { machine: String, from: String, to: String },
+    Shutdown {
+        machine: String,
+        site: String,
+        #[serde(with = "duration_ms")]
+        timeout: Duration,
+    },
+    Start {
+        machine: String,
+        site: String,
+        nics: Vec<NicAssignment>,
+        #[serde(with = "duration_ms")]
+        timeout: Duration,
+    },
+    /// Move data from the live copy to the other one. `final_sync`: the source is shut down
+    /// and this is the last transfer before the target takes over.
+    Sync { machine: String, from: String, to: String, mode: SyncMode, final_sync: bool },
+    /// Make the copy at `to` the live one, from recovery point `point` or (None) from
+    /// exactly the data synced last. `prefer_synced`: when a final sync did complete, use
+    /// that instead of the point (unplanned failover that could still reach the source).
+    /// The machine is not started.
+    Failover {
+        machine: String,
+        from: String,
+        to: String,
+        point: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        prefer_synced: bool,
+        nics: Vec<NicAssignment>,
+    },
+    /// Drop the recovery points kept for changing the point after failover.
+    Commit { machine: String, site: String },
+    /// Replicate from the live copy at `from` back to `to`, transferring only the delta.
+    Reprotect { machine: String, from: String, to: String },
+    /// Create and start a test copy from a point, attached only to drill networks.
+    CreateTestCopy { machine: String, site: String, point: u64, nics: Vec<NicAssignment>, drill: String },
+    /// Stop and delete a drill's test copy.
+    RemoveTestCopy { machine: String, site: String, drill: String },
+}
+
+impl ProviderOp {
+    pub fn machine(&self) -> &str {
+        match self {
+            ProviderOp::EnableProtection { machine, .. }
+            | ProviderOp::TakePoint { machine, .. }
+            | ProviderOp::Shutdown { machine, .. }
+            | ProviderOp::Start { machine, .. }
+            | ProviderOp::Sync { machine, .. }
+            | ProviderOp::Failover { machine, .. }
+            | ProviderOp::Commit { machine, .. }
+            | ProviderOp::Reprotect { machine, .. }
+            | ProviderOp::CreateTestCopy { machine, .. }
+            | ProviderOp::RemoveTestCopy { machine, .. } => machine,
+        }
+    }
+
+    /// The site whose capacity the operation uses (for per-site parallelism limits).
+    pub fn site(&self) -> &str {
+        match self {
+            ProviderOp::Shutdown { site, .. }
+            | ProviderOp::Start { site, .. }
+            | ProviderOp::Commit { site, .. }
+            | ProviderOp::CreateTestCopy { site, .. }
+            | ProviderOp::RemoveTestCopy { site, .. } => site,
+            ProviderOp::EnableProtection { to, .. }
+            | ProviderOp::TakePoint { to, .. }
+            | ProviderOp::Sync { to, .. }
+            | ProviderOp::Failover { to, .. }
+            | ProviderOp::Reprotect { to, .. } => to,
+        }
+    }
+
+    pub fn kind(&self) -> OpKind {
+        match self {
+            ProviderOp::EnableProtection { .. } => OpKind::EnableProtection,
+            ProviderOp::TakePoint { .. } => OpKind::TakePoint,
+            ProviderOp::Shutdown { .. } => OpKind::Shutdown,
+            ProviderOp::Start { .. } => OpKind::Start,
+            ProviderOp::Sync { .. } => OpKind::Sync,
+            ProviderOp::Failover { .. } => OpKind::Failover,
+            ProviderOp::Commit { .. } => OpKind::Commit,
+            ProviderOp::Reprotect { .. } => OpKind::Reprotect,
+            ProviderOp::CreateTestCopy { .. } => OpKind::CreateTestCopy,
+            ProviderOp::RemoveTestCopy { .. } => OpKind::RemoveTestCopy,
+        }
+    }
+
+    /// Moving data: interrupting it leaves the target inconsistent.
+    pub fn moves_data(&self) -> bool {
+        matches!(self.kind(), OpKind::Sync | OpKind::EnableProtection | OpKind::Reprotect | OpKind::TakePoint)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpKind {
+    EnableProtection,
+    TakePoint,
+    Shutdown,
+    Start,
+    Sync,
+    Failover,
+    Commit,
+    Reprotect,
+    CreateTestCopy,
+    RemoveTestCopy,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 10] = [
+        OpKind::EnableProtection,
+        OpKind::TakePoint,
+        OpKind::Shutdown,
+        OpKind::Start,
+        OpKind::Sync,
+        OpKind::Failover,
+        OpKind::Commit,
+        OpKind::Reprotect,
+        OpKind::CreateTestCopy,
+        OpKind::RemoveTestCopy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::EnableProtection => "enable-protection",
+            OpKind::TakePoint => "take-point",
+            OpKind::Shutdown => "shutdown",
+            OpKind::Start => "start",
+            OpKind::Sync => "sync",
+            OpKind::Failover => "failover",
+            OpKind::Commit => "commit",
+            OpKind::Reprotect => "reprotect",
+            OpKind::CreateTestCopy => "create-test-copy",
+            OpKind::RemoveTestCopy => "remove-test-copy",
+        }
+    }
+}

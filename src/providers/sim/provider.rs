@@ -1,0 +1,623 @@
+//! The sim provider: operations against the simulated world, with latencies and faults.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::rng::Rng;
+use super::world::{FaultKind, SimCopy, SimMachine, SimReplication, SimTestCopy, World, WorldStore};
+use crate::exec::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::planner::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::spec::time_format::human_bytes;
+use crate::spec::{ProviderKind, SyncMode};
+use crate::state::{
+    Consistency, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
+    ReplicationHealth, SiteInventory, TestCopy,
+};
+use crate::validate::Model;
+
+pub struct SimProvider {
+    inner: Mutex<Inner>,
+    /// Plan machine name -> identity in the world.
+    ids: HashMap<String, String>,
+    /// Plan order, for the inventory.
+    names: Vec<String>,
+    sites: Vec<String>,
+    keep: usize,
+}
+
+struct Inner {
+    world: World,
+    store: WorldStore,
+    dirty: bool,
+}
+
+/// What an operation needs before its latency elapses.
+struct Prepared {
+    latency: Duration,
+    hang: bool,
+}
+
+impl SimProvider {
+    pub fn open(model: &Model) -> Result<Self, ProviderError> {
+        let paths: Vec<_> = model.sites.iter().filter_map(|s| s.path.clone()).collect();
+        let Some(path) = paths.first() else {
+            return Err(ProviderError::setup("no sim site has a `path`", "point sim sites at a world file"));
+        };
+        if paths.iter().any(|p| p != path) {
+            return Err(ProviderError::setup(
+                "sim sites of one plan must share one world file",
+                "give every sim site the same `path`: the world holds all its sites",
+            ));
+        }
+        let store = WorldStore::new(path);
+        let world = store.load()?;
+        for site in &model.sites {
+            if !world.sites.contains_key(&site.name) {
+                return Err(ProviderError::setup(
+                    format!("site `{}` is not in sim world `{}`", site.name, path.display()),
+                    "add it under `sites` in the world file, or recreate the world with `drplan sim init PLAN --force`",
+                ));
+            }
+        }
+        Ok(SimProvider {
+            inner: Mutex::new(Inner { world, store, dirty: false }),
+            ids: model.machines.iter().map(|m| (m.name.clone(), m.provider_id.clone())).collect(),
+            names: model.machines.iter().map(|m| m.name.clone()).collect(),
+            sites: model.sites.iter().map(|s| s.name.clone()).collect(),
+            keep: model.protection.keep_points as usize,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn id<'a>(&'a self, machine: &'a str) -> &'a str {
+        self.ids.get(machine).map_or(machine, String::as_str)
+    }
+
+    fn inventory_now(&self) -> Inventory {
+        let mut inner = self.lock();
+        let now = inner.world.now();
+        let processing_delay = inner.world.replication.processing_delay;
+        let sites = self
+            .sites
+            .iter()
+            .map(|s| {
+                let reachable = inner.world.reachable(s);
+                let error = (!reachable).then(|| "site is dark (sim)".to_string());
+                (s.clone(), SiteInventory { reachable, error })
+            })
+            .collect();
+        let mut machines = std::collections::BTreeMap::new();
+        for name in &self.names {
+            let id = self.id(name).to_string();
+            inner.world.catch_up(&id, now, self.keep);
+            let world = &inner.world;
+            let Some(m) = world.machines.get(&id) else {
+                machines.insert(name.clone(), MachineInventory::default());
+                continue;
+            };
+            machines.insert(name.clone(), machine_inventory(world, m, now, processing_delay));
+        }
+        Inventory { taken_at: now, sites, machines }
+    }
+
+    fn prepare(&self, op: &ProviderOp) -> Result<Prepared, ProviderError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let world = &mut inner.world;
+        // Injected faults come first: they model the platform refusing the call.
+        let mut hang = false;
+        let matching = world.faults.iter().position(|f| {
+            f.op.is_none_or(|k| k == op.kind())
+                && f.machine.as_deref().is_none_or(|m| m == op.machine())
+                && f.site.as_deref().is_none_or(|s| s == op.site())
+                && f.times.is_none_or(|t| f.triggered < t)
+        });
+        if let Some(index) = matching {
+            let fault = &mut world.faults[index];
+            fault.triggered += 1;
+            let (kind, triggered) = (fault.kind, fault.triggered);
+            let message = fault.message.clone();
+            inner.store.record_fault(index, triggered)?;
+            inner.dirty = true;
+            match kind {
+                FaultKind::Error => {
+                    return Err(ProviderError::failed(message.unwrap_or_else(|| {
+                        format!("injected fault: {} of {} failed", op.kind().as_str(), op.machine())
+                    })));
+                }
+                FaultKind::Throttle => return Err(ProviderError::Throttled { retry_after: Duration::from_millis(50) }),
+                FaultKind::Hang => hang = true,
+            }
+        }
+        for site in sites_of(op) {
+            if !world.reachable(site) {
+                return Err(ProviderError::Unreachable { site: site.to_string(), reason: "site is dark (sim)".into() });
+            }
+        }
+        let id = self.id(op.machine()).to_string();
+        let now = world.now();
+        world.catch_up(&id, now, self.keep);
+        let latency = latency_of(world, op, &id);
+        // A data transfer marks its target inconsistent until it completes, so a crash or a
+        // cancellation in the middle is never mistaken for a finished sync.
+        if let ProviderOp::Sync { to, from, final_sync, .. } = op
+            && let Some(m) = world.machines.get_mut(&id)
+            && m.active == *from
+            && !(*final_sync && m.copies.get(from).is_some_and(|c| c.power == Power::On))
+            && m.copies.get(to).is_none_or(|c| c.generation != m.written || !c.consistent)
+        {
+            let template = m.copies.get(from).cloned();
+            let target = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
+            target.consistent = false;
+            let snapshot = m.clone();
+            inner.store.record_machine(&id, &snapshot)?;
+            inner.dirty = true;
+        }
+        Ok(Prepared { latency, hang })
+    }
+
+    fn apply(&self, op: &ProviderOp) -> Result<OpOutcome, ProviderError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let id = self.id(op.machine()).to_string();
+        let now = inner.world.now();
+        inner.world.catch_up(&id, now, self.keep);
+        let settings = inner.world.replication.clone();
+        let world = &mut inner.world;
+        let Some(m) = world.machines.get_mut(&id) else {
+            return Err(ProviderError::NotFound { machine: op.machine().to_string(), site: op.site().to_string() });
+        };
+        let outcome = apply_op(m, op, now, settings.app_consistent_every)?;
+        if !outcome.already_done {
+            let snapshot = m.clone();
+            inner.store.record_machine(&id, &snapshot)?;
+            inner.dirty = true;
+        }
+        Ok(outcome)
+    }
+}
+
+fn sites_of(op: &ProviderOp) -> Vec<&str> {
+    match op {
+        ProviderOp::EnableProtection { from, to, .. }
+        | ProviderOp::TakePoint { from, to, .. }
+        | ProviderOp::Sync { from, to, .. }
+        | ProviderOp::Reprotect { from, to, .. } => vec![from, to],
+        // A failover must work while the source is dark: only the target matters.
+        ProviderOp::Failover { to, .. } => vec![to],
+        ProviderOp::Shutdown { site, .. }
+        | ProviderOp::Start { site, .. }
+        | ProviderOp::Commit { site, .. }
+        | ProviderOp::CreateTestCopy { site, .. }
+        | ProviderOp::RemoveTestCopy { site, .. } => vec![site],
+    }
+}
+
+/// Simulated duration: the operation's latency (seeded jitter) plus transfer time.
+fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
+    let base = world.latency.get(&op.kind()).copied().unwrap_or(super::world::Latency { mean_ms: 0, jitter_ms: 0 });
+    let mut rng = Rng::for_key(world.seed, &format!("{op:?}"));
+    let jitter = if base.jitter_ms > 0 { rng.range(0, 2 * base.jitter_ms) as i64 - base.jitter_ms as i64 } else { 0 };
+    let ms = (base.mean_ms as i64 + jitter).max(0) as u64;
+    Duration::from_millis(ms) + transfer_time(world, op, id)
+}
+
+fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
+    match op {
+        ProviderOp::EnableProtection { .. } => m.disk_bytes,
+        ProviderOp::Sync { to, mode: SyncMode::Full, .. } => {
+            let _ = to;
+            m.disk_bytes
+        }
+        ProviderOp::Sync { to, mode: SyncMode::Delta, .. } | ProviderOp::Reprotect { to, .. } => {
+            match m.copies.get(to) {
+                Some(c) if c.consistent => m.written.abs_diff(c.generation).min(m.disk_bytes),
+                // An interrupted or missing copy is rebuilt in full.
+                _ => m.disk_bytes,
+            }
+        }
+        ProviderOp::TakePoint { .. } => {
+            let last = m.points.last().map_or(0, |p| p.generation);
+            m.written.saturating_sub(last).min(m.disk_bytes)
+        }
+        _ => 0,
+    }
+}
+
+fn transfer_time(world: &World, op: &ProviderOp, id: &str) -> Duration {
+    let Some(m) = world.machines.get(id) else { return Duration::ZERO };
+    let bytes = transfer_bytes(m, op);
+    let per_s = world.replication.throughput_mib_s.max(1) * 1024 * 1024;
+    Duration::from_secs_f64(bytes as f64 / per_s as f64)
+}
+
+fn blank_copy(template: Option<&SimCopy>) -> SimCopy {
+    SimCopy {
+        power: Power::Off,
+        generation: 0,
+        consistent: false,
+        nics: Vec::new(),
+        settings: template.map(|t| t.settings.clone()).unwrap_or_default(),
+        disks: template.map(|t| t.disks.clone()).unwrap_or_default(),
+    }
+}
+
+fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
+    nics.iter().map(|n| NicState { network: n.network.clone(), ip: n.ip }).collect()
+}
+
+fn done(summary: impl Into<String>) -> OpOutcome {
+    OpOutcome { summary: summary.into(), already_done: true, ..OpOutcome::default() }
+}
+
+fn did(summary: impl Into<String>) -> OpOutcome {
+    OpOutcome { summary: summary.into(), ..OpOutcome::default() }
+}
+
+fn fail(message: impl Into<String>) -> ProviderError {
+    ProviderError::failed(message)
+}
+
+/// A point of the live data, taken now.
+fn new_point(m: &mut SimMachine, now: SystemTime, app_every: u32) -> u64 {
+    let id = m.push_point(now, m.written, app_every);
+    if let Some(rep) = m.replication.as_mut() {
+        rep.last_point = now;
+    }
+    id
+}
+
+/// The effect of an operation on one machine. Repeating a finished operation is a no-op.
+fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32) -> Result<OpOutcome, ProviderError> {
+    let name = op.machine();
+    match op {
+        ProviderOp::EnableProtection { from, to, .. } => {
+            if m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
+                return Ok(done(format!("{name} already replicates {from} → {to}")));
+            }
+            if &m.active != from {
+                return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
+            }
+            let template = m.copies.get(from).cloned();
+            let bytes = m.disk_bytes;
+            let replica = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
+            replica.generation = m.written;
+            replica.consistent = true;
+            replica.power = Power::Off;
+            m.points.clear();
+            m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });
+            let point = new_point(m, now, app_every);
+            Ok(OpOutcome {
+                summary: format!("{name}: initial replication {from} → {to} ({}), point {point}", human_bytes(bytes)),
+                bytes_transferred: Some(bytes),
+                point: Some(point),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::TakePoint { from, to, .. } => {
+            if !m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
+                return Err(fail(format!("{name} does not replicate {from} → {to}")));
+            }
+            let bytes = transfer_bytes(m, op);
+            let point = new_point(m, now, app_every);
+            if let Some(replica) = m.copies.get_mut(to) {
+                replica.generation = m.written;
+            }
+            Ok(OpOutcome {
+                summary: format!("{name}: point {point} ({} transferred)", human_bytes(bytes)),
+                bytes_transferred: Some(bytes),
+                point: Some(point),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::Shutdown { site, .. } => {
+            let copy = m
+                .copies
+                .get_mut(site)
+                .ok_or_else(|| ProviderError::NotFound { machine: name.to_string(), site: site.clone() })?;
+            if copy.power == Power::Off {
+                return Ok(done(format!("{name} is already off at {site}")));
+            }
+            copy.power = Power::Off;
+            Ok(did(format!("{name} shut down at {site}")))
+        }
+        ProviderOp::Start { site, nics, .. } => {
+            if &m.active != site {
+                return Err(fail(format!("{name}: the live copy is at {}, not {site}; fail over first", m.active)));
+            }
+            let copy = m
+                .copies
+                .get_mut(site)
+                .ok_or_else(|| ProviderError::NotFound { machine: name.to_string(), site: site.clone() })?;
+            if !copy.consistent {
+                return Err(fail(format!("{name} at {site} is inconsistent; it must be synced before it can start")));
+            }
+            if copy.power == Power::On {
+                return Ok(done(format!("{name} is already running at {site}")));
+            }
+            copy.power = Power::On;
+            if !nics.is_empty() {
+                copy.nics = nic_states(nics);
+            }
+            Ok(did(format!("{name} started at {site}")))
+        }
+        ProviderOp::Sync { from, to, mode, final_sync, .. } => {
+            if &m.active != from {
+                return Err(fail(format!("{name}: sync source {from} is not the live copy ({})", m.active)));
+            }
+            let source_power = m.copies.get(from).map(|c| c.power);
+            if *final_sync && source_power == Some(Power::On) {
+                return Err(fail(format!("{name}: a final sync needs {from} shut down first")));
+            }
+            if m.copies.get(to).is_some_and(|c| c.consistent && c.generation == m.written) {
+                return Ok(done(format!("{name}: {to} already holds the latest data")));
+            }
+            let bytes = transfer_bytes(m, op);
+            let template = m.copies.get(from).cloned();
+            let written = m.written;
+            let target = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
+            target.generation = written;
+            target.consistent = true;
+            target.power = Power::Off;
+            let kind = match mode {
+                SyncMode::Delta => "delta",
+                SyncMode::Full => "full copy",
+            };
+            let when = if *final_sync { "final " } else { "" };
+            Ok(OpOutcome {
+                summary: format!("{name}: {when}{kind} {from} → {to}, {}", human_bytes(bytes)),
+                bytes_transferred: Some(bytes),
+                verified: Some(format!("generation {written} at {to} equals {from}")),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::Failover { from, to, point, prefer_synced, nics, .. } => {
+            if &m.active == to {
+                return Ok(done(format!("{name} already runs from {to}")));
+            }
+            let copy = m.copies.get(to).ok_or_else(|| fail(format!("{name} has no copy at {to}; protect it first")))?;
+            if !copy.consistent {
+                return Err(fail(format!("{name} at {to} is inconsistent; sync it again before failing over")));
+            }
+            let synced = copy.generation == m.written;
+            let point = if *prefer_synced && synced { &None } else { point };
+            let (generation, loss, used_point) = match point {
+                None => {
+                    if copy.generation != m.written {
+                        return Err(fail(format!(
+                            "{name}: {to} is {} behind {from}; a final sync must come first",
+                            human_bytes(m.written.abs_diff(copy.generation))
+                        )));
+                    }
+                    (m.written, DataLoss::default(), None)
+                }
+                Some(id) => {
+                    let p = m.points.iter().find(|p| p.id == *id).ok_or_else(|| {
+                        fail(format!("{name}: recovery point {id} no longer exists (retention or commit)"))
+                    })?;
+                    let loss = DataLoss {
+                        time: now.duration_since(p.time).unwrap_or_default(),
+                        bytes: Some(m.written.saturating_sub(p.generation)),
+                    };
+                    (p.generation, loss, Some(p.id))
+                }
+            };
+            let source_written = m.written;
+            let target = m.copies.get_mut(to).expect("checked above");
+            target.generation = generation;
+            target.power = Power::Off;
+            if !nics.is_empty() {
+                target.nics = nic_states(nics);
+            }
+            m.active = to.clone();
+            m.written = generation;
+            m.written_at = now;
+            m.replication = None;
+            m.commit_pending = true;
+            let verified = match used_point {
+                None => format!("generation {generation} equals {from} at shutdown"),
+                Some(p) => format!("generation {generation} equals point {p}"),
+            };
+            let what = used_point.map_or_else(|| "latest synced data".to_string(), |p| format!("point {p}"));
+            Ok(OpOutcome {
+                summary: format!(
+                    "{name} failed over {from} → {to} from {what}{}",
+                    if source_written > generation {
+                        format!(", {} lost", human_bytes(source_written - generation))
+                    } else {
+                        String::new()
+                    }
+                ),
+                point: used_point,
+                data_loss: Some(loss),
+                verified: Some(verified),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::Commit { site, .. } => {
+            if !m.commit_pending {
+                return Ok(done(format!("{name}: nothing to commit at {site}")));
+            }
+            m.commit_pending = false;
+            m.points.clear();
+            Ok(did(format!("{name}: failover committed at {site}")))
+        }
+        ProviderOp::Reprotect { from, to, .. } => {
+            if m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
+                return Ok(done(format!("{name} already replicates {from} → {to}")));
+            }
+            if &m.active != from {
+                return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
+            }
+            if m.copies.get(to).is_some_and(|c| c.power == Power::On) {
+                return Err(fail(format!("{name}: the old copy at {to} is running; shut it down before reprotecting")));
+            }
+            let bytes = transfer_bytes(m, op);
+            let template = m.copies.get(from).cloned();
+            let written = m.written;
+            let target = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
+            target.generation = written;
+            target.consistent = true;
+            m.points.clear();
+            m.commit_pending = false;
+            m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });
+            let point = new_point(m, now, app_every);
+            Ok(OpOutcome {
+                summary: format!(
+                    "{name}: reverse replication {from} → {to} ({} delta), point {point}",
+                    human_bytes(bytes)
+                ),
+                bytes_transferred: Some(bytes),
+                point: Some(point),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::CreateTestCopy { site, point, nics, drill, .. } => {
+            if m.test_copies.iter().any(|t| &t.drill == drill && &t.site == site) {
+                return Ok(done(format!("{name}: test copy for drill {drill} exists at {site}")));
+            }
+            if m.replication.as_ref().is_none_or(|r| &r.to != site) {
+                return Err(fail(format!("{name} has no replica at {site}")));
+            }
+            if !m.points.iter().any(|p| p.id == *point) {
+                return Err(fail(format!("{name}: recovery point {point} no longer exists")));
+            }
+            m.test_copies.push(SimTestCopy {
+                site: site.clone(),
+                drill: drill.clone(),
+                point: *point,
+                nics: nic_states(nics),
+                power: Power::On,
+            });
+            Ok(OpOutcome {
+                summary: format!("{name}: test copy from point {point} running at {site}"),
+                point: Some(*point),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::RemoveTestCopy { site, drill, .. } => {
+            let before = m.test_copies.len();
+            m.test_copies.retain(|t| !(&t.drill == drill && &t.site == site));
+            if m.test_copies.len() == before {
+                return Ok(done(format!("{name}: no test copy of drill {drill} at {site}")));
+            }
+            Ok(did(format!("{name}: test copy of drill {drill} removed from {site}")))
+        }
+    }
+}
+
+fn machine_inventory(world: &World, m: &SimMachine, now: SystemTime, processing_delay: Duration) -> MachineInventory {
+    let copies = m
+        .copies
+        .iter()
+        .map(|(site, c)| {
+            let power = if world.reachable(site) { c.power } else { Power::Unknown };
+            let copy = MachineCopy {
+                power,
+                consistent: c.consistent,
+                nics: c.nics.clone(),
+                settings: c.settings.clone(),
+                disks: c.disks.clone(),
+            };
+            (site.clone(), copy)
+        })
+        .collect();
+    let newest = m.points.last();
+    let replication = m.replication.as_ref().map(|r| {
+        let health = if !m.copies.get(&r.to).is_some_and(|c| c.consistent) {
+            ReplicationHealth::Inconsistent
+        } else if !world.reachable(&r.from) || !world.reachable(&r.to) {
+            ReplicationHealth::Degraded
+        } else {
+            ReplicationHealth::Healthy
+        };
+        Replication {
+            from: r.from.clone(),
+            to: r.to.clone(),
+            health,
+            lag: newest.map(|p| now.duration_since(p.time).unwrap_or_default()),
+            pending_bytes: Some(m.written.saturating_sub(newest.map_or(0, |p| p.generation))),
+        }
+    });
+    let points = m
+        .points
+        .iter()
+        .map(|p| RecoveryPoint {
+            id: p.id,
+            time: p.time,
+            consistency: if p.app { Consistency::App } else { Consistency::Crash },
+            processed: now.duration_since(p.time).unwrap_or_default() >= processing_delay,
+            bytes_after: Some(m.written.saturating_sub(p.generation)),
+        })
+        .collect();
+    MachineInventory {
+        active_site: Some(m.active.clone()),
+        copies,
+        replication,
+        points,
+        commit_pending: m.commit_pending,
+        test_copies: m
+            .test_copies
+            .iter()
+            .map(|t| TestCopy { site: t.site.clone(), drill: t.drill.clone(), power: t.power })
+            .collect(),
+    }
+}
+
+impl Platform for SimProvider {
+    fn capabilities(&self) -> Capabilities {
+        self.lock().world.support.clone()
+    }
+
+    fn estimate(&self, op: &ProviderOp) -> Duration {
+        let inner = self.lock();
+        latency_of(&inner.world, op, self.id(op.machine()))
+    }
+}
+
+impl Provider for SimProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sim
+    }
+
+    fn inventory(&self) -> ProviderFuture<'_, Inventory> {
+        Box::pin(async move { Ok(self.inventory_now()) })
+    }
+
+    fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome> {
+        Box::pin(async move {
+            let prepared = self.prepare(op)?;
+            let scale = self.lock().world.time_scale.max(0.0);
+            if prepared.hang {
+                cancel.cancelled().await;
+                return Err(ProviderError::Cancelled);
+            }
+            let real = prepared.latency.mul_f64(scale);
+            if !real.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(real) => {}
+                    _ = cancel.cancelled() => return Err(ProviderError::Cancelled),
+                }
+            }
+            self.apply(op)
+        })
+    }
+
+    fn flush(&self) -> ProviderFuture<'_, ()> {
+        Box::pin(async move {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            if inner.dirty {
+                inner.store.save(&inner.world)?;
+                inner.dirty = false;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Why state could not be read, written or locked.
+
+use std::path::PathBuf;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum StateError {
+    #[error("plan `{plan}` is locked by {holder}")]
+    #[diagnostic(
+        code(drplan::state_locked),
+        help(
+            "another drplan is planning or applying this plan; wait for it to finish. If that process is gone for good, run `drplan unlock {plan_path}`"
+        )
+    )]
+    Locked { plan: String, plan_path: String, holder: String },
+
+    #[error("state file `{path}` is corrupt: {reason}")]
+    #[diagnostic(
+        code(drplan::corrupt_state),
+        help("restore it from `{}.bak` (the previous version), or move it away to start afresh from the provider's inventory", path.display())
+    )]
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+        #[source_code]
+        source_code: Option<std::sync::Arc<NamedSource<String>>>,
+        #[label("here")]
+        at: Option<SourceSpan>,
+    },
+
+    #[error("state file `{path}` has format {found}; this drplan reads format {supported}")]
+    #[diagnostic(code(drplan::state_format), help("a newer drplan wrote it; upgrade drplan"))]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+
+    #[error("state file `{path}` belongs to plan `{found}`, not `{expected}`")]
+    #[diagnostic(
+        code(drplan::state_mismatch),
+        help("two plans share a name or a state directory; give each plan a unique `name`")
+    )]
+    WrongPlan { path: PathBuf, found: String, expected: String },
+
+    #[error("journal `{path}` is corrupt at line {line}: {reason}")]
+    #[diagnostic(
+        code(drplan::corrupt_journal),
+        help("every line is one JSON record; only a torn last line (after a crash) is tolerated")
+    )]
+    CorruptJournal { path: PathBuf, line: usize, reason: String },
+
+    #[error("cannot {action} `{path}`: {source}")]
+    #[diagnostic(code(drplan::state_io), help("check permissions and free space of the state directory"))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StateError::Io { action, path: path.into(), source }
+    }
+}

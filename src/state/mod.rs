@@ -1,0 +1,57 @@
+//! What is actually there: the provider's inventory (see [`inventory`]) and the engine's own
+//! state (lineage, serial, runs, drills, history, the journal) behind [`StateStore`].
+
+pub mod atomic;
+pub mod error;
+pub mod file_store;
+pub mod inventory;
+pub mod journal;
+pub mod lock;
+mod model;
+
+pub use error::StateError;
+pub use file_store::FileStore;
+pub use inventory::*;
+pub use journal::{JournalEvent, JournalRecord};
+pub use lock::{FileLock, LockHolder};
+pub use model::*;
+
+/// Where the engine keeps its state. The default is a directory beside the plan
+/// ([`FileStore`]); other backends implement the same contract.
+pub trait StateStore: Send + Sync {
+    /// For messages: where the state lives.
+    fn location(&self) -> String;
+    /// Take the plan's exclusive lock, or fail with who holds it.
+    fn lock(&self, command: &str) -> Result<FileLock, StateError>;
+    /// Who holds the lock, if anyone.
+    fn lock_holder(&self) -> Result<Option<LockHolder>, StateError>;
+    /// Break a lock whose holder is gone (or, with `force`, one that looks alive).
+    fn unlock(&self, force: bool) -> Result<UnlockOutcome, StateError>;
+    /// The current state; a fresh one (new lineage, serial 0) when none was saved yet.
+    fn load(&self) -> Result<State, StateError>;
+    /// Save atomically, bumping the serial.
+    fn save(&self, state: &mut State) -> Result<(), StateError>;
+    /// The current state, saving a fresh one first if none exists, so that its lineage is
+    /// fixed from the first plan on. Call with the lock held.
+    fn load_or_init(&self) -> Result<State, StateError> {
+        let mut state = self.load()?;
+        if state.serial == 0 {
+            self.save(&mut state)?;
+        }
+        Ok(state)
+    }
+    /// Append journal records durably (fsynced before returning).
+    fn append_journal(&self, run: &str, records: &[JournalRecord]) -> Result<(), StateError>;
+    /// A run's journal; a torn last line (crash during a write) is ignored.
+    fn read_journal(&self, run: &str) -> Result<Vec<JournalRecord>, StateError>;
+    /// Store a run artifact (saved plan, report) atomically.
+    fn write_artifact(&self, name: &str, bytes: &[u8]) -> Result<(), StateError>;
+    fn read_artifact(&self, name: &str) -> Result<Option<Vec<u8>>, StateError>;
+}
+
+#[derive(Debug)]
+pub enum UnlockOutcome {
+    NotLocked,
+    Released(Option<LockHolder>),
+    StillHeld(LockHolder),
+}

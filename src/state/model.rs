@@ -1,0 +1,61 @@
+//! The engine's own state document.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::time_format::{self, opt_time};
+
+/// The state format this build reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: u32,
+    /// Fixed when the state is created: a saved plan from another lineage is never applied.
+    pub lineage: String,
+    /// Bumped on every save: a saved plan computed at another serial is stale.
+    pub serial: u64,
+    pub plan: String,
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_apply: Option<LastApply>,
+}
+
+impl State {
+    pub fn new(plan: &str) -> Self {
+        State {
+            format: STATE_FORMAT,
+            lineage: new_id(),
+            serial: 0,
+            plan: plan.to_string(),
+            updated_at: None,
+            last_apply: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastApply {
+    pub run: String,
+    pub operation: String,
+    pub document_hash: String,
+    #[serde(with = "time_format")]
+    pub finished_at: SystemTime,
+    pub status: String,
+}
+
+/// A random 128-bit id in hex: lineages, run ids, drill ids.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_err() {
+        // No /dev/urandom: mix the clock and pid; unique enough for local identifiers.
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        bytes = blake3::hash(format!("{nanos}-{}", std::process::id()).as_bytes()).as_bytes()[..16]
+            .try_into()
+            .unwrap_or([0; 16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

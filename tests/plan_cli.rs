@@ -1,0 +1,339 @@
+//! `drplan plan`, `show` and `graph` against the sim provider: the plan for every transition,
+//! stale plan detection, and clear diagnostics for every bad input.
+
+mod common;
+
+use common::{SimLab, normalize_plan_json, transcript};
+use drplan::state::Power;
+use serde_json::Value;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn plan_json(lab: &SimLab) -> Value {
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn action_ids(plan: &Value) -> Vec<String> {
+    plan["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn position(ids: &[String], id: &str) -> usize {
+    ids.iter().position(|i| i == id).unwrap_or_else(|| panic!("no action {id} in {ids:?}"))
+}
+
+fn snapshot_plan(name: &str, lab: &SimLab) {
+    let human = lab.run(&["plan", "shop.yaml"]);
+    insta::assert_snapshot!(format!("{name}_human"), transcript(&human));
+    let mut json = plan_json(lab);
+    normalize_plan_json(&mut json);
+    insta::assert_json_snapshot!(format!("{name}_json"), json);
+}
+
+#[test]
+fn unprotected_estate_plans_protection_only() {
+    let lab = SimLab::new(false);
+    snapshot_plan("protect", &lab);
+    let plan = plan_json(&lab);
+    assert_eq!(plan["run"], "converge");
+    let kinds: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"]["type"] == "provider")
+        .map(|a| a["kind"]["op"]["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["enable-protection"; 5]);
+}
+
+#[test]
+fn protected_steady_state_has_no_changes() {
+    let lab = SimLab::new(true);
+    let out = lab.run(&["plan", "shop.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    insta::assert_snapshot!(stdout(&out));
+}
+
+#[test]
+fn planned_failover_follows_the_documented_order() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "shop.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "changes exit 2: {}", transcript(&out));
+    snapshot_plan("planned_failover", &lab);
+
+    let plan = plan_json(&lab);
+    assert_eq!(plan["run"], "planned-failover");
+    assert_eq!(plan["policy"], "stop");
+    let ids = action_ids(&plan);
+    // Shutdown in reverse group order: web (waits for app) before app, app before db and cache.
+    assert!(position(&ids, "shutdown/web1") < position(&ids, "shutdown/app1"));
+    assert!(position(&ids, "shutdown/app1") < position(&ids, "shutdown/db1"));
+    assert!(position(&ids, "shutdown/app1") < position(&ids, "shutdown/cache1"));
+    let app_shutdown = &plan["actions"][position(&ids, "shutdown/db1")];
+    assert!(app_shutdown["after"].as_array().unwrap().iter().any(|a| a == "stopped/app"));
+    // Final sync after shutdown, failover after sync, start after failover, in group order.
+    for m in ["db1", "db2", "cache1", "app1", "web1"] {
+        let (s, y, f, b) = (
+            position(&ids, &format!("shutdown/{m}")),
+            position(&ids, &format!("sync/{m}")),
+            position(&ids, &format!("failover/{m}")),
+            position(&ids, &format!("start/{m}")),
+        );
+        assert!(s < y && y < f && f < b, "{m}: {s} {y} {f} {b}");
+        assert!(position(&ids, &format!("commit/{m}")) > position(&ids, "booted"));
+        assert!(position(&ids, &format!("reprotect/{m}")) > position(&ids, &format!("commit/{m}")));
+    }
+    assert!(position(&ids, "start/app1") > position(&ids, "done/db"));
+    assert!(position(&ids, "start/app1") > position(&ids, "done/cache"));
+    assert!(position(&ids, "app/before/dns") < position(&ids, "start/app1"));
+    assert!(position(&ids, "app/after/smoke") > position(&ids, "start/app1"));
+    assert!(!ids.contains(&"app/after/drill-only".to_string()), "drill-only steps do not run in a failover");
+    assert!(ids.contains(&"notify/after/page".to_string()), "script-only groups run");
+    // Zero data loss, addresses mapped.
+    assert_eq!(plan["summary"]["expected_data_loss"]["max_time_ms"], 0);
+    let failover = &plan["actions"][position(&ids, "failover/db1")]["kind"]["op"];
+    assert_eq!(failover["nics"][0]["ip"], "10.9.0.10");
+    assert_eq!(failover["point"], Value::Null);
+}
+
+#[test]
+fn unplanned_failover_has_no_required_shutdown_and_shows_data_loss() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "7m"]).status.code(), Some(0));
+    lab.target("active: dc2\nvia: unplanned");
+    snapshot_plan("unplanned_failover", &lab);
+    let plan = plan_json(&lab);
+    assert_eq!(plan["run"], "unplanned-failover");
+    assert_eq!(plan["policy"], "continue");
+    let ids = action_ids(&plan);
+    assert!(!ids.iter().any(|i| i.starts_with("shutdown/") || i.starts_with("sync/")), "{ids:?}");
+    let loss = &plan["summary"]["expected_data_loss"];
+    assert_eq!(loss["max_time_ms"], 120_000, "points every 5m; the last is 2m old");
+    assert!(loss["total_bytes"].as_u64().unwrap() > 0);
+    let failover = &plan["actions"][position(&ids, "failover/db1")]["kind"]["op"];
+    assert!(failover["point"].as_u64().is_some());
+}
+
+#[test]
+fn unplanned_failover_may_try_a_shutdown_first() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2\nvia: unplanned\ntry_shutdown: true");
+    let plan = plan_json(&lab);
+    let ids = action_ids(&plan);
+    let shutdown = &plan["actions"][position(&ids, "shutdown/db1")];
+    assert_eq!(shutdown["on_failure"], "continue");
+    let failover = &plan["actions"][position(&ids, "failover/db1")];
+    assert_eq!(failover["after"][0], "sync/db1", "waits for the sync but does not need it");
+    assert!(failover.get("needs").is_none());
+    assert_eq!(failover["kind"]["op"]["prefer_synced"], true);
+}
+
+#[test]
+fn failback_with_delta_sync_has_the_complete_failover_gate() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.edit_world(|w| {
+        // Drift while running at dc2: more memory for db1.
+        let db1 = w.machines.get_mut("db1").unwrap();
+        db1.copies.get_mut("dc2").unwrap().settings.insert("memory_mib".into(), "65536".into());
+    });
+    lab.target("active: dc1\nsync: delta");
+    snapshot_plan("failback_delta", &lab);
+    let plan = plan_json(&lab);
+    assert_eq!(plan["run"], "failback");
+    let ids = action_ids(&plan);
+    for m in ["db1", "web1"] {
+        assert!(position(&ids, &format!("presync/{m}")) < position(&ids, "gate/complete-failover"));
+        assert!(position(&ids, "gate/complete-failover") < position(&ids, &format!("shutdown/{m}")));
+    }
+    let sync = &plan["actions"][position(&ids, "sync/db1")]["kind"]["op"];
+    assert_eq!((sync["mode"].as_str(), sync["final_sync"].as_bool()), (Some("delta"), Some(true)));
+    assert!(plan["drift"][0]["diff"].as_str().unwrap().contains("+  memory_mib: 65536"));
+    assert!(!ids.contains(&"notify/after/page".to_string()), "`direction: [forward]` steps skip failbacks");
+}
+
+#[test]
+fn failback_with_full_sync_copies_everything_after_shutdown() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.target("active: dc1\nsync: full");
+    snapshot_plan("failback_full", &lab);
+    let plan = plan_json(&lab);
+    let ids = action_ids(&plan);
+    assert!(!ids.iter().any(|i| i.starts_with("presync/") || i.starts_with("gate/")));
+    let sync = &plan["actions"][position(&ids, "sync/db1")]["kind"]["op"];
+    assert_eq!(sync["mode"], "full");
+}
+
+#[test]
+fn failback_to_an_alternate_location() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.target("active: dc1\nlocation: { alternate: dc3 }\nsync: full");
+    let plan = plan_json(&lab);
+    assert_eq!(plan["to"], "dc3");
+    let ids = action_ids(&plan);
+    let reprotect = &plan["actions"][position(&ids, "reprotect/db1")]["kind"]["op"];
+    assert_eq!((reprotect["from"].as_str(), reprotect["to"].as_str()), (Some("dc3"), Some("dc2")));
+}
+
+#[test]
+fn failback_without_reprotection_is_refused() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.edit_world(|w| w.machines.get_mut("db1").unwrap().replication = None);
+    lab.target("active: dc1");
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(transcript(&out));
+}
+
+#[test]
+fn unsupported_combinations_are_refused_at_plan_time() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.edit_world(|w| w.support.failback_delta = false);
+    lab.target("active: dc1\nsync: delta");
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::unsupported_operation"), "{}", transcript(&out));
+}
+
+#[test]
+fn planned_failover_needs_the_source_site() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc1", "--down"]).status.code(), Some(0));
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(transcript(&out));
+    // Unplanned works without it.
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn saved_plans_detect_every_kind_of_staleness() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "shop.yaml", "--out", "run.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let fresh = lab.run(&["show", "run.plan", "--format", "json"]);
+    let fresh: Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(fresh["stale"], serde_json::json!([]));
+
+    // Inventory: a machine was switched off behind the plan's back.
+    lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::Off);
+    let out = lab.run(&["show", "run.plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("drplan::stale_plan") && stderr.contains("`app1`"), "{stderr}");
+
+    // State serial.
+    lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::On);
+    let store = drplan::state::FileStore::for_plan(&lab.path().join("shop.yaml"), "shop");
+    let mut state = drplan::state::StateStore::load(&store).unwrap();
+    drplan::state::StateStore::save(&store, &mut state).unwrap();
+    let out = lab.run(&["show", "run.plan", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stale"][0], "the state changed (serial 1 → 2)");
+
+    // The document.
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["show", "run.plan", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stale"][0], "the plan document changed");
+}
+
+#[test]
+fn show_renders_a_saved_plan_like_plan_does() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let planned = lab.run(&["plan", "shop.yaml", "--out", "run.plan"]);
+    let shown = lab.run(&["show", "run.plan"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", transcript(&shown));
+    assert!(stdout(&planned).starts_with(&stdout(&shown)));
+}
+
+#[test]
+fn corrupt_and_foreign_plan_files_are_diagnosed() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(lab.run(&["plan", "shop.yaml", "--out", "run.plan"]).status.code(), Some(0));
+    let text = std::fs::read_to_string(lab.path().join("run.plan")).unwrap();
+
+    std::fs::write(lab.path().join("edited.plan"), text.replacen("\"shutdown/db1\"", "\"shutdown/db9\"", 1)).unwrap();
+    let out = lab.run(&["show", "edited.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"), "{}", transcript(&out));
+
+    std::fs::write(lab.path().join("torn.plan"), &text[..text.len() / 2]).unwrap();
+    let out = lab.run(&["show", "torn.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("torn_plan_file", transcript(&out).replace(lab.path().to_str().unwrap(), "[lab]"));
+
+    std::fs::write(lab.path().join("future.plan"), text.replacen("\"drplan_plan\": 1", "\"drplan_plan\": 7", 1))
+        .unwrap();
+    let out = lab.run(&["show", "future.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::plan_file_version"), "{}", transcript(&out));
+
+    std::fs::write(lab.path().join("garbage.plan"), [0xffu8, 0xfe, 0x00, 0x13]).unwrap();
+    let out = lab.run(&["show", "garbage.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::corrupt_plan_file"));
+}
+
+#[test]
+fn corrupt_state_is_diagnosed_with_its_position() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["plan", "shop.yaml"]).status.code(), Some(0));
+    let state = lab.path().join(".drplan/shop/state.json");
+    let text = std::fs::read_to_string(&state).unwrap();
+    std::fs::write(&state, text.replacen("\"serial\": 1", "\"serial\": one", 1)).unwrap();
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::corrupt_state") && stderr.contains("state.json:"), "{stderr}");
+}
+
+#[test]
+fn a_missing_world_says_how_to_create_it() {
+    let lab = SimLab::new(true);
+    std::fs::remove_file(lab.path().join("world.json")).unwrap();
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(transcript(&out));
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_lock_is_held() {
+    let lab = SimLab::new(true);
+    let store = drplan::state::FileStore::for_plan(&lab.path().join("shop.yaml"), "shop");
+    let held = drplan::state::StateStore::lock(&store, "drplan apply run.plan").unwrap();
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::state_locked") && stderr.contains("drplan apply run.plan"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
+    let out = lab.run(&["unlock", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "a live holder is not unlocked without --force");
+    drop(held);
+    let out = lab.run(&["unlock", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(lab.run(&["plan", "shop.yaml"]).status.code(), Some(0));
+}
+
+#[test]
+fn graph_draws_groups_and_steps() {
+    let lab = SimLab::new(true);
+    let dot = lab.run(&["graph", "shop.yaml", "--format", "dot"]);
+    assert_eq!(dot.status.code(), Some(0));
+    insta::assert_snapshot!("graph_dot", stdout(&dot));
+    let mermaid = lab.run(&["graph", "shop.yaml", "--format", "mermaid"]);
+    insta::assert_snapshot!("graph_mermaid", stdout(&mermaid));
+}
