@@ -276,8 +276,7 @@ fn corrupt_and_foreign_plan_files_are_diagnosed() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("torn_plan_file", transcript(&out).replace(lab.path().to_str().unwrap(), "[lab]"));
 
-    std::fs::write(lab.path().join("future.plan"), text.replacen("\"drplan_plan\": 1", "\"drplan_plan\": 7", 1))
-        .unwrap();
+    std::fs::write(lab.path().join("future.plan"), text.replacen("\"drplan_plan\":1", "\"drplan_plan\":7", 1)).unwrap();
     let out = lab.run(&["show", "future.plan"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::plan_file_version"), "{}", transcript(&out));

@@ -210,9 +210,15 @@ impl Builder<'_> {
         let model = self.model;
         let graph = GroupGraph::new(model);
         let moving: Vec<&MachineDiff> = changes.machines.iter().filter(|d| d.movement != Movement::Stay).collect();
-        let by_group = |diffs: &[&MachineDiff], g: GroupId| -> Vec<usize> {
-            diffs.iter().enumerate().filter(|(_, d)| model.machines[d.id].group == g).map(|(i, _)| i).collect()
+        // Positions in `diffs` by group, computed once per list.
+        let group_index = |diffs: &[&MachineDiff]| -> Vec<Vec<usize>> {
+            let mut index = vec![Vec::new(); model.groups.len()];
+            for (i, d) in diffs.iter().enumerate() {
+                index[model.machines[d.id].group].push(i);
+            }
+            index
         };
+        let moving_by_group = group_index(&moving);
         let unplanned = self.run == RunKind::UnplannedFailover;
         let failback_sync = (self.run == RunKind::Failback).then_some(model.target.sync);
 
@@ -255,7 +261,7 @@ impl Builder<'_> {
                 let after_dependents: Vec<String> =
                     graph.dependents(g).iter().filter_map(|d| stopped.get(d).cloned()).collect();
                 let mut ids = Vec::new();
-                for i in by_group(&moving, g) {
+                for &i in &moving_by_group[g] {
                     let d = moving[i];
                     if d.power == Some(Power::Off) {
                         continue;
@@ -301,7 +307,7 @@ impl Builder<'_> {
         }
 
         // Fail over every moving machine; booting is ordered separately, by group.
-        let mut failover_of: HashMap<usize, String> = HashMap::new();
+        let mut failover_of: HashMap<&str, String> = HashMap::new();
         for (i, d) in moving.iter().enumerate() {
             let (from, to) = ends(d);
             let destination =
@@ -322,7 +328,7 @@ impl Builder<'_> {
                 Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
             };
             let id = self.provider(format!("failover/{}", d.name), Phase::Failover, d, op, deps);
-            failover_of.insert(i, id);
+            failover_of.insert(d.name.as_str(), id);
         }
 
         // Boot groups in order, with their steps.
@@ -332,10 +338,11 @@ impl Builder<'_> {
         let mut done_of: HashMap<GroupId, String> = HashMap::new();
         let mut start_of: HashMap<&str, String> = HashMap::new();
         let mut boot_done = Vec::new();
+        let starting_by_group = group_index(&starting);
         if !starting.is_empty() {
             for g in graph.boot_order() {
                 let group = &model.groups[g];
-                let members = by_group(&starting, g);
+                let members = &starting_by_group[g];
                 let runs_steps = steps_run && (!members.is_empty() || group.machines.is_empty());
                 if members.is_empty() && !runs_steps {
                     // Nothing to do here; keep the ordering through it.
@@ -355,7 +362,7 @@ impl Builder<'_> {
                 let mut last = begin.clone();
                 if runs_steps {
                     for step in self.applicable(&group.before) {
-                        last = self.step(g, step, StepPhase::Before, vec![last], &starting, &members);
+                        last = self.step(g, step, StepPhase::Before, vec![last], &starting, members);
                     }
                 }
                 let mut started = Vec::new();
@@ -372,12 +379,7 @@ impl Builder<'_> {
                         if d.movement == Movement::Stay { Vec::new() } else { model.addresses(d.id, destination) };
                     let timeout = model.machines[d.id].boot_timeout;
                     let op = ProviderOp::Start { machine: d.name.clone(), site, nics, timeout };
-                    let needs: Vec<String> = moving
-                        .iter()
-                        .position(|m| m.name == d.name)
-                        .and_then(|mi| failover_of.get(&mi).cloned())
-                        .into_iter()
-                        .collect();
+                    let needs: Vec<String> = failover_of.get(d.name.as_str()).cloned().into_iter().collect();
                     let deps = Deps {
                         needs,
                         after: vec![last.clone()],
@@ -398,7 +400,7 @@ impl Builder<'_> {
                 if runs_steps {
                     let mut previous = after_starts;
                     for step in self.applicable(&group.after) {
-                        let id = self.step(g, step, StepPhase::After, previous, &starting, &members);
+                        let id = self.step(g, step, StepPhase::After, previous, &starting, members);
                         previous = vec![id];
                     }
                     after_starts = previous;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
 #[derive(Debug, Error, Diagnostic)]
@@ -19,14 +19,7 @@ pub enum PlanError {
 
     #[error("plan file `{path}` is corrupt: {reason}")]
     #[diagnostic(code(drplan::corrupt_plan_file), help("make the plan again with `drplan plan PLAN --out FILE`"))]
-    CorruptFile {
-        path: PathBuf,
-        reason: String,
-        #[source_code]
-        source_code: Option<std::sync::Arc<NamedSource<String>>>,
-        #[label("here")]
-        at: Option<SourceSpan>,
-    },
+    CorruptFile { path: PathBuf, reason: String },
 
     #[error("plan file `{path}` has format {found}; this drplan reads format {supported}")]
     #[diagnostic(

@@ -202,7 +202,9 @@ fn sites_of(op: &ProviderOp) -> Vec<&str> {
 /// Simulated duration: the operation's latency (seeded jitter) plus transfer time.
 fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
     let base = world.latency.get(&op.kind()).copied().unwrap_or(super::world::Latency { mean_ms: 0, jitter_ms: 0 });
-    let mut rng = Rng::for_key(world.seed, &format!("{op:?}"));
+    // Keyed by what the operation does to which machine where: the same call always takes
+    // the same time, so runs are reproducible.
+    let mut rng = Rng::for_key(world.seed, &format!("{}/{}/{}", op.kind().as_str(), op.machine(), op.site()));
     let jitter = if base.jitter_ms > 0 { rng.range(0, 2 * base.jitter_ms) as i64 - base.jitter_ms as i64 } else { 0 };
     let ms = (base.mean_ms as i64 + jitter).max(0) as u64;
     Duration::from_millis(ms) + transfer_time(world, op, id)
