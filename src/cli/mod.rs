@@ -1,7 +1,16 @@
 //! The command line: parse arguments, run one subcommand, map the outcome to an exit code.
 
+mod apply;
+mod approve;
+mod cancel;
+mod commit;
+mod errors;
+mod git;
 mod graph;
 mod plan;
+mod progress;
+mod resume;
+mod run;
 mod schema;
 mod session;
 mod show;
@@ -65,6 +74,18 @@ enum Command {
     Validate(validate::Args),
     /// Show what applying the plan would do; save it with --out for `drplan apply`.
     Plan(plan::Args),
+    /// Execute a saved plan exactly, or plan, confirm and execute a plan document.
+    Apply(apply::Args),
+    /// Record the approval of a manual step of the unfinished run.
+    Approve(approve::Args),
+    /// Continue the unfinished run (after an approval, a failure, an interruption or a crash).
+    Resume(resume::Args),
+    /// Abandon the unfinished run.
+    Cancel(cancel::Args),
+    /// Commit failovers that await it (and reprotect, if the plan says so).
+    Commit(commit::CommitArgs),
+    /// Undo failovers that await commit, or move them to another recovery point.
+    Rollback(commit::RollbackArgs),
     /// Render a saved plan and check that it still matches the world.
     Show(show::Args),
     /// Draw the boot-group and step DAG (Graphviz dot or Mermaid).
@@ -105,6 +126,12 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => validate::run(args, ui),
         Command::Plan(args) => runtime.block_on(plan::run(args, ui)),
+        Command::Apply(args) => runtime.block_on(apply::run(args, ui)),
+        Command::Approve(args) => approve::run(args, ui),
+        Command::Resume(args) => runtime.block_on(resume::run(args, ui)),
+        Command::Cancel(args) => cancel::run(args, ui),
+        Command::Commit(args) => runtime.block_on(commit::commit(args, ui)),
+        Command::Rollback(args) => runtime.block_on(commit::rollback(args, ui)),
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),
@@ -116,7 +143,12 @@ pub fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DRPLAN_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // People read the progress display; JSON logs are for machines and default to `info`.
+    let default = match format {
+        LogFormat::Text => "off",
+        LogFormat::Json => "info",
+    };
+    let filter = EnvFilter::try_from_env("DRPLAN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),

@@ -15,7 +15,7 @@ use crate::validate::{Model, validate_file};
 pub struct Session {
     pub path: PathBuf,
     pub model: Model,
-    pub store: FileStore,
+    pub store: Arc<FileStore>,
     pub ui: Ui,
 }
 
@@ -42,7 +42,7 @@ impl Session {
         }
         report_all(ui, &validation.diagnostics);
         let model = validation.model.expect("checked above");
-        let store = FileStore::for_plan(path, &model.name);
+        let store = Arc::new(FileStore::for_plan(path, &model.name));
         Ok(Session { path: path.to_path_buf(), model, store, ui })
     }
 

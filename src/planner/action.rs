@@ -233,6 +233,7 @@ impl Count {
             "take-point" => format!("{n} recovery point{} to take", if one { "" } else { "s" }),
             "create-test-copy" => format!("{n} test cop{} to create", if one { "y" } else { "ies" }),
             "remove-test-copy" => format!("{n} test cop{} to remove", if one { "y" } else { "ies" }),
+            "change-point" => format!("{n} to move to another recovery point"),
             other => format!("{n} to {}", other.replace('-', " ")),
         }
     }

@@ -7,7 +7,7 @@
 //! - failback with delta sync: sync while running, the "complete failover" gate, shut down,
 //!   final delta, fail over, boot; with full sync: shut down, full copy, fail over, boot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -40,19 +40,121 @@ pub struct PlanInput<'a> {
 
 /// Build the action plan, or every reason it cannot be built.
 pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
+    build_with(input, input.changes, Mode::Normal)
+}
+
+/// What the moving machines' "failover" step does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Normal,
+    /// `drplan commit`: commit every uncommitted failover (and reprotect if the plan says so).
+    Commit,
+    /// `drplan rollback`: undo uncommitted failovers; the old copies become live again.
+    Revert,
+    /// `drplan rollback --point`: move uncommitted failovers to another recovery point.
+    Repoint(RecoveryPointSel),
+}
+
+/// `drplan commit`: commit every failover that awaits it, then reprotect when `target.reprotect`.
+pub fn build_commit(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
+    let model = input.model;
+    let mut changes = input.changes.clone();
+    changes.problems.clear();
+    changes.machines.retain(|d| d.commit_pending);
+    for d in &mut changes.machines {
+        d.movement = Movement::Stay;
+        d.start = false;
+        d.commit = true;
+        let here = model.site_id(&d.desired).unwrap_or_default();
+        let partner = model.site(model.partner_of(here)).name.clone();
+        let old_copy_running =
+            input.inventory.machines.get(&d.name).and_then(|m| m.power_at(&partner)).is_some_and(|p| p == Power::On);
+        d.stop_stale_copy = (model.target.reprotect && old_copy_running).then(|| partner.clone());
+        d.protection = if model.target.reprotect {
+            ProtectionChange::Reprotect { from: d.desired.clone(), to: partner }
+        } else {
+            ProtectionChange::None
+        };
+    }
+    changes.transition = Transition::Converge;
+    build_with(input, &changes, Mode::Commit)
+}
+
+/// `drplan rollback`: before commit, undo failovers (no `point`) or move them to another
+/// recovery point. Machines stop in reverse group order and start again in group order.
+pub fn build_rollback(input: &PlanInput, point: Option<RecoveryPointSel>) -> Result<ActionPlan, Vec<FileDiagnostic>> {
+    let model = input.model;
+    let mut changes = input.changes.clone();
+    changes.problems.clear();
+    changes.machines.retain(|d| d.commit_pending);
+    let mut problems = Vec::new();
+    for d in &mut changes.machines {
+        let here = d.current.clone().unwrap_or_default();
+        let home = model.site(model.partner_of(model.site_id(&here).unwrap_or_default())).name.clone();
+        d.start = false;
+        d.commit = false;
+        d.protection = ProtectionChange::None;
+        d.stop_stale_copy = None;
+        match point {
+            None => {
+                d.movement = Movement::Back { from: here, to: home.clone() };
+                d.desired = home;
+            }
+            Some(selector) => {
+                let inv = input.inventory.machines.get(&d.name);
+                match inv.and_then(|m| crate::diff::choose_point(&m.points, selector)) {
+                    Some(p) => d.point = Some(p.clone()),
+                    None => problems.push(FileDiagnostic::new(
+                        model.source.clone(),
+                        crate::diff::DiffError::NoRecoveryPoint {
+                            machine: d.name.clone(),
+                            selector: selector.to_string(),
+                            at: model.target.active_span,
+                        },
+                    )),
+                }
+                d.movement = Movement::Forward { from: here.clone(), to: here };
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    changes.transition = Transition::Converge;
+    build_with(input, &changes, point.map_or(Mode::Revert, Mode::Repoint))
+}
+
+fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<ActionPlan, Vec<FileDiagnostic>> {
     let model = input.model;
     let mut problems: Vec<FileDiagnostic> =
-        input.changes.problems.iter().map(|p| FileDiagnostic::new(model.source.clone(), p.clone())).collect();
+        changes.problems.iter().map(|p| FileDiagnostic::new(model.source.clone(), p.clone())).collect();
     let capabilities = input.platform.capabilities();
     let provider = model.site(model.protection.primary).provider.as_str();
-    for problem in check_support(model, &input.changes.transition, &capabilities, provider) {
+    for problem in check_support(model, &changes.transition, &capabilities, provider) {
         problems.push(FileDiagnostic::new(model.source.clone(), problem));
+    }
+    if matches!(mode, Mode::Revert | Mode::Repoint(_)) && !capabilities.change_recovery_point {
+        problems.push(FileDiagnostic::new(
+            model.source.clone(),
+            PlanError::Unsupported {
+                provider,
+                what: "rolling back a failover before commit".into(),
+                help: "commit the failover, then fail back".into(),
+                at: model.target.active_span,
+            },
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
     }
 
-    let (run, direction, from, to) = match &input.changes.transition {
+    let (run, direction, from, to) = match &changes.transition {
+        _ if mode == Mode::Commit => (RunKind::Commit, None, None, None),
+        _ if matches!(mode, Mode::Revert | Mode::Repoint(_)) => {
+            let d = changes.machines.first();
+            let ends = d.map(ends);
+            (RunKind::Rollback, None, ends.as_ref().map(|e| e.0.clone()), ends.map(|e| e.1))
+        }
         Transition::None | Transition::Converge => (RunKind::Converge, None, None, None),
         Transition::Failover { via, from, to } => {
             let run = if *via == Via::Planned { RunKind::PlannedFailover } else { RunKind::UnplannedFailover };
@@ -63,7 +165,7 @@ pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
         }
     };
     let policy = match run {
-        RunKind::UnplannedFailover | RunKind::Converge => FailurePolicy::Continue,
+        RunKind::UnplannedFailover | RunKind::Converge | RunKind::Commit => FailurePolicy::Continue,
         _ => FailurePolicy::Stop,
     };
 
@@ -74,9 +176,10 @@ pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
         actions: Vec::new(),
         run,
         direction,
+        mode,
         notes: Vec::new(),
     };
-    b.build(input.changes);
+    b.build(changes);
     let notes = std::mem::take(&mut b.notes);
 
     let site_limits: BTreeMap<String, usize> =
@@ -95,19 +198,19 @@ pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
         parallelism: input.parallelism.max(1),
         site_limits,
         actions: b.actions,
-        machines: input.changes.machines.iter().filter(|d| d.is_change()).cloned().collect(),
-        drift: input.changes.drift.clone(),
+        machines: changes.machines.iter().filter(|d| d.is_change()).cloned().collect(),
+        drift: changes.drift.clone(),
         summary: PlanSummary {
             counts: Vec::new(),
             estimated_rto_ms: None,
             rto_objective_ms: model.protection.rto.as_millis() as u64,
             rpo_objective_ms: model.protection.rpo.as_millis() as u64,
-            max_replication_lag_ms: input.changes.max_lag.map(|d| d.as_millis() as u64),
+            max_replication_lag_ms: changes.max_lag.map(|d| d.as_millis() as u64),
             expected_data_loss: None,
             notes: Vec::new(),
         },
     };
-    plan.summary = summarize(&plan, model, input.changes);
+    plan.summary = summarize(&plan, model, changes);
     plan.summary.notes.extend(notes);
     Ok(plan)
 }
@@ -164,6 +267,7 @@ struct Builder<'a> {
     actions: Vec<Action>,
     run: RunKind,
     direction: Option<Direction>,
+    mode: Mode,
 }
 
 impl Builder<'_> {
@@ -291,7 +395,8 @@ impl Builder<'_> {
                 }
             }
             // The final sync: everything the source wrote reaches the target.
-            for (i, d) in moving.iter().enumerate() {
+            let syncs = self.mode == Mode::Normal;
+            for (i, d) in moving.iter().enumerate().filter(|_| syncs) {
                 let (from, to) = ends(d);
                 let mode = failback_sync.unwrap_or(SyncMode::Delta);
                 let op = ProviderOp::Sync { machine: d.name.clone(), from, to, mode, final_sync: true };
@@ -306,6 +411,7 @@ impl Builder<'_> {
             }
         }
 
+        let shut_down_ids: HashSet<&str> = shutdown_of.keys().map(|&i| moving[i].name.as_str()).collect();
         // Fail over every moving machine; booting is ordered separately, by group.
         let mut failover_of: HashMap<&str, String> = HashMap::new();
         for (i, d) in moving.iter().enumerate() {
@@ -313,21 +419,42 @@ impl Builder<'_> {
             let destination =
                 if matches!(d.movement, Movement::Forward { .. }) { Destination::Recovery } else { Destination::Home };
             let point = if unplanned { d.point.as_ref().map(|p| p.id) } else { None };
-            let op = ProviderOp::Failover {
-                machine: d.name.clone(),
-                from,
-                to,
-                point,
-                prefer_synced: unplanned && model.target.try_shutdown,
-                nics: model.addresses(d.id, destination),
+            let (id, op) = match self.mode {
+                Mode::Revert => {
+                    (format!("revert/{}", d.name), ProviderOp::Revert { machine: d.name.clone(), from, to })
+                }
+                Mode::Repoint(_) => (
+                    format!("repoint/{}", d.name),
+                    ProviderOp::ChangePoint {
+                        machine: d.name.clone(),
+                        site: to,
+                        point: d.point.as_ref().map_or(0, |p| p.id),
+                    },
+                ),
+                _ => (
+                    format!("failover/{}", d.name),
+                    ProviderOp::Failover {
+                        machine: d.name.clone(),
+                        from,
+                        to,
+                        point,
+                        prefer_synced: unplanned && model.target.try_shutdown,
+                        nics: model.addresses(d.id, destination),
+                    },
+                ),
             };
-            let previous: Vec<String> = sync_of.get(&i).cloned().into_iter().collect();
+            let previous: Vec<String> = sync_of
+                .get(&i)
+                .cloned()
+                .into_iter()
+                .chain(shutdown_of.get(&i).cloned().filter(|_| self.mode != Mode::Normal))
+                .collect();
             let deps = if unplanned {
                 Deps { needs: Vec::new(), after: previous, on_failure: OnFailure::Continue }
             } else {
                 Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
             };
-            let id = self.provider(format!("failover/{}", d.name), Phase::Failover, d, op, deps);
+            let id = self.provider(id, Phase::Failover, d, op, deps);
             failover_of.insert(d.name.as_str(), id);
         }
 
@@ -416,7 +543,7 @@ impl Builder<'_> {
         // Commit, then protection (reverse replication waits for the commit).
         let auto_commit = model.target.commit == CommitMode::Auto;
         for d in &changes.machines {
-            let moved = d.movement != Movement::Stay;
+            let moved = d.movement != Movement::Stay && self.mode == Mode::Normal;
             let commit = (moved && auto_commit) || d.commit;
             let mut previous: Vec<String> = Vec::new();
             if commit {
@@ -447,7 +574,18 @@ impl Builder<'_> {
             } else {
                 d.protection.clone()
             };
-            if let Some(site) = &d.stop_stale_copy {
+            // After an unplanned failover the old source may still run: it must stop before
+            // it is overwritten by reverse replication.
+            let stale = match (&d.stop_stale_copy, &protection) {
+                (Some(site), _) => Some(site.clone()),
+                (None, ProtectionChange::Reprotect { to, .. })
+                    if moved && d.power == Some(Power::On) && !shut_down_ids.contains(d.name.as_str()) =>
+                {
+                    Some(to.clone())
+                }
+                _ => None,
+            };
+            if let Some(site) = &stale {
                 let timeout = model.machines[d.id].boot_timeout;
                 let op = ProviderOp::Shutdown { machine: d.name.clone(), site: site.clone(), timeout };
                 let deps = Deps { needs: previous.clone(), after: Vec::new(), on_failure: OnFailure::Stop };
@@ -601,6 +739,8 @@ fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSumma
                 OpKind::Failover => count(3, "fail-over"),
                 OpKind::Start => count(4, "start"),
                 OpKind::Commit => count(7, "commit"),
+                OpKind::ChangePoint => count(12, "change-point"),
+                OpKind::Revert => count(13, "revert"),
                 OpKind::Reprotect => count(8, "reprotect"),
                 OpKind::TakePoint => count(9, "take-point"),
                 OpKind::CreateTestCopy => count(10, "create-test-copy"),

@@ -11,7 +11,7 @@ pub mod ops;
 pub mod schedule;
 
 pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
-pub use build::{PlanInput, build};
+pub use build::{PlanInput, build, build_commit, build_rollback};
 pub use capabilities::{Capabilities, Directions, Platform};
 pub use dag::Dag;
 pub use error::PlanError;

@@ -48,6 +48,11 @@ pub enum ProviderOp {
     },
     /// Drop the recovery points kept for changing the point after failover.
     Commit { machine: String, site: String },
+    /// Before commit: roll the live copy at `site` to another recovery point (it is off).
+    ChangePoint { machine: String, site: String, point: u64 },
+    /// Before commit: undo a failover; the copy at `to` (the old source, untouched since)
+    /// becomes the live one again and the failed-over copy at `from` is discarded.
+    Revert { machine: String, from: String, to: String },
     /// Replicate from the live copy at `from` back to `to`, transferring only the delta.
     Reprotect { machine: String, from: String, to: String },
     /// Create and start a test copy from a point, attached only to drill networks.
@@ -66,6 +71,8 @@ impl ProviderOp {
             | ProviderOp::Sync { machine, .. }
             | ProviderOp::Failover { machine, .. }
             | ProviderOp::Commit { machine, .. }
+            | ProviderOp::ChangePoint { machine, .. }
+            | ProviderOp::Revert { machine, .. }
             | ProviderOp::Reprotect { machine, .. }
             | ProviderOp::CreateTestCopy { machine, .. }
             | ProviderOp::RemoveTestCopy { machine, .. } => machine,
@@ -78,12 +85,14 @@ impl ProviderOp {
             ProviderOp::Shutdown { site, .. }
             | ProviderOp::Start { site, .. }
             | ProviderOp::Commit { site, .. }
+            | ProviderOp::ChangePoint { site, .. }
             | ProviderOp::CreateTestCopy { site, .. }
             | ProviderOp::RemoveTestCopy { site, .. } => site,
             ProviderOp::EnableProtection { to, .. }
             | ProviderOp::TakePoint { to, .. }
             | ProviderOp::Sync { to, .. }
             | ProviderOp::Failover { to, .. }
+            | ProviderOp::Revert { to, .. }
             | ProviderOp::Reprotect { to, .. } => to,
         }
     }
@@ -97,6 +106,8 @@ impl ProviderOp {
             ProviderOp::Sync { .. } => OpKind::Sync,
             ProviderOp::Failover { .. } => OpKind::Failover,
             ProviderOp::Commit { .. } => OpKind::Commit,
+            ProviderOp::ChangePoint { .. } => OpKind::ChangePoint,
+            ProviderOp::Revert { .. } => OpKind::Revert,
             ProviderOp::Reprotect { .. } => OpKind::Reprotect,
             ProviderOp::CreateTestCopy { .. } => OpKind::CreateTestCopy,
             ProviderOp::RemoveTestCopy { .. } => OpKind::RemoveTestCopy,
@@ -119,13 +130,15 @@ pub enum OpKind {
     Sync,
     Failover,
     Commit,
+    ChangePoint,
+    Revert,
     Reprotect,
     CreateTestCopy,
     RemoveTestCopy,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 10] = [
+    pub const ALL: [OpKind; 12] = [
         OpKind::EnableProtection,
         OpKind::TakePoint,
         OpKind::Shutdown,
@@ -133,6 +146,8 @@ impl OpKind {
         OpKind::Sync,
         OpKind::Failover,
         OpKind::Commit,
+        OpKind::ChangePoint,
+        OpKind::Revert,
         OpKind::Reprotect,
         OpKind::CreateTestCopy,
         OpKind::RemoveTestCopy,
@@ -147,6 +162,8 @@ impl OpKind {
             OpKind::Sync => "sync",
             OpKind::Failover => "failover",
             OpKind::Commit => "commit",
+            OpKind::ChangePoint => "change-point",
+            OpKind::Revert => "revert",
             OpKind::Reprotect => "reprotect",
             OpKind::CreateTestCopy => "create-test-copy",
             OpKind::RemoveTestCopy => "remove-test-copy",

@@ -3,4 +3,5 @@
 pub mod diagnostics;
 pub mod graph;
 pub mod plan;
+pub mod run;
 pub mod style;

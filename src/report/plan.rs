@@ -182,6 +182,12 @@ fn provider_line(op: &ProviderOp, diffs: &HashMap<&str, &MachineDiff>) -> (&'sta
             ("»", Color::Cyan, "fail over", format!("{machine} {from} → {to} {source}{nics}"))
         }
         ProviderOp::Commit { machine, site } => ("✓", Color::Green, "commit", format!("{machine} at {site}")),
+        ProviderOp::ChangePoint { machine, site, point } => {
+            ("~", Color::Yellow, "repoint", format!("{machine} at {site} to recovery point {point}"))
+        }
+        ProviderOp::Revert { machine, from, to } => {
+            ("«", Color::Cyan, "revert", format!("{machine} {from} → {to} (undo the failover)"))
+        }
         ProviderOp::Reprotect { machine, from, to } => {
             ("↺", Color::Cyan, "reprotect", format!("{machine} {from} → {to} (reverse replication, delta)"))
         }

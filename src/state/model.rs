@@ -22,6 +22,9 @@ pub struct State {
     pub updated_at: Option<SystemTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_apply: Option<LastApply>,
+    /// A run that has not finished: paused at an approval, failed, or interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<ActiveRun>,
 }
 
 impl State {
@@ -33,6 +36,7 @@ impl State {
             plan: plan.to_string(),
             updated_at: None,
             last_apply: None,
+            run: None,
         }
     }
 }
@@ -45,6 +49,43 @@ pub struct LastApply {
     #[serde(with = "time_format")]
     pub finished_at: SystemTime,
     pub status: String,
+}
+
+/// A run that has started and not finished. Its plan is kept as the artifact
+/// `<id>.plan`, its journal as `<id>.journal.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveRun {
+    pub id: String,
+    /// The kind of run (planned failover, failback, ...).
+    pub kind: String,
+    /// Identifies the saved plan it executes (its checksum).
+    pub plan_checksum: String,
+    pub document_hash: String,
+    #[serde(with = "time_format")]
+    pub started_at: SystemTime,
+    pub status: RunState,
+    /// Manual steps the run waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
+    /// Approvals recorded for this run, by step id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub approvals: std::collections::BTreeMap<String, Approval>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    Running,
+    Paused,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    #[serde(with = "time_format")]
+    pub at: SystemTime,
 }
 
 /// A random 128-bit id in hex: lineages, run ids, drill ids.

@@ -191,6 +191,8 @@ fn sites_of(op: &ProviderOp) -> Vec<&str> {
         | ProviderOp::Reprotect { from, to, .. } => vec![from, to],
         // A failover must work while the source is dark: only the target matters.
         ProviderOp::Failover { to, .. } => vec![to],
+        ProviderOp::Revert { from, to, .. } => vec![from, to],
+        ProviderOp::ChangePoint { site, .. } => vec![site],
         ProviderOp::Shutdown { site, .. }
         | ProviderOp::Start { site, .. }
         | ProviderOp::Commit { site, .. }
@@ -397,7 +399,7 @@ fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32
                             human_bytes(m.written.abs_diff(copy.generation))
                         )));
                     }
-                    (m.written, DataLoss::default(), None)
+                    (m.written, DataLoss { time: Duration::ZERO, bytes: Some(0) }, None)
                 }
                 Some(id) => {
                     let p = m.points.iter().find(|p| p.id == *id).ok_or_else(|| {
@@ -449,6 +451,58 @@ fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32
             m.commit_pending = false;
             m.points.clear();
             Ok(did(format!("{name}: failover committed at {site}")))
+        }
+        ProviderOp::ChangePoint { site, point, .. } => {
+            if &m.active != site || !m.commit_pending {
+                return Err(fail(format!("{name} has no uncommitted failover at {site}")));
+            }
+            if m.copies.get(site).is_some_and(|c| c.power == Power::On) {
+                return Err(fail(format!(
+                    "{name} is running at {site}; shut it down before changing its recovery point"
+                )));
+            }
+            let p = m
+                .points
+                .iter()
+                .find(|p| p.id == *point)
+                .cloned()
+                .ok_or_else(|| fail(format!("{name}: recovery point {point} does not exist")))?;
+            if m.copies.get(site).is_some_and(|c| c.generation == p.generation) && m.written == p.generation {
+                return Ok(done(format!("{name} already runs from point {point}")));
+            }
+            if let Some(copy) = m.copies.get_mut(site) {
+                copy.generation = p.generation;
+            }
+            m.written = p.generation;
+            m.written_at = now;
+            Ok(OpOutcome {
+                summary: format!("{name} at {site} now holds point {point}"),
+                point: Some(*point),
+                verified: Some(format!("generation {} equals point {point}", p.generation)),
+                ..OpOutcome::default()
+            })
+        }
+        ProviderOp::Revert { from, to, .. } => {
+            if &m.active == to && !m.commit_pending {
+                return Ok(done(format!("{name} already runs from {to}")));
+            }
+            if &m.active != from || !m.commit_pending {
+                return Err(fail(format!("{name} has no uncommitted failover to {from} to revert")));
+            }
+            let old = m.copies.get(to).ok_or_else(|| fail(format!("{name} has no copy at {to} to return to")))?.clone();
+            if m.copies.get(from).is_some_and(|c| c.power == Power::On) {
+                return Err(fail(format!("{name} is running at {from}; shut it down first")));
+            }
+            m.active = to.clone();
+            m.written = old.generation;
+            m.written_at = now;
+            m.commit_pending = false;
+            m.points.clear();
+            m.replication = None;
+            if let Some(discarded) = m.copies.get_mut(from) {
+                discarded.consistent = false;
+            }
+            Ok(did(format!("{name}: failover to {from} undone; {to} is live again")))
         }
         ProviderOp::Reprotect { from, to, .. } => {
             if m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {

@@ -98,6 +98,8 @@ pub fn default_latencies() -> BTreeMap<OpKind, Latency> {
         (Sync, l(20, 5)),
         (Failover, l(45, 15)),
         (Commit, l(5, 1)),
+        (ChangePoint, l(30, 5)),
+        (Revert, l(30, 5)),
         (Reprotect, l(60, 10)),
         (CreateTestCopy, l(90, 30)),
         (RemoveTestCopy, l(20, 5)),

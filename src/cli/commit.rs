@@ -1,0 +1,105 @@
+//! `drplan commit PLAN` and `drplan rollback PLAN [--point SEL]`: finish or undo failovers
+//! that await commit.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::apply::{confirm, in_progress, show_plan};
+use super::run::{RunArgs, execute};
+use super::session::{Session, report, report_all};
+use super::{Ui, exit};
+use crate::diff::diff;
+use crate::planner::{PlanInput, build_commit, build_rollback};
+use crate::spec::time_format::parse_rfc3339;
+use crate::state::StateStore;
+use crate::validate::RecoveryPointSel;
+
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Instead of undoing the failover, move it to this recovery point: `latest`,
+    /// `latest-app-consistent`, `latest-processed` or an RFC 3339 time.
+    #[arg(long, value_parser = parse_point)]
+    point: Option<RecoveryPointSel>,
+    #[arg(long)]
+    auto_approve: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn parse_point(text: &str) -> Result<RecoveryPointSel, String> {
+    match text {
+        "latest" => Ok(RecoveryPointSel::Latest),
+        "latest-app-consistent" => Ok(RecoveryPointSel::LatestAppConsistent),
+        "latest-processed" => Ok(RecoveryPointSel::LatestProcessed),
+        other => parse_rfc3339(other)
+            .map(RecoveryPointSel::At)
+            .ok_or_else(|| "use latest, latest-app-consistent, latest-processed or an RFC 3339 time".to_string()),
+    }
+}
+
+enum What {
+    Commit,
+    Rollback(Option<RecoveryPointSel>),
+}
+
+pub async fn commit(args: CommitArgs, ui: Ui) -> u8 {
+    lifecycle(&args.plan, args.auto_approve, &args.run, What::Commit, ui).await
+}
+
+pub async fn rollback(args: RollbackArgs, ui: Ui) -> u8 {
+    lifecycle(&args.plan, args.auto_approve, &args.run, What::Rollback(args.point), ui).await
+}
+
+async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, what: What, ui: Ui) -> u8 {
+    let result = async {
+        let session = Session::open(path, ui)?;
+        let _lock = session.lock("drplan commit")?;
+        let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+        if let Some(active) = &state.run {
+            return Err(report(ui, &in_progress(&session, active)));
+        }
+        let provider = session.provider()?;
+        let inventory = session.inventory(provider.as_ref()).await?;
+        let changes = diff(&session.model, &inventory);
+        let plan_path = session.absolute_path();
+        let input = PlanInput {
+            model: &session.model,
+            plan_path: &plan_path,
+            changes: &changes,
+            inventory: &inventory,
+            state: &state,
+            platform: provider.as_ref(),
+            parallelism: run.parallelism.unwrap_or(10) as usize,
+            now: SystemTime::now(),
+        };
+        let built = match what {
+            What::Commit => build_commit(&input),
+            What::Rollback(point) => build_rollback(&input, point),
+        };
+        let plan = built.map_err(|problems| report_all(ui, &problems))?;
+        if !plan.has_changes() {
+            println!("No failover awaits commit.");
+            return Ok(exit::OK);
+        }
+        show_plan(&plan, run.format, ui);
+        confirm(auto_approve, ui, "Go ahead?")?;
+        Ok(execute(&session, provider, plan, state, run).await)
+    }
+    .await;
+    match result {
+        Ok(code) | Err(code) => code,
+    }
+}

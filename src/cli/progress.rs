@@ -1,0 +1,274 @@
+//! Progress of a run: a live per-group display in a terminal, one line per event in a pipe.
+//! Every event also goes to `tracing`, so `--log-format json` yields JSON lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::Ui;
+use crate::exec::engine::{Event, StepStatus};
+use crate::planner::{ActionKind, ActionPlan};
+use crate::report::style::{Color, Painter};
+use crate::spec::time_format::human_duration;
+
+pub struct Progress {
+    tx: mpsc::UnboundedSender<Event>,
+    task: tokio::task::JoinHandle<()>,
+    terminal: Arc<Mutex<()>>,
+}
+
+impl Progress {
+    pub fn start(plan: Arc<ActionPlan>, ui: Ui, live: bool) -> Progress {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let terminal = Arc::new(Mutex::new(()));
+        let painter = Painter { enabled: ui.stderr_style.color };
+        let renderer = Renderer::new(plan, painter, live, terminal.clone());
+        let task = tokio::spawn(renderer.run(rx));
+        Progress { tx, task, terminal }
+    }
+
+    pub fn sender(&self) -> mpsc::UnboundedSender<Event> {
+        self.tx.clone()
+    }
+
+    /// Held while something else (an approval prompt) uses the terminal.
+    pub fn terminal(&self) -> Arc<Mutex<()>> {
+        self.terminal.clone()
+    }
+
+    pub async fn finish(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+struct GroupCount {
+    total: usize,
+    done: usize,
+    failed: usize,
+    running: usize,
+}
+
+struct Renderer {
+    plan: Arc<ActionPlan>,
+    painter: Painter,
+    live: bool,
+    terminal: Arc<Mutex<()>>,
+    started: Instant,
+    step_started: BTreeMap<usize, Instant>,
+    groups: BTreeMap<String, GroupCount>,
+    group_order: Vec<String>,
+    total: usize,
+    done: usize,
+    failed: usize,
+    drawn_lines: usize,
+    suspended: bool,
+}
+
+impl Renderer {
+    fn new(plan: Arc<ActionPlan>, painter: Painter, live: bool, terminal: Arc<Mutex<()>>) -> Self {
+        let mut groups: BTreeMap<String, GroupCount> = BTreeMap::new();
+        let mut group_order = Vec::new();
+        let mut total = 0;
+        for action in plan.actions.iter().filter(|a| !matches!(a.kind, ActionKind::Barrier)) {
+            total += 1;
+            let name = action.group.clone().unwrap_or_else(|| "(run)".into());
+            if !groups.contains_key(&name) {
+                group_order.push(name.clone());
+            }
+            groups.entry(name).or_insert(GroupCount { total: 0, done: 0, failed: 0, running: 0 }).total += 1;
+        }
+        Renderer {
+            plan,
+            painter,
+            live,
+            terminal,
+            started: Instant::now(),
+            step_started: BTreeMap::new(),
+            groups,
+            group_order,
+            total,
+            done: 0,
+            failed: 0,
+            drawn_lines: 0,
+            suspended: false,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => self.handle(event),
+                    None => break,
+                },
+                _ = tick.tick(), if self.live => self.draw(),
+            }
+        }
+        if self.live {
+            let terminal = self.terminal.clone();
+            let _guard = terminal.lock().unwrap_or_else(|p| p.into_inner());
+            self.clear();
+        }
+    }
+
+    fn group_of(&self, index: usize) -> String {
+        self.plan.actions[index].group.clone().unwrap_or_else(|| "(run)".into())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match &event {
+            Event::Started { index, attempt } => {
+                let a = &self.plan.actions[*index];
+                tracing::info!(step = %a.id, attempt, "step started");
+                self.step_started.entry(*index).or_insert_with(Instant::now);
+                if *attempt == 1
+                    && let Some(g) = self.groups.get_mut(&self.group_of(*index))
+                {
+                    g.running += 1;
+                }
+            }
+            Event::Retrying { index, attempt, error, delay } => {
+                let id = &self.plan.actions[*index].id;
+                tracing::warn!(step = %id, attempt, error = %error, delay_ms = delay.as_millis() as u64, "step retrying");
+                self.line(format!(
+                    "{} {id}: attempt {attempt} failed ({error}); retrying in {}",
+                    self.painter.paint("↻", Color::Yellow),
+                    human_duration(*delay)
+                ));
+            }
+            Event::Finished { index, status, detail } => {
+                let a = &self.plan.actions[*index];
+                let took = self.step_started.get(index).map(|t| t.elapsed());
+                match status {
+                    StepStatus::Failed => tracing::error!(step = %a.id, error = %detail, "step failed"),
+                    _ => tracing::info!(step = %a.id, status = ?status, detail = %detail, "step finished"),
+                }
+                self.done += 1;
+                let group = self.group_of(*index);
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.done += 1;
+                    if self.step_started.contains_key(index) {
+                        g.running = g.running.saturating_sub(1);
+                    }
+                    if *status == StepStatus::Failed {
+                        g.failed += 1;
+                    }
+                }
+                if *status == StepStatus::Failed {
+                    self.failed += 1;
+                }
+                self.suspended = false;
+                let (symbol, color) = match status {
+                    StepStatus::Succeeded => ("✓", Color::Green),
+                    StepStatus::Failed => ("✗", Color::Red),
+                    StepStatus::Skipped => ("-", Color::Dim),
+                    _ => ("·", Color::Dim),
+                };
+                let took = took.map(|d| format!(" ({})", human_duration(d))).unwrap_or_default();
+                // Live mode keeps the screen for failures; pipes get every step.
+                if !self.live || *status == StepStatus::Failed {
+                    self.line(format!(
+                        "[{:>width$}/{}] {} {} — {detail}{took}",
+                        self.done,
+                        self.total,
+                        self.painter.paint(symbol, color),
+                        a.id,
+                        width = self.total.to_string().len()
+                    ));
+                }
+            }
+            Event::Awaiting { index } => {
+                let a = &self.plan.actions[*index];
+                tracing::warn!(step = %a.id, "waiting for approval");
+                if self.live {
+                    // A prompt may follow: leave the terminal to it.
+                    let terminal = self.terminal.clone();
+                    let _guard = terminal.lock().unwrap_or_else(|p| p.into_inner());
+                    self.clear();
+                    self.suspended = true;
+                } else {
+                    self.line(format!("{} {} waits for approval", self.painter.paint("?", Color::Magenta), a.id));
+                }
+            }
+            Event::AlreadyDone { count } => {
+                self.done += count;
+                self.line(format!("{count} steps were already done; continuing."));
+            }
+            Event::Stopping { reason } => {
+                tracing::warn!(reason = %reason, "run stopping");
+                self.line(format!(
+                    "{} stopping: {reason}; running steps finish, nothing new starts",
+                    self.painter.paint("!", Color::Red)
+                ));
+            }
+        }
+    }
+
+    /// A permanent line above the live block (or just a line in a pipe).
+    fn line(&mut self, text: String) {
+        let terminal = self.terminal.clone();
+        let Ok(_guard) = terminal.try_lock() else {
+            // Someone is prompting; print after them without waiting on the async thread.
+            eprintln!("{text}");
+            return;
+        };
+        self.clear();
+        eprintln!("{text}");
+    }
+
+    fn clear(&mut self) {
+        if self.drawn_lines > 0 {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
+            let _ = err.flush();
+            self.drawn_lines = 0;
+        }
+    }
+
+    fn draw(&mut self) {
+        if self.suspended {
+            return;
+        }
+        let terminal = self.terminal.clone();
+        let Ok(_guard) = terminal.try_lock() else { return };
+        self.clear();
+        let mut lines = vec![format!(
+            "{} {}: {}/{} steps, {} failed, {}",
+            self.painter.paint("drplan", Color::Bold),
+            self.plan.run.title(),
+            self.done,
+            self.total,
+            self.failed,
+            human_duration(self.started.elapsed())
+        )];
+        let active: Vec<&String> = self
+            .group_order
+            .iter()
+            .filter(|g| self.groups.get(*g).is_some_and(|c| c.running > 0 || (c.done > 0 && c.done < c.total)))
+            .take(12)
+            .collect();
+        for name in active {
+            let c = &self.groups[name];
+            let width = 20;
+            let filled = (c.done * width).checked_div(c.total).unwrap_or(0);
+            let bar = format!("{}{}", "█".repeat(filled), "░".repeat(width - filled));
+            let failed = if c.failed > 0 {
+                self.painter.paint(&format!(" {} failed", c.failed), Color::Red)
+            } else {
+                String::new()
+            };
+            lines.push(format!("  {name:<16} {bar} {}/{}{failed}", c.done, c.total));
+        }
+        let mut err = std::io::stderr();
+        for line in &lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        self.drawn_lines = lines.len();
+    }
+}

@@ -1,0 +1,316 @@
+//! The evidence of a run, rebuilt from its plan and its journal: every step with start, end
+//! and result, measured RTO per group and overall, data loss, approvals.
+//!
+//! Built from the journal rather than from memory, so a run that paused, crashed or was
+//! resumed several times still reports everything that happened.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::outcome::{DataLoss, OpOutcome};
+use crate::planner::{ActionKind, ActionPlan, Phase, RunKind};
+use crate::spec::time_format::{self, opt_time};
+use crate::state::{JournalEvent, JournalRecord};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run: String,
+    pub plan: String,
+    pub kind: RunKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub status: String,
+    #[serde(with = "time_format")]
+    pub started_at: SystemTime,
+    #[serde(with = "time_format")]
+    pub finished_at: SystemTime,
+    pub document_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    pub objectives: Objectives,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<RtoReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<LossReport>,
+    pub steps: Vec<StepReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    pub rto_ms: u64,
+    pub rpo_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub id: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// succeeded, failed, skipped, awaiting, interrupted or not-run.
+    pub status: String,
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<SystemTime>,
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<SystemTime>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OpOutcome>,
+}
+
+impl StepReport {
+    pub fn duration(&self) -> Option<Duration> {
+        Some(self.finished_at?.duration_since(self.started_at?).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RtoReport {
+    /// From the first machine going down to the last group up.
+    pub measured_ms: u64,
+    pub objective_ms: u64,
+    pub met: bool,
+    /// Per group: when it was up, counted from the same start.
+    pub groups: Vec<GroupRto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRto {
+    pub group: String,
+    pub ready_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossReport {
+    pub max_time_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    pub within_rpo: bool,
+    pub machines: Vec<MachineLoss>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineLoss {
+    pub machine: String,
+    pub time_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The recovery point used; none when the final sync made it lossless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalReport {
+    pub step: String,
+    pub by: String,
+    #[serde(with = "time_format")]
+    pub at: SystemTime,
+}
+
+fn kind_label(kind: &ActionKind) -> String {
+    match kind {
+        ActionKind::Provider { op } => op.kind().as_str().to_string(),
+        ActionKind::Script { .. } => "script".into(),
+        ActionKind::Manual { .. } => "approval".into(),
+        ActionKind::Barrier => "barrier".into(),
+    }
+}
+
+/// Rebuild the report of run `run` from its plan and journal.
+pub fn build(
+    run: &str,
+    plan: &ActionPlan,
+    journal: &[JournalRecord],
+    status: &str,
+    finished_at: SystemTime,
+) -> RunReport {
+    let mut steps: Vec<StepReport> = plan
+        .actions
+        .iter()
+        .filter(|a| !matches!(a.kind, ActionKind::Barrier))
+        .map(|a| StepReport {
+            id: a.id.clone(),
+            kind: kind_label(&a.kind),
+            group: a.group.clone(),
+            machine: a.machine.clone(),
+            status: "not-run".into(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            summary: None,
+            error: None,
+            output: None,
+            outcome: None,
+        })
+        .collect();
+    let index: BTreeMap<&str, usize> = plan
+        .actions
+        .iter()
+        .filter(|a| !matches!(a.kind, ActionKind::Barrier))
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str(), i))
+        .collect();
+    let mut approvals = Vec::new();
+    let mut started_at = journal.first().map(|r| r.at);
+    for record in journal {
+        if let JournalEvent::RunStarted { .. } = record.event {
+            started_at = Some(started_at.map_or(record.at, |s: SystemTime| s.min(record.at)));
+        }
+        let Some(&i) = index.get(record.step.as_str()) else { continue };
+        let step = &mut steps[i];
+        match &record.event {
+            JournalEvent::Started { attempt } => {
+                step.attempts = step.attempts.max(*attempt);
+                step.started_at.get_or_insert(record.at);
+                step.status = "running".into();
+            }
+            JournalEvent::Succeeded { outcome } => {
+                step.status = "succeeded".into();
+                step.finished_at = Some(record.at);
+                step.error = None;
+                step.summary = outcome.get("summary").and_then(|s| s.as_str()).map(str::to_string);
+                step.output =
+                    outcome.get("output").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+                step.outcome =
+                    serde_json::from_value::<OpOutcome>(outcome.clone()).ok().filter(|_| step.kind != "script");
+            }
+            JournalEvent::Failed { error, .. } => {
+                // An interrupted transfer is also recorded as failed; "interrupted" says more.
+                if step.status != "interrupted" {
+                    step.status = "failed".into();
+                    step.error = Some(error.clone());
+                }
+                step.finished_at = Some(record.at);
+            }
+            JournalEvent::Interrupted { reason } => {
+                step.status = "interrupted".into();
+                step.finished_at = Some(record.at);
+                step.error = Some(reason.clone());
+            }
+            JournalEvent::Skipped { reason } => {
+                step.status = "skipped".into();
+                step.error = Some(reason.clone());
+            }
+            JournalEvent::Awaiting { .. } => {
+                step.status = "awaiting".into();
+                step.started_at.get_or_insert(record.at);
+            }
+            JournalEvent::Approved { by } => {
+                step.status = "succeeded".into();
+                step.finished_at = Some(record.at);
+                step.summary = Some(format!("approved by {by}"));
+                approvals.push(ApprovalReport { step: step.id.clone(), by: by.clone(), at: record.at });
+            }
+            JournalEvent::RunStarted { .. } | JournalEvent::RunFinished { .. } => {}
+        }
+    }
+    // A step whose process died mid-operation has a start and no end.
+    for step in &mut steps {
+        if step.status == "running" {
+            step.status = "interrupted".into();
+        }
+    }
+    let awaiting = steps.iter().filter(|s| s.status == "awaiting").map(|s| s.id.clone()).collect();
+    let started_at = started_at.unwrap_or(finished_at);
+    RunReport {
+        run: run.to_string(),
+        plan: plan.plan.clone(),
+        kind: plan.run,
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        status: status.to_string(),
+        started_at,
+        finished_at,
+        document_hash: plan.fingerprint.document_hash.clone(),
+        git_commit: None,
+        objectives: Objectives { rto_ms: plan.summary.rto_objective_ms, rpo_ms: plan.summary.rpo_objective_ms },
+        rto: measure_rto(plan, &steps),
+        data_loss: measure_loss(plan, &steps),
+        steps,
+        awaiting,
+        approvals,
+        notes: Vec::new(),
+    }
+}
+
+fn measure_rto(plan: &ActionPlan, steps: &[StepReport]) -> Option<RtoReport> {
+    let phase_of: BTreeMap<&str, Phase> = plan.actions.iter().map(|a| (a.id.as_str(), a.phase)).collect();
+    let down = steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                phase_of.get(s.id.as_str()),
+                Some(Phase::Shutdown | Phase::FinalSync | Phase::Failover | Phase::Drill)
+            )
+        })
+        .filter_map(|s| s.started_at)
+        .min()?;
+    let mut groups: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    for s in steps {
+        if phase_of.get(s.id.as_str()) != Some(&Phase::Boot) && phase_of.get(s.id.as_str()) != Some(&Phase::Drill) {
+            continue;
+        }
+        if let (Some(group), Some(done)) = (&s.group, s.finished_at)
+            && s.status == "succeeded"
+        {
+            let entry = groups.entry(group.as_str()).or_insert(done);
+            *entry = (*entry).max(done);
+        }
+    }
+    let mut group_rto: Vec<GroupRto> = groups
+        .iter()
+        .map(|(g, t)| GroupRto {
+            group: g.to_string(),
+            ready_ms: t.duration_since(down).unwrap_or_default().as_millis() as u64,
+        })
+        .collect();
+    // Boot order reads best.
+    let order: Vec<&str> = plan.actions.iter().filter_map(|a| a.id.strip_prefix("begin/")).collect();
+    group_rto.sort_by_key(|g| order.iter().position(|o| *o == g.group).unwrap_or(usize::MAX));
+    let measured = group_rto.iter().map(|g| g.ready_ms).max().unwrap_or(0);
+    Some(RtoReport {
+        measured_ms: measured,
+        objective_ms: plan.summary.rto_objective_ms,
+        met: measured <= plan.summary.rto_objective_ms,
+        groups: group_rto,
+    })
+}
+
+fn measure_loss(plan: &ActionPlan, steps: &[StepReport]) -> Option<LossReport> {
+    let mut machines = Vec::new();
+    for s in steps {
+        let Some(outcome) = &s.outcome else { continue };
+        let Some(DataLoss { time, bytes }) = outcome.data_loss else { continue };
+        machines.push(MachineLoss {
+            machine: s.machine.clone().unwrap_or_default(),
+            time_ms: time.as_millis() as u64,
+            bytes,
+            point: outcome.point,
+        });
+    }
+    if machines.is_empty() {
+        return None;
+    }
+    let max_time_ms = machines.iter().map(|m| m.time_ms).max().unwrap_or(0);
+    let total_bytes = machines.iter().map(|m| m.bytes).sum::<Option<u64>>();
+    Some(LossReport { max_time_ms, total_bytes, within_rpo: max_time_ms <= plan.summary.rpo_objective_ms, machines })
+}
