@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal_writer::JournalHandle;
 use super::provider::{Provider, ProviderError};
 use super::script::run_script;
+use crate::planner::schedule::{ReadyQueue, priorities};
 use crate::planner::{ActionKind, ActionPlan, Dag, ProviderOp};
 use crate::spec::OnFailure;
 use crate::state::{JournalEvent, StateStore};
@@ -173,6 +174,9 @@ impl Engine {
         let mut status: Vec<Option<StepStatus>> = vec![None; n];
         let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
         let mut workers: JoinSet<()> = JoinSet::new();
+        // Provider operations and scripts wait here for a slot, longest remaining chain first.
+        let estimates = priorities(&dag, |i| Duration::from_millis(plan.actions[i].estimate_ms));
+        let mut queue = ReadyQueue::new(&plan, estimates);
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done)>();
         let mut running = 0usize;
         let mut stopping = false;
@@ -252,35 +256,59 @@ impl Engine {
                             awaiting.push(action.id.clone());
                         }
                     }
-                    ActionKind::Provider { op } => {
+                    ActionKind::Provider { .. } | ActionKind::Script { .. } => {
                         running += 1;
+                        queue.push(i);
+                    }
+                }
+            }
+            // Once stopping, queued steps never start.
+            if stopping || self.stop.is_cancelled() {
+                while let Some(i) = queue.pop(|_| true) {
+                    running -= 1;
+                    status[i] = Some(StepStatus::NotRun);
+                    release(&dag, i, &mut waiting, &mut ready);
+                }
+                if !ready.is_empty() {
+                    continue;
+                }
+            }
+            // Start queued steps while there are slots (the global one and their site's).
+            loop {
+                let Ok(global_permit) = global.clone().try_acquire_owned() else { break };
+                let picked =
+                    queue.pop(|site| site.is_none_or(|s| sites.get(s).is_some_and(|sem| sem.available_permits() > 0)));
+                let Some(i) = picked else { break };
+                let site_permit =
+                    queue.site(i).and_then(|s| sites.get(s)).and_then(|sem| sem.clone().try_acquire_owned().ok());
+                let permits = (global_permit, site_permit);
+                let tx = tx.clone();
+                match &plan.actions[i].kind {
+                    ActionKind::Provider { op } => {
                         let worker = ProviderWorker {
                             index: i,
-                            id: action.id.clone(),
+                            id: plan.actions[i].id.clone(),
                             op: op.clone(),
                             timeout: op_timeout(op, self.options.op_timeout),
                             provider: self.provider.clone(),
                             journal: journal.clone(),
-                            global: global.clone(),
-                            site: sites.get(op.site()).cloned(),
                             retries: self.options.transient_retries,
                             backoff: self.options.backoff,
                             abort: self.abort.clone(),
                             events: self.events.clone(),
                         };
-                        let tx = tx.clone();
                         workers.spawn(async move {
                             let done = worker.run().await;
+                            drop(permits);
                             let _ = tx.send((i, done));
                         });
                     }
                     ActionKind::Script { program, run, dir, env, timeout, retries } => {
-                        running += 1;
                         let mut env = env.clone();
                         env.insert("DRPLAN_RUN_ID".into(), self.run_id.clone());
                         let worker = ScriptWorker {
                             index: i,
-                            id: action.id.clone(),
+                            id: plan.actions[i].id.clone(),
                             program: program.clone(),
                             args: run.iter().skip(1).cloned().collect(),
                             dir: dir.clone(),
@@ -288,16 +316,16 @@ impl Engine {
                             timeout: *timeout,
                             retries: *retries,
                             journal: journal.clone(),
-                            global: global.clone(),
                             abort: self.abort.clone(),
                             events: self.events.clone(),
                         };
-                        let tx = tx.clone();
                         workers.spawn(async move {
                             let done = worker.run().await;
+                            drop(permits);
                             let _ = tx.send((i, done));
                         });
                     }
+                    _ => unreachable!("only slot-taking actions are queued"),
                 }
             }
             if running == 0 {
@@ -387,8 +415,6 @@ struct ProviderWorker {
     timeout: Duration,
     provider: Arc<dyn Provider>,
     journal: JournalHandle,
-    global: Arc<Semaphore>,
-    site: Option<Arc<Semaphore>>,
     retries: u32,
     backoff: Duration,
     abort: CancellationToken,
@@ -403,16 +429,6 @@ impl ProviderWorker {
     }
 
     async fn run(self) -> Done {
-        let Ok(_global) = self.global.clone().acquire_owned().await else {
-            return Done::Failed("the run is shutting down".into());
-        };
-        let _site = match &self.site {
-            Some(s) => match s.clone().acquire_owned().await {
-                Ok(p) => Some(p),
-                Err(_) => return Done::Failed("the run is shutting down".into()),
-            },
-            None => None,
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -473,7 +489,6 @@ struct ScriptWorker {
     timeout: Duration,
     retries: u32,
     journal: JournalHandle,
-    global: Arc<Semaphore>,
     abort: CancellationToken,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -486,9 +501,6 @@ impl ScriptWorker {
     }
 
     async fn run(self) -> Done {
-        let Ok(_permit) = self.global.clone().acquire_owned().await else {
-            return Done::Failed("the run is shutting down".into());
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;

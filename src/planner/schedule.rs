@@ -22,6 +22,7 @@ pub fn simulate(plan: &ActionPlan, dag: &Dag) -> Schedule {
 }
 
 /// Simulate with given durations (the benchmark passes the provider's exact latencies).
+/// Same policy as the executor: among ready actions, the longest remaining chain first.
 pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration) -> Schedule {
     let n = dag.len();
     let mut waiting: Vec<usize> = dag.preds.iter().map(Vec::len).collect();
@@ -29,20 +30,29 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
     let mut finish = vec![Duration::ZERO; n];
     // (finish time, index)
     let mut running: BinaryHeap<Reverse<(Duration, usize)>> = BinaryHeap::new();
-    let mut queues = SlotQueues::new(plan);
+    let mut queue = ReadyQueue::new(plan, priorities(dag, &duration));
+    let mut free = plan.parallelism.max(1);
+    let mut site_free: BTreeMap<&str, usize> =
+        plan.site_limits.iter().map(|(k, v)| (k.as_str(), (*v).max(1))).collect();
     let mut now = Duration::ZERO;
     let mut newly_ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
     loop {
         for i in newly_ready.drain(..) {
             if plan.actions[i].kind.takes_slot() {
-                queues.push(i);
+                queue.push(i);
             } else {
                 start[i] = now;
                 running.push(Reverse((now + duration(i), i)));
             }
         }
-        // Fill free slots in plan order.
-        while let Some(i) = queues.pop() {
+        while free > 0 {
+            let Some(i) = queue.pop(|site| site.is_none_or(|s| site_free.get(s).is_some_and(|&f| f > 0))) else {
+                break;
+            };
+            free -= 1;
+            if let Some(f) = queue.site(i).and_then(|s| site_free.get_mut(s)) {
+                *f -= 1;
+            }
             start[i] = now;
             running.push(Reverse((now + duration(i), i)));
         }
@@ -50,7 +60,10 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
         now = t;
         finish[i] = t;
         if plan.actions[i].kind.takes_slot() {
-            queues.release(i);
+            free += 1;
+            if let Some(f) = queue.site(i).and_then(|s| site_free.get_mut(s)) {
+                *f += 1;
+            }
         }
         for &s in &dag.succs[i] {
             let s = s as usize;
@@ -64,91 +77,126 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
     Schedule { start, finish, makespan }
 }
 
-/// Ready actions waiting for a slot: one queue per limited site plus one for the rest, each
-/// ordered by plan position.
-struct SlotQueues<'p> {
-    plan: &'p ActionPlan,
-    free: usize,
-    /// Site -> (free slots, queue).
-    sites: BTreeMap<&'p str, (usize, BinaryHeap<Reverse<usize>>)>,
-    other: BinaryHeap<Reverse<usize>>,
+/// The priority of each action: the longest chain of work from its start to the end of the
+/// plan (its "bottom level", in microseconds). Starting long chains first keeps the critical
+/// path moving while a limited number of slots is shared.
+pub fn priorities(dag: &Dag, duration: impl Fn(usize) -> Duration) -> Vec<u64> {
+    let mut level = vec![0u64; dag.len()];
+    for i in (0..dag.len()).rev() {
+        let after = dag.succs[i].iter().map(|&s| level[s as usize]).max().unwrap_or(0);
+        level[i] = after + duration(i).as_micros() as u64;
+    }
+    level
 }
 
-impl<'p> SlotQueues<'p> {
-    fn new(plan: &'p ActionPlan) -> Self {
-        SlotQueues {
-            plan,
-            free: plan.parallelism.max(1),
-            sites: plan.site_limits.iter().map(|(k, v)| (k.as_str(), ((*v).max(1), BinaryHeap::new()))).collect(),
-            other: BinaryHeap::new(),
-        }
+/// Ready actions waiting for a slot, best first: the highest priority, then plan order.
+/// Actions at a site with its own limit queue separately, so a saturated site never holds
+/// up the others.
+pub struct ReadyQueue<'p> {
+    plan: &'p ActionPlan,
+    priority: Vec<u64>,
+    /// Per limited site (in `plan.site_limits` order), then the unlimited rest.
+    sites: Vec<&'p str>,
+    heaps: Vec<BinaryHeap<(u64, Reverse<usize>)>>,
+}
+
+impl<'p> ReadyQueue<'p> {
+    pub fn new(plan: &'p ActionPlan, priority: Vec<u64>) -> Self {
+        let sites: Vec<&str> = plan.site_limits.keys().map(String::as_str).collect();
+        let heaps = (0..=sites.len()).map(|_| BinaryHeap::new()).collect();
+        ReadyQueue { plan, priority, sites, heaps }
     }
 
-    fn site(&self, i: usize) -> Option<&'p str> {
+    /// The limited site an action counts against, if any.
+    pub fn site(&self, i: usize) -> Option<&'p str> {
         match &self.plan.actions[i].kind {
-            ActionKind::Provider { op } => self.sites.get_key_value(op.site()).map(|(k, _)| *k),
+            ActionKind::Provider { op } => self.sites.iter().copied().find(|s| *s == op.site()),
             _ => None,
         }
     }
 
-    fn push(&mut self, i: usize) {
-        match self.site(i) {
-            Some(site) => self.sites.get_mut(site).expect("known site").1.push(Reverse(i)),
-            None => self.other.push(Reverse(i)),
-        }
+    fn heap_of(&self, i: usize) -> usize {
+        self.site(i).and_then(|s| self.sites.iter().position(|x| *x == s)).unwrap_or(self.sites.len())
     }
 
-    /// The first queued action that can start now, taking its slots.
-    fn pop(&mut self) -> Option<usize> {
-        if self.free == 0 {
-            return None;
-        }
-        let mut best: Option<(usize, Option<&'p str>)> = self.other.peek().map(|Reverse(i)| (*i, None));
-        for (site, (free, queue)) in &self.sites {
-            if let Some(Reverse(i)) = queue.peek()
-                && *free > 0
-                && best.is_none_or(|(b, _)| *i < b)
-            {
-                best = Some((*i, Some(*site)));
-            }
-        }
-        let (i, site) = best?;
-        self.free -= 1;
-        match site {
-            Some(site) => {
-                let (free, queue) = self.sites.get_mut(site).expect("known site");
-                *free -= 1;
-                queue.pop();
-            }
-            None => {
-                self.other.pop();
-            }
-        }
-        Some(i)
+    pub fn push(&mut self, i: usize) {
+        let heap = self.heap_of(i);
+        self.heaps[heap].push((self.priority[i], Reverse(i)));
     }
 
-    fn release(&mut self, i: usize) {
-        self.free += 1;
-        if let Some(site) = self.site(i) {
-            self.sites.get_mut(site).expect("known site").0 += 1;
+    pub fn is_empty(&self) -> bool {
+        self.heaps.iter().all(BinaryHeap::is_empty)
+    }
+
+    /// Remove and return the best action whose site may start one now.
+    pub fn pop(&mut self, mut can_start: impl FnMut(Option<&str>) -> bool) -> Option<usize> {
+        let mut best: Option<(usize, (u64, Reverse<usize>))> = None;
+        for (h, heap) in self.heaps.iter().enumerate() {
+            let Some(&top) = heap.peek() else { continue };
+            let site = self.sites.get(h).copied();
+            if best.is_some_and(|(_, b)| b >= top) || !can_start(site) {
+                continue;
+            }
+            best = Some((h, top));
         }
+        let (h, _) = best?;
+        self.heaps[h].pop().map(|(_, Reverse(i))| i)
     }
 }
 
-/// The classic lower bound: no schedule beats the longest dependency chain, nor the total
-/// slot-using work divided by the parallelism.
+/// A lower bound on any schedule of the plan with these durations and the parallelism limit:
+/// the longest dependency chain; the total slot work over the slots; and, around every barrier
+/// (a group begins or is done, all booted), the chain up to it plus the work that must follow
+/// it over the slots, or the work that must precede it over the slots plus the chain after it.
 pub fn lower_bound(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration) -> Duration {
-    let mut longest = vec![Duration::ZERO; dag.len()];
-    let mut work = Duration::ZERO;
-    for i in 0..dag.len() {
-        let before = dag.preds[i].iter().map(|&(p, _)| longest[p as usize]).max().unwrap_or_default();
-        longest[i] = before + duration(i);
-        if plan.actions[i].kind.takes_slot() {
-            work += duration(i);
-        }
+    let n = dag.len();
+    let slots = plan.parallelism.max(1) as u32;
+    let work_of = |i: usize| if plan.actions[i].kind.takes_slot() { duration(i) } else { Duration::ZERO };
+    let mut head = vec![Duration::ZERO; n];
+    for i in 0..n {
+        let before = dag.preds[i].iter().map(|&(p, _)| head[p as usize]).max().unwrap_or_default();
+        head[i] = before + duration(i);
     }
-    let chain = longest.into_iter().max().unwrap_or_default();
-    chain.max(work / plan.parallelism.max(1) as u32)
+    let mut tail = vec![Duration::ZERO; n];
+    for i in (0..n).rev() {
+        let after = dag.succs[i].iter().map(|&s| tail[s as usize]).max().unwrap_or_default();
+        tail[i] = after + duration(i);
+    }
+    let total: Duration = (0..n).map(work_of).sum();
+    let mut bound = head.iter().copied().max().unwrap_or_default().max(total / slots);
+
+    // Everything reachable from (or reaching) a barrier, found by a walk with a visit stamp.
+    let mut seen = vec![u32::MAX; n];
+    let mut stack = Vec::new();
+    let mut walk = |start: usize, forward: bool, stamp: u32| -> Duration {
+        let mut work = Duration::ZERO;
+        stack.clear();
+        stack.push(start);
+        seen[start] = stamp;
+        while let Some(i) = stack.pop() {
+            let next: Box<dyn Iterator<Item = usize>> = if forward {
+                Box::new(dag.succs[i].iter().map(|&s| s as usize))
+            } else {
+                Box::new(dag.preds[i].iter().map(|&(p, _)| p as usize))
+            };
+            for j in next {
+                if seen[j] != stamp {
+                    seen[j] = stamp;
+                    work += work_of(j);
+                    stack.push(j);
+                }
+            }
+        }
+        work
+    };
+    let mut stamp = 0;
+    for b in (0..n).filter(|&i| matches!(plan.actions[i].kind, ActionKind::Barrier)) {
+        let after = walk(b, true, stamp);
+        let before = walk(b, false, stamp + 1);
+        stamp += 2;
+        bound = bound.max(head[b] + after / slots).max(before / slots + tail[b]);
+    }
+    bound
 }
 
 #[cfg(test)]
@@ -225,6 +273,20 @@ mod tests {
         let dag = Dag::new(&p).unwrap();
         assert_eq!(simulate(&p, &dag).makespan, Duration::from_secs(4));
         assert_eq!(lower_bound(&p, &dag, |_| Duration::from_secs(1)), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn work_after_a_barrier_tightens_the_bound() {
+        let mut barrier = start("b", "s", &["a"]);
+        barrier.kind = ActionKind::Barrier;
+        barrier.estimate_ms = 0;
+        let mut actions = vec![start("a", "s", &[]), barrier];
+        actions.extend((0..4).map(|i| start(&format!("c{i}"), "s", &["b"])));
+        let p = plan(actions, 2, &[]);
+        let dag = Dag::new(&p).unwrap();
+        // Chain 2 s, total work 5 s / 2 = 2.5 s; but after `a` (1 s) come 4 s of work on 2 slots.
+        assert_eq!(lower_bound(&p, &dag, |i| Duration::from_millis(p.actions[i].estimate_ms)), Duration::from_secs(3));
+        assert_eq!(simulate(&p, &dag).makespan, Duration::from_secs(3));
     }
 
     #[test]
