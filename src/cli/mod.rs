@@ -7,8 +7,10 @@ mod commit;
 mod errors;
 mod git;
 mod graph;
+mod lab;
 mod plan;
 mod progress;
+mod replicate;
 mod resume;
 mod run;
 mod schema;
@@ -92,6 +94,10 @@ enum Command {
     Graph(graph::Args),
     /// Release the lock of a plan whose holder is gone.
     Unlock(unlock::Args),
+    /// Take a recovery point of every protected machine now, or keep doing so (--every).
+    Replicate(replicate::Args),
+    /// A two-site lab on this machine (local provider) and the whole story on it.
+    Lab(lab::Args),
     /// Create and steer simulated datacenters (the `sim` provider).
     Sim(sim::Args),
     /// Print the JSON Schema of the plan document.
@@ -135,6 +141,8 @@ pub fn main() -> ExitCode {
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),
+        Command::Replicate(args) => runtime.block_on(replicate::run(args, ui)),
+        Command::Lab(args) => lab::run(args, ui),
         Command::Sim(args) => sim::run(args, ui),
         Command::Schema(args) => schema::run(args, ui),
     };

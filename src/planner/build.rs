@@ -604,12 +604,9 @@ impl Builder<'_> {
                     ProviderOp::Sync { machine: d.name.clone(), from, to, mode: SyncMode::Delta, final_sync: false },
                 ),
             };
-            let needs = if moved {
-                previous
-            } else {
-                previous.into_iter().chain(start_of.get(d.name.as_str()).cloned()).collect()
-            };
-            let deps = Deps { needs, after: Vec::new(), on_failure: OnFailure::Continue };
+            // A staying machine is protected after it starts, whether or not the start worked.
+            let after = if moved { Vec::new() } else { start_of.get(d.name.as_str()).cloned().into_iter().collect() };
+            let deps = Deps { needs: previous, after, on_failure: OnFailure::Continue };
             self.provider(id, Phase::Protect, d, op, deps);
         }
     }
@@ -755,7 +752,9 @@ fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSumma
 
     if let Ok(dag) = Dag::new(plan) {
         let schedule = simulate(plan, &dag);
-        if let Some(booted) = plan.index_of("booted") {
+        let downtime =
+            plan.actions.iter().any(|a| matches!(a.phase, Phase::Shutdown | Phase::FinalSync | Phase::Failover));
+        if let Some(booted) = plan.index_of("booted").filter(|_| downtime) {
             // Downtime starts when the first machine stops (or fails over) and ends when the
             // last group is up; approvals are not counted.
             let down = plan

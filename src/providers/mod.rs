@@ -1,5 +1,6 @@
 //! Providers: the platforms drplan drives. Each implements [`crate::exec::Provider`].
 
+pub mod local;
 pub mod sim;
 
 use std::collections::BTreeSet;
@@ -25,9 +26,6 @@ pub fn open(model: &Model) -> Result<Arc<dyn Provider>, ProviderError> {
     }
     match model.site(model.protection.primary).provider {
         ProviderKind::Sim => Ok(Arc::new(sim::SimProvider::open(model)?)),
-        ProviderKind::Local => Err(ProviderError::setup(
-            "the local provider is not available in this build yet",
-            "use `provider: sim` sites for now",
-        )),
+        ProviderKind::Local => Ok(Arc::new(local::LocalProvider::open(model)?)),
     }
 }

@@ -1,0 +1,115 @@
+//! `drplan replicate PLAN [--every 30s]`: take a recovery point of every protected machine
+//! now (moving only what changed), or keep doing so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{Session, report};
+use super::{Ui, exit};
+use crate::planner::ProviderOp;
+use crate::spec::time_format::{human_bytes, human_duration};
+use crate::state::StateStore;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Keep taking points at this interval until interrupted (continuous protection).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    every: Option<Duration>,
+    /// Machines replicated at once.
+    #[arg(long, default_value_t = 4)]
+    parallelism: usize,
+}
+
+pub async fn run(args: Args, ui: Ui) -> u8 {
+    let session = match Session::open(&args.plan, ui) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(every) = args.every
+        && every > session.model.protection.rpo
+    {
+        eprintln!(
+            "warning: points every {} cannot meet the plan's RPO of {}",
+            human_duration(every),
+            human_duration(session.model.protection.rpo)
+        );
+    }
+    loop {
+        let code = round(&session, args.parallelism, ui).await;
+        let Some(every) = args.every else { return code };
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return exit::OK,
+        }
+    }
+}
+
+async fn round(session: &Session, parallelism: usize, ui: Ui) -> u8 {
+    // Points are not taken while a plan or a run holds the plan.
+    let _lock = match session.store.lock("drplan replicate") {
+        Ok(lock) => lock,
+        Err(e) => return report(ui, &e),
+    };
+    let provider = match session.provider() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let inventory = match session.inventory(provider.as_ref()).await {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    let ops: Vec<ProviderOp> = inventory
+        .machines
+        .iter()
+        .filter_map(|(name, m)| {
+            let r = m.replication.as_ref()?;
+            (m.active_site.as_deref() == Some(r.from.as_str())).then(|| ProviderOp::TakePoint {
+                machine: name.clone(),
+                from: r.from.clone(),
+                to: r.to.clone(),
+            })
+        })
+        .collect();
+    if ops.is_empty() {
+        println!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
+        return exit::OK;
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
+    let mut tasks = JoinSet::new();
+    for op in ops {
+        let (provider, limit) = (provider.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = provider.execute(&op, CancellationToken::new()).await;
+            (op, result)
+        });
+    }
+    let mut failed = 0;
+    let mut moved = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((op, Ok(outcome))) => {
+                moved += outcome.bytes_transferred.unwrap_or(0);
+                println!("✓ {}", outcome.summary);
+                let _ = op;
+            }
+            Ok((op, Err(e))) => {
+                failed += 1;
+                println!("✗ {}: {e}", op.machine());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("✗ a replication task failed: {e}");
+            }
+        }
+    }
+    let _ = provider.flush().await;
+    println!("{} moved.", human_bytes(moved));
+    if failed > 0 { exit::ERROR } else { exit::OK }
+}

@@ -1,0 +1,935 @@
+//! The `local` provider, the embedded default: sites are directories on this machine, a
+//! machine is a set of disk images (and optionally a program that runs it). Replication is
+//! real block-level copying with blake3 checksums; recovery points are real and restorable;
+//! every failover is verified block by block against the point it used.
+
+mod blocks;
+pub mod lab;
+pub mod layout;
+mod process;
+mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+pub use blocks::digest;
+use blocks::{Baseline, BlockError, Hash, Transfer};
+use layout::{SiteLayout, disks_in};
+use records::{DrillRecord, MachineRecord, PointMeta, ReplicaState, Role};
+
+use crate::exec::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::planner::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::spec::time_format::human_bytes;
+use crate::spec::{ProviderKind, SyncMode};
+use crate::state::{
+    Consistency, DiskInfo, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
+    ReplicationHealth, SiteInventory, TestCopy,
+};
+use crate::validate::Model;
+
+/// Default replication block size.
+pub const DEFAULT_BLOCK_SIZE: u64 = 64 * 1024;
+/// Nominal throughput for duration estimates (bytes per second).
+const ESTIMATE_THROUGHPUT: f64 = 400.0 * 1024.0 * 1024.0;
+const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct LocalProvider {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    sites: BTreeMap<String, SiteLayout>,
+    /// Plan machine name -> directory name at the sites.
+    dirs: HashMap<String, String>,
+    names: Vec<String>,
+    keep: usize,
+    block_size: u64,
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1024,
+        "m" | "mib" | "mb" => 1024 * 1024,
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
+fn failed(e: BlockError) -> ProviderError {
+    match e {
+        BlockError::Cancelled => ProviderError::Cancelled,
+        BlockError::Io(m) => ProviderError::failed(m),
+        BlockError::Mismatch(m) => ProviderError::Verification { message: m },
+    }
+}
+
+fn done(summary: String) -> OpOutcome {
+    OpOutcome { summary, already_done: true, ..OpOutcome::default() }
+}
+
+/// Copy the regular files of a machine directory (its program, scripts, settings; not its
+/// disks nor its console log) from `from` to `to`.
+fn copy_machine_files(from: &Path, to: &Path) -> Result<(), ProviderError> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
+    std::fs::create_dir_all(to).map_err(|e| ProviderError::failed(format!("cannot create {}: {e}", to.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name == "console.log" || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let target = to.join(&name);
+        std::fs::copy(entry.path(), &target)
+            .map_err(|e| ProviderError::failed(format!("cannot copy {}: {e}", entry.path().display())))?;
+    }
+    Ok(())
+}
+
+fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
+    nics.iter().map(|n| NicState { network: n.network.clone(), ip: n.ip }).collect()
+}
+
+impl LocalProvider {
+    pub fn open(model: &Model) -> Result<Self, ProviderError> {
+        let mut sites = BTreeMap::new();
+        let mut block_size = DEFAULT_BLOCK_SIZE;
+        for site in &model.sites {
+            let root = site.path.clone().ok_or_else(|| {
+                ProviderError::setup(format!("site `{}` has no path", site.name), "give local sites a `path`")
+            })?;
+            if let Some(text) = site.settings.get("block_size") {
+                block_size = parse_size(text).filter(|b| *b >= 512 && b.is_power_of_two()).ok_or_else(|| {
+                    ProviderError::setup(
+                        format!(
+                            "site `{}`: block_size `{text}` is not a power of two of at least 512 bytes",
+                            site.name
+                        ),
+                        "use e.g. `block_size: 64KiB` (the default) or `4KiB`",
+                    )
+                })?;
+            }
+            // Absolute, because machine programs run with their own directory as cwd.
+            let root = std::path::absolute(&root).unwrap_or(root);
+            sites.insert(site.name.clone(), SiteLayout { name: site.name.clone(), root });
+        }
+        Ok(LocalProvider {
+            inner: std::sync::Arc::new(Inner {
+                sites,
+                dirs: model.machines.iter().map(|m| (m.name.clone(), m.provider_id.clone())).collect(),
+                names: model.machines.iter().map(|m| m.name.clone()).collect(),
+                keep: model.protection.keep_points.max(1) as usize,
+                block_size,
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn site(&self, name: &str) -> Result<&SiteLayout, ProviderError> {
+        self.sites.get(name).ok_or_else(|| ProviderError::failed(format!("unknown site `{name}`")))
+    }
+
+    fn reachable_site(&self, name: &str) -> Result<&SiteLayout, ProviderError> {
+        let site = self.site(name)?;
+        site.reachable().map_err(|reason| ProviderError::Unreachable { site: name.to_string(), reason })?;
+        Ok(site)
+    }
+
+    fn dir<'a>(&'a self, machine: &'a str) -> &'a str {
+        self.dirs.get(machine).map_or(machine, String::as_str)
+    }
+
+    fn record(&self, site: &SiteLayout, dir: &str) -> Result<Option<MachineRecord>, ProviderError> {
+        let record: Option<MachineRecord> = records::load(&site.record_path(dir))?;
+        // A machine created by hand (disks, no record yet) is live there.
+        Ok(record.or_else(|| site.disks_dir(dir).is_dir().then(|| MachineRecord::live(0))))
+    }
+
+    fn replica(&self, site: &SiteLayout, dir: &str) -> Result<Option<ReplicaState>, ProviderError> {
+        records::load(&site.replica_state(dir))
+    }
+
+    /// Where the machine is live: the reachable live record with the highest epoch, or, when
+    /// its site is dark, the source named by a replica.
+    fn live_site(&self, dir: &str) -> Result<Option<(String, MachineRecord)>, ProviderError> {
+        let mut best: Option<(String, MachineRecord)> = None;
+        let mut dark_source: Option<(String, u64)> = None;
+        for (name, site) in &self.sites {
+            if site.reachable().is_err() {
+                continue;
+            }
+            if let Some(record) = self.record(site, dir)?
+                && record.role == Role::Live
+                && best.as_ref().is_none_or(|(_, b)| record.epoch > b.epoch)
+            {
+                best = Some((name.clone(), record));
+            }
+            if let Some(replica) = self.replica(site, dir)?
+                && !replica.failed_over
+                && self.sites.get(&replica.from).is_some_and(|s| s.reachable().is_err())
+            {
+                dark_source = Some((replica.from.clone(), replica.source_epoch));
+            }
+        }
+        match (best, dark_source) {
+            (Some(b), Some((dark, epoch))) if epoch >= b.1.epoch => Ok(Some((dark, MachineRecord::live(epoch)))),
+            (Some(b), _) => Ok(Some(b)),
+            (None, Some((dark, epoch))) => Ok(Some((dark, MachineRecord::live(epoch)))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn disks_of(dir: &Path) -> Vec<DiskInfo> {
+        disks_in(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, path)| DiskInfo { size_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()), name })
+            .collect()
+    }
+
+    fn powered(record: &MachineRecord) -> bool {
+        match &record.process {
+            Some(p) => record.power && process::alive(p),
+            None => record.power,
+        }
+    }
+
+    fn machine_inventory(&self, name: &str, now: SystemTime) -> Result<MachineInventory, ProviderError> {
+        let dir = self.dir(name);
+        let mut inv = MachineInventory::default();
+        let live = self.live_site(dir)?;
+        inv.active_site = live.as_ref().map(|(s, _)| s.clone());
+        if let Some((_, record)) = &live {
+            inv.commit_pending = record.commit_pending;
+        }
+        for (site_name, site) in &self.sites {
+            if site.reachable().is_err() {
+                continue;
+            }
+            if let Some(record) = self.record(site, dir)? {
+                inv.copies.insert(
+                    site_name.clone(),
+                    MachineCopy {
+                        power: if Self::powered(&record) { Power::On } else { Power::Off },
+                        consistent: true,
+                        nics: record.nics.clone(),
+                        settings: BTreeMap::new(),
+                        disks: Self::disks_of(&site.disks_dir(dir)),
+                    },
+                );
+            }
+            if let Some(replica) = self.replica(site, dir)? {
+                if !replica.failed_over {
+                    inv.copies.entry(site_name.clone()).or_insert_with(|| MachineCopy {
+                        power: Power::Off,
+                        consistent: replica.consistent,
+                        nics: Vec::new(),
+                        settings: BTreeMap::new(),
+                        disks: Self::disks_of(&site.replica_current(dir)),
+                    });
+                    let dark = |s: &str| self.sites.get(s).is_none_or(|l| l.reachable().is_err());
+                    let health = if !replica.consistent {
+                        ReplicationHealth::Inconsistent
+                    } else if dark(&replica.from) {
+                        ReplicationHealth::Degraded
+                    } else {
+                        ReplicationHealth::Healthy
+                    };
+                    inv.replication = Some(Replication {
+                        from: replica.from.clone(),
+                        to: site_name.clone(),
+                        health,
+                        lag: replica.points.last().map(|p| now.duration_since(p.time).unwrap_or_default()),
+                        pending_bytes: None,
+                    });
+                }
+                if !replica.failed_over || inv.commit_pending {
+                    inv.points = replica
+                        .points
+                        .iter()
+                        .map(|p| RecoveryPoint {
+                            id: p.id,
+                            time: p.time,
+                            consistency: if p.app_consistent { Consistency::App } else { Consistency::Crash },
+                            processed: true,
+                            bytes_after: None,
+                        })
+                        .collect();
+                }
+            }
+            for drill in std::fs::read_dir(site.drills_root()).into_iter().flatten().flatten() {
+                let drill_name = drill.file_name().to_string_lossy().into_owned();
+                if let Some(record) = records::load::<DrillRecord>(&site.drill_record(&drill_name, dir))? {
+                    let alive = record.process.as_ref().map_or(record.power, process::alive);
+                    inv.test_copies.push(TestCopy {
+                        site: site_name.clone(),
+                        drill: drill_name,
+                        power: if alive { Power::On } else { Power::Off },
+                    });
+                }
+            }
+        }
+        Ok(inv)
+    }
+
+    fn inventory(&self) -> Result<Inventory, ProviderError> {
+        let now = SystemTime::now();
+        let sites = self
+            .sites
+            .iter()
+            .map(|(name, site)| {
+                let reachable = site.reachable();
+                (name.clone(), SiteInventory { reachable: reachable.is_ok(), error: reachable.err() })
+            })
+            .collect();
+        let mut machines = BTreeMap::new();
+        for name in &self.names {
+            machines.insert(name.clone(), self.machine_inventory(name, now)?);
+        }
+        Ok(Inventory { taken_at: now, sites, machines })
+    }
+
+    /// Run `P/M/quiesce` if there is one: the point is app-consistent when it succeeds.
+    fn quiesce(&self, site: &SiteLayout, dir: &str) -> bool {
+        let script = site.quiesce_script(dir);
+        if !process::is_executable(&script) {
+            return false;
+        }
+        let mut child = match std::process::Command::new(&script).current_dir(site.machine_dir(dir)).spawn() {
+            Ok(c) => c,
+            Err(_) => return false,
+        };
+        let deadline = std::time::Instant::now() + QUIESCE_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = child.kill();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The block hashes of a point, computing (and keeping) them when a full copy skipped them.
+    fn point_hashes(
+        &self,
+        site: &SiteLayout,
+        dir: &str,
+        replica: &ReplicaState,
+        point: &PointMeta,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, Vec<Hash>>, ProviderError> {
+        let point_dir = site.point_dir(dir, point.id);
+        let mut out = BTreeMap::new();
+        for name in point.disks.keys() {
+            let path = point_dir.join(format!("{name}.hashes"));
+            let hashes = match blocks::read_hashes(&path).map_err(failed)? {
+                Some(h) => h,
+                None if replica.points.last().map(|p| p.id) == Some(point.id) => {
+                    let (_, h) = blocks::hash_file(&site.replica_current(dir).join(name), replica.block_size, cancel)
+                        .map_err(failed)?;
+                    std::fs::create_dir_all(&point_dir).map_err(|e| ProviderError::failed(e.to_string()))?;
+                    blocks::write_hashes(&path, &h).map_err(failed)?;
+                    h
+                }
+                None => return Err(ProviderError::failed(format!("point {} of {dir} has no block hashes", point.id))),
+            };
+            out.insert(name.clone(), hashes);
+        }
+        Ok(out)
+    }
+
+    /// Transfer the live disks at `from` into the replica at `to` and record a new point.
+    fn transfer(
+        &self,
+        dir: &str,
+        from: &str,
+        to: &str,
+        mode: SyncMode,
+        final_sync: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(Transfer, PointMeta), ProviderError> {
+        let source = self.reachable_site(from)?;
+        let target = self.reachable_site(to)?;
+        let (live, record) =
+            self.live_site(dir)?.ok_or_else(|| ProviderError::NotFound { machine: dir.into(), site: from.into() })?;
+        if live != from {
+            return Err(ProviderError::failed(format!("{dir} runs at {live}, not {from}")));
+        }
+        if final_sync && Self::powered(&record) {
+            return Err(ProviderError::failed(format!("{dir}: a final sync needs it shut down at {from} first")));
+        }
+        let mut replica = match self.replica(target, dir)? {
+            Some(r) if r.from == from && !r.failed_over => r,
+            // A new replica (initial protection, or an alternate location): everything moves.
+            _ => {
+                // Points of an earlier replica would carry undo logs that no longer apply.
+                let _ = std::fs::remove_dir_all(target.replica_dir(dir).join("points"));
+                ReplicaState {
+                    from: from.to_string(),
+                    consistent: false,
+                    failed_over: false,
+                    block_size: self.block_size,
+                    points: Vec::new(),
+                    next_point: 0,
+                    source_epoch: record.epoch,
+                }
+            }
+        };
+        let app = self.quiesce(source, dir);
+        copy_machine_files(&source.machine_dir(dir), &target.replica_dir(dir).join("files"))?;
+        let latest = replica.points.last().cloned();
+        replica.consistent = false;
+        records::save(&target.replica_state(dir), &replica)?;
+        let current = target.replica_current(dir);
+        let source_disks = source.disks_dir(dir);
+        let (transfer, manifests) = match mode {
+            SyncMode::Full => (blocks::full_copy(&source_disks, &current, cancel).map_err(failed)?, None),
+            SyncMode::Delta => {
+                let latest_dir = latest.as_ref().map(|p| target.point_dir(dir, p.id));
+                if let (Some(p), Some(d)) = (&latest, &latest_dir) {
+                    // Make sure the baseline has hashes (a full copy may have skipped them).
+                    self.point_hashes(target, dir, &replica, p, cancel)?;
+                    let _ = d;
+                }
+                let baseline = latest_dir.as_deref().map(|d| Baseline { hashes_dir: d, undo_dir: Some(d) });
+                let (t, m) = blocks::delta_sync(&source_disks, &current, baseline.as_ref(), replica.block_size, cancel)
+                    .map_err(failed)?;
+                (t, Some(m))
+            }
+        };
+        replica.next_point += 1;
+        let id = replica.next_point;
+        let point_dir = target.point_dir(dir, id);
+        let _ = std::fs::remove_dir_all(&point_dir);
+        std::fs::create_dir_all(&point_dir)
+            .map_err(|e| ProviderError::failed(format!("cannot create {}: {e}", point_dir.display())))?;
+        let mut sizes = BTreeMap::new();
+        match manifests {
+            Some(m) => {
+                for (name, (size, hashes)) in m {
+                    blocks::write_hashes(&point_dir.join(format!("{name}.hashes")), &hashes).map_err(failed)?;
+                    sizes.insert(name, size);
+                }
+            }
+            None => {
+                for disk in Self::disks_of(&current) {
+                    sizes.insert(disk.name, disk.size_bytes);
+                }
+                // A full copy starts a new history: older points' undo logs do not apply to it.
+                for old in replica.points.drain(..) {
+                    let _ = std::fs::remove_dir_all(target.point_dir(dir, old.id));
+                }
+            }
+        }
+        let meta = PointMeta { id, time: SystemTime::now(), app_consistent: app, disks: sizes };
+        replica.points.push(meta.clone());
+        replica.consistent = true;
+        // Retention, except while a rollback may still need them.
+        let commit_pending = self.record(target, dir)?.is_some_and(|r| r.commit_pending);
+        while replica.points.len() > self.keep && !commit_pending {
+            let oldest = replica.points.remove(0);
+            let _ = std::fs::remove_dir_all(target.point_dir(dir, oldest.id));
+        }
+        records::save(&target.replica_state(dir), &replica)?;
+        Ok((transfer, meta))
+    }
+
+    /// Copy point `point` of the replica at `site` into `dest` and verify it block by block.
+    fn materialize(
+        &self,
+        site: &SiteLayout,
+        dir: &str,
+        replica: &ReplicaState,
+        point: &PointMeta,
+        dest: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<u64, ProviderError> {
+        let expected = self.point_hashes(site, dir, replica, point, cancel)?;
+        let staging = dest.with_extension("incoming");
+        let _ = std::fs::remove_dir_all(&staging);
+        blocks::full_copy(&site.replica_current(dir), &staging, cancel).map_err(failed)?;
+        let newer: Vec<PathBuf> = replica
+            .points
+            .iter()
+            .rev()
+            .filter(|p| p.id >= point.id && p.id != replica.points.last().map_or(0, |l| l.id))
+            .map(|p| site.point_dir(dir, p.id))
+            .collect();
+        blocks::apply_undo(&staging, &newer, &point.disks, replica.block_size).map_err(failed)?;
+        let verified = blocks::verify(&staging, &expected, replica.block_size, cancel).map_err(failed)?;
+        let _ = std::fs::remove_dir_all(dest);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ProviderError::failed(e.to_string()))?;
+        }
+        std::fs::rename(&staging, dest)
+            .map_err(|e| ProviderError::failed(format!("cannot move {} into place: {e}", dest.display())))?;
+        // The machine's program and settings come along with its disks.
+        if let Some(machine_dir) = dest.parent() {
+            copy_machine_files(&site.replica_dir(dir).join("files"), machine_dir)?;
+        }
+        Ok(verified)
+    }
+
+    /// Start the program in `workdir` (`run`), if the machine has one.
+    fn start_process(
+        &self,
+        site: &SiteLayout,
+        dir: &str,
+        workdir: &Path,
+        nics: &[NicState],
+        extra: &[(&str, &str)],
+    ) -> Result<Option<records::ProcessId>, ProviderError> {
+        let run = workdir.join("run");
+        if !process::is_executable(&run) {
+            return Ok(None);
+        }
+        let ips: Vec<String> = nics.iter().filter_map(|n| n.ip.map(|ip| ip.to_string())).collect();
+        let mut env = BTreeMap::from([
+            ("DRPLAN_MACHINE".to_string(), dir.to_string()),
+            ("DRPLAN_SITE".to_string(), site.name.clone()),
+            ("DRPLAN_IPS".to_string(), ips.join(" ")),
+        ]);
+        for (k, v) in extra {
+            env.insert((*k).to_string(), (*v).to_string());
+        }
+        process::start(&run, workdir, &env).map(Some).map_err(ProviderError::failed)
+    }
+
+    fn execute(&self, op: &ProviderOp, cancel: &CancellationToken) -> Result<OpOutcome, ProviderError> {
+        let name = op.machine();
+        let dir = self.dir(name).to_string();
+        let dir = dir.as_str();
+        match op {
+            ProviderOp::EnableProtection { from, to, .. } => {
+                let target = self.reachable_site(to)?;
+                if let Some(r) = self.replica(target, dir)?
+                    && r.from == *from
+                    && r.consistent
+                    && !r.failed_over
+                {
+                    return Ok(done(format!("{name} already replicates {from} → {to}")));
+                }
+                let (t, point) = self.transfer(dir, from, to, SyncMode::Delta, false, cancel)?;
+                Ok(OpOutcome {
+                    summary: format!(
+                        "{name}: initial replication {from} → {to}, {} copied, point {}",
+                        human_bytes(t.bytes_transferred),
+                        point.id
+                    ),
+                    bytes_transferred: Some(t.bytes_transferred),
+                    point: Some(point.id),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::TakePoint { from, to, .. } => {
+                let target = self.reachable_site(to)?;
+                if !self.replica(target, dir)?.is_some_and(|r| r.from == *from && !r.failed_over) {
+                    return Err(ProviderError::failed(format!("{name} does not replicate {from} → {to}")));
+                }
+                let (t, point) = self.transfer(dir, from, to, SyncMode::Delta, false, cancel)?;
+                let kind = if point.app_consistent { "app-consistent" } else { "crash-consistent" };
+                Ok(OpOutcome {
+                    summary: format!(
+                        "{name}: point {} ({kind}), {} of {} transferred",
+                        point.id,
+                        human_bytes(t.bytes_transferred),
+                        human_bytes(t.bytes_total)
+                    ),
+                    bytes_transferred: Some(t.bytes_transferred),
+                    point: Some(point.id),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::Shutdown { site, timeout, .. } => {
+                let layout = self.reachable_site(site)?;
+                let Some(mut record) = self.record(layout, dir)? else {
+                    return Err(ProviderError::NotFound { machine: name.into(), site: site.clone() });
+                };
+                if !Self::powered(&record) {
+                    if record.power {
+                        record.power = false;
+                        record.process = None;
+                        records::save(&layout.record_path(dir), &record)?;
+                    }
+                    return Ok(done(format!("{name} is already off at {site}")));
+                }
+                if let Some(p) = &record.process {
+                    process::stop(p, *timeout).map_err(ProviderError::failed)?;
+                }
+                record.power = false;
+                record.process = None;
+                records::save(&layout.record_path(dir), &record)?;
+                Ok(OpOutcome { summary: format!("{name} shut down at {site}"), ..OpOutcome::default() })
+            }
+            ProviderOp::Start { site, nics, .. } => {
+                let layout = self.reachable_site(site)?;
+                let live = self.live_site(dir)?.map(|(s, _)| s);
+                if live.as_deref() != Some(site) {
+                    return Err(ProviderError::failed(format!(
+                        "{name}: the live copy is at {}, not {site}; fail over first",
+                        live.unwrap_or_else(|| "no site".into())
+                    )));
+                }
+                let mut record = self.record(layout, dir)?.unwrap_or_else(|| MachineRecord::live(0));
+                if Self::powered(&record) {
+                    return Ok(done(format!("{name} is already running at {site}")));
+                }
+                if !nics.is_empty() {
+                    record.nics = nic_states(nics);
+                }
+                record.process = self.start_process(layout, dir, &layout.machine_dir(dir), &record.nics, &[])?;
+                record.power = true;
+                records::save(&layout.record_path(dir), &record)?;
+                let how =
+                    record.process.map_or_else(|| "powered on".to_string(), |p| format!("running as pid {}", p.pid));
+                Ok(OpOutcome { summary: format!("{name} started at {site}, {how}"), ..OpOutcome::default() })
+            }
+            ProviderOp::Sync { from, to, mode, final_sync, .. } => {
+                let (t, point) = self.transfer(dir, from, to, *mode, *final_sync, cancel)?;
+                let what = match mode {
+                    SyncMode::Delta => {
+                        format!("{} of {} changed", human_bytes(t.bytes_transferred), human_bytes(t.bytes_total))
+                    }
+                    SyncMode::Full => format!("full copy of {}", human_bytes(t.bytes_transferred)),
+                };
+                Ok(OpOutcome {
+                    summary: format!(
+                        "{name}: {}sync {from} → {to}, {what}, point {}",
+                        if *final_sync { "final " } else { "" },
+                        point.id
+                    ),
+                    bytes_transferred: Some(t.bytes_transferred),
+                    point: Some(point.id),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::Failover { from, to, point, prefer_synced, nics, .. } => {
+                let target = self.reachable_site(to)?;
+                if self.live_site(dir)?.is_some_and(|(s, _)| s == *to) {
+                    return Ok(done(format!("{name} already runs from {to}")));
+                }
+                let mut replica = self.replica(target, dir)?.filter(|r| r.from == *from).ok_or_else(|| {
+                    ProviderError::failed(format!("{name} has no replica of {from} at {to}; protect it first"))
+                })?;
+                if !replica.consistent {
+                    return Err(ProviderError::failed(format!(
+                        "{name}: the replica at {to} is inconsistent (an interrupted sync); sync it again"
+                    )));
+                }
+                let latest = replica
+                    .points
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| ProviderError::failed(format!("{name} has no recovery point at {to}")))?;
+                let source_off = self.sites.get(from).is_some_and(|s| s.reachable().is_ok())
+                    && self.record(self.site(from)?, dir)?.is_some_and(|r| !Self::powered(&r));
+                let chosen = match point {
+                    Some(id) if !(*prefer_synced && source_off) => {
+                        replica.points.iter().find(|p| p.id == *id).cloned().ok_or_else(|| {
+                            ProviderError::failed(format!("{name}: recovery point {id} no longer exists"))
+                        })?
+                    }
+                    _ => latest.clone(),
+                };
+                let verified = self.materialize(target, dir, &replica, &chosen, &target.disks_dir(dir), cancel)?;
+                // What the source wrote after the point, when it can still be read.
+                let loss = if point.is_none() || (*prefer_synced && source_off) {
+                    DataLoss { time: Duration::ZERO, bytes: Some(0) }
+                } else {
+                    let time = SystemTime::now().duration_since(chosen.time).unwrap_or_default();
+                    let bytes = self.bytes_after(dir, from, target, &replica, &chosen, cancel);
+                    DataLoss { time, bytes }
+                };
+                let epoch = replica.source_epoch + 1;
+                records::save(
+                    &target.record_path(dir),
+                    &MachineRecord {
+                        role: Role::Live,
+                        epoch,
+                        power: false,
+                        process: None,
+                        nics: nic_states(nics),
+                        commit_pending: true,
+                        failed_over_from: Some(from.clone()),
+                    },
+                )?;
+                replica.failed_over = true;
+                records::save(&target.replica_state(dir), &replica)?;
+                if let Ok(source) = self.reachable_site(from)
+                    && let Some(mut old) = self.record(source, dir)?
+                {
+                    old.role = Role::Stale;
+                    records::save(&source.record_path(dir), &old)?;
+                }
+                Ok(OpOutcome {
+                    summary: format!("{name} failed over {from} → {to} from point {}", chosen.id),
+                    point: Some(chosen.id),
+                    data_loss: Some(loss),
+                    verified: Some(format!("blake3 of {} matches point {}", human_bytes(verified), chosen.id)),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::Commit { site, .. } => {
+                let layout = self.reachable_site(site)?;
+                let Some(mut record) = self.record(layout, dir)? else {
+                    return Err(ProviderError::NotFound { machine: name.into(), site: site.clone() });
+                };
+                if !record.commit_pending {
+                    return Ok(done(format!("{name}: nothing to commit at {site}")));
+                }
+                // The replica it ran from is spent: its points only served a rollback.
+                let _ = std::fs::remove_dir_all(layout.replica_dir(dir));
+                record.commit_pending = false;
+                record.failed_over_from = None;
+                records::save(&layout.record_path(dir), &record)?;
+                Ok(OpOutcome { summary: format!("{name}: failover committed at {site}"), ..OpOutcome::default() })
+            }
+            ProviderOp::ChangePoint { site, point, .. } => {
+                let layout = self.reachable_site(site)?;
+                let record = self
+                    .record(layout, dir)?
+                    .filter(|r| r.commit_pending)
+                    .ok_or_else(|| ProviderError::failed(format!("{name} has no uncommitted failover at {site}")))?;
+                if Self::powered(&record) {
+                    return Err(ProviderError::failed(format!("{name} is running at {site}; shut it down first")));
+                }
+                let replica = self
+                    .replica(layout, dir)?
+                    .ok_or_else(|| ProviderError::failed(format!("{name}: no replica at {site}")))?;
+                let chosen =
+                    replica.points.iter().find(|p| p.id == *point).cloned().ok_or_else(|| {
+                        ProviderError::failed(format!("{name}: recovery point {point} does not exist"))
+                    })?;
+                let verified = self.materialize(layout, dir, &replica, &chosen, &layout.disks_dir(dir), cancel)?;
+                Ok(OpOutcome {
+                    summary: format!("{name} at {site} now holds point {point}"),
+                    point: Some(*point),
+                    verified: Some(format!("blake3 of {} matches point {point}", human_bytes(verified))),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::Revert { from, to, .. } => {
+                let failed_over = self.reachable_site(from)?;
+                let back = self.reachable_site(to)?;
+                let Some(mut record) = self.record(failed_over, dir)?.filter(|r| r.commit_pending) else {
+                    return Ok(done(format!("{name} has no uncommitted failover at {from}")));
+                };
+                if Self::powered(&record) {
+                    return Err(ProviderError::failed(format!("{name} is running at {from}; shut it down first")));
+                }
+                let mut old = self
+                    .record(back, dir)?
+                    .ok_or_else(|| ProviderError::failed(format!("{name} has no copy at {to}")))?;
+                old.role = Role::Live;
+                old.epoch = record.epoch + 1;
+                old.power = false;
+                old.process = None;
+                records::save(&back.record_path(dir), &old)?;
+                record.role = Role::Stale;
+                record.commit_pending = false;
+                records::save(&failed_over.record_path(dir), &record)?;
+                // The replica was copied from, never written: replication simply resumes.
+                if let Some(mut replica) = self.replica(failed_over, dir)? {
+                    replica.failed_over = false;
+                    replica.source_epoch = old.epoch;
+                    records::save(&failed_over.replica_state(dir), &replica)?;
+                }
+                let _ = std::fs::remove_dir_all(failed_over.disks_dir(dir));
+                Ok(OpOutcome {
+                    summary: format!("{name}: failover to {from} undone; {to} is live again"),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::Reprotect { from, to, .. } => {
+                let target = self.reachable_site(to)?;
+                if let Some(r) = self.replica(target, dir)?
+                    && r.from == *from
+                    && r.consistent
+                    && !r.failed_over
+                {
+                    return Ok(done(format!("{name} already replicates {from} → {to}")));
+                }
+                if let Some(old) = self.record(target, dir)?
+                    && old.role == Role::Stale
+                    && Self::powered(&old)
+                {
+                    return Err(ProviderError::failed(format!(
+                        "{name}: the old copy at {to} is running; shut it down before reprotecting"
+                    )));
+                }
+                // The old copy becomes the replica's starting point: only what differs moves.
+                let current = target.replica_current(dir);
+                let old_disks = target.disks_dir(dir);
+                if old_disks.is_dir() && !current.is_dir() {
+                    let _ = std::fs::remove_dir_all(target.replica_dir(dir));
+                    std::fs::create_dir_all(target.replica_dir(dir))
+                        .map_err(|e| ProviderError::failed(e.to_string()))?;
+                    std::fs::rename(&old_disks, &current)
+                        .map_err(|e| ProviderError::failed(format!("cannot reuse {}: {e}", old_disks.display())))?;
+                }
+                let (t, point) = self.transfer(dir, from, to, SyncMode::Delta, false, cancel)?;
+                let _ = std::fs::remove_file(target.record_path(dir));
+                Ok(OpOutcome {
+                    summary: format!(
+                        "{name}: reverse replication {from} → {to}, {} of {} moved, point {}",
+                        human_bytes(t.bytes_transferred),
+                        human_bytes(t.bytes_total),
+                        point.id
+                    ),
+                    bytes_transferred: Some(t.bytes_transferred),
+                    point: Some(point.id),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::CreateTestCopy { site, point, nics, drill, .. } => {
+                let layout = self.reachable_site(site)?;
+                if records::load::<DrillRecord>(&layout.drill_record(drill, dir))?.is_some() {
+                    return Ok(done(format!("{name}: test copy for drill {drill} exists at {site}")));
+                }
+                let replica = self
+                    .replica(layout, dir)?
+                    .filter(|r| r.consistent)
+                    .ok_or_else(|| ProviderError::failed(format!("{name} has no consistent replica at {site}")))?;
+                let chosen =
+                    replica.points.iter().find(|p| p.id == *point).cloned().ok_or_else(|| {
+                        ProviderError::failed(format!("{name}: recovery point {point} no longer exists"))
+                    })?;
+                let copy_dir = layout.drill_dir(drill, dir);
+                let verified = self.materialize(layout, dir, &replica, &chosen, &copy_dir.join("disks"), cancel)?;
+                let nics = nic_states(nics);
+                let process = self.start_process(layout, dir, &copy_dir, &nics, &[("DRPLAN_DRILL", drill)])?;
+                records::save(
+                    &layout.drill_record(drill, dir),
+                    &DrillRecord { point: *point, power: true, process, nics, created_at: Some(SystemTime::now()) },
+                )?;
+                Ok(OpOutcome {
+                    summary: format!("{name}: test copy from point {point} running at {site}"),
+                    point: Some(*point),
+                    verified: Some(format!("blake3 of {} matches point {point}", human_bytes(verified))),
+                    ..OpOutcome::default()
+                })
+            }
+            ProviderOp::RemoveTestCopy { site, drill, .. } => {
+                let layout = self.reachable_site(site)?;
+                let record = records::load::<DrillRecord>(&layout.drill_record(drill, dir))?;
+                let copy_dir = layout.drill_dir(drill, dir);
+                if record.is_none() && !copy_dir.exists() {
+                    return Ok(done(format!("{name}: no test copy of drill {drill} at {site}")));
+                }
+                if let Some(p) = record.as_ref().and_then(|r| r.process.as_ref()) {
+                    process::stop(p, Duration::from_secs(30)).map_err(ProviderError::failed)?;
+                }
+                let _ = std::fs::remove_dir_all(&copy_dir);
+                let _ = std::fs::remove_file(layout.drill_record(drill, dir));
+                let drill_root = layout.drills_root().join(drill);
+                if std::fs::read_dir(&drill_root).is_ok_and(|mut d| d.next().is_none()) {
+                    let _ = std::fs::remove_dir(&drill_root);
+                }
+                Ok(OpOutcome {
+                    summary: format!("{name}: test copy of drill {drill} removed from {site}"),
+                    ..OpOutcome::default()
+                })
+            }
+        }
+    }
+
+    /// Bytes the source changed after `point` (block granularity), when it can be read.
+    fn bytes_after(
+        &self,
+        dir: &str,
+        from: &str,
+        site: &SiteLayout,
+        replica: &ReplicaState,
+        point: &PointMeta,
+        cancel: &CancellationToken,
+    ) -> Option<u64> {
+        let source = self.reachable_site(from).ok()?;
+        let expected = self.point_hashes(site, dir, replica, point, cancel).ok()?;
+        let mut bytes = 0;
+        for (name, path) in disks_in(&source.disks_dir(dir)).ok()? {
+            let (_, now) = blocks::hash_file(&path, replica.block_size, cancel).ok()?;
+            let then = expected.get(&name).cloned().unwrap_or_default();
+            let changed = (0..now.len().max(then.len())).filter(|&i| now.get(i) != then.get(i)).count();
+            bytes += changed as u64 * replica.block_size;
+        }
+        Some(bytes)
+    }
+
+    fn estimate(&self, op: &ProviderOp) -> Duration {
+        let dir = self.dir(op.machine());
+        let disk_bytes = |site: &str| -> u64 {
+            self.sites.get(site).map_or(0, |s| Self::disks_of(&s.disks_dir(dir)).iter().map(|d| d.size_bytes).sum())
+        };
+        let seconds = |bytes: u64| Duration::from_secs_f64(bytes as f64 / ESTIMATE_THROUGHPUT);
+        match op {
+            ProviderOp::Shutdown { .. } | ProviderOp::Start { .. } => Duration::from_secs(1),
+            ProviderOp::Commit { .. } | ProviderOp::RemoveTestCopy { .. } | ProviderOp::Revert { .. } => {
+                Duration::from_millis(100)
+            }
+            // Delta transfers read everything and move little: a read at full speed.
+            ProviderOp::EnableProtection { from, .. }
+            | ProviderOp::TakePoint { from, .. }
+            | ProviderOp::Sync { from, .. }
+            | ProviderOp::Reprotect { from, .. } => seconds(disk_bytes(from)),
+            ProviderOp::Failover { from, .. } => seconds(2 * disk_bytes(from)),
+            ProviderOp::ChangePoint { site, .. } | ProviderOp::CreateTestCopy { site, .. } => {
+                seconds(2 * disk_bytes(site))
+            }
+        }
+    }
+}
+
+impl Platform for LocalProvider {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    fn estimate(&self, op: &ProviderOp) -> Duration {
+        self.inner.estimate(op)
+    }
+}
+
+impl Provider for LocalProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Local
+    }
+
+    fn inventory(&self) -> ProviderFuture<'_, Inventory> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || inner.inventory())
+                .await
+                .map_err(|e| ProviderError::failed(format!("inventory task failed: {e}")))?
+        })
+    }
+
+    fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome> {
+        let inner = self.inner.clone();
+        let op = op.clone();
+        Box::pin(async move {
+            // Dropping this future (a timeout) cannot stop the thread: cancel it so the
+            // transfer stops at its next block and leaves its target marked inconsistent.
+            let guard = cancel.clone().drop_guard();
+            let result = tokio::task::spawn_blocking(move || inner.execute(&op, &cancel))
+                .await
+                .map_err(|e| ProviderError::failed(format!("operation task failed: {e}")))?;
+            guard.disarm();
+            result
+        })
+    }
+
+    fn flush(&self) -> ProviderFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
