@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Session, report};
-use super::{Ui, exit};
+use super::{Format, Ui, exit};
 use crate::planner::ProviderOp;
 use crate::spec::time_format::{human_bytes, human_duration};
 use crate::state::StateStore;
@@ -24,6 +24,9 @@ pub struct Args {
     /// Machines replicated at once.
     #[arg(long, default_value_t = 4)]
     parallelism: usize,
+    /// `human` or `json` (`{"points":[{"machine","point","bytes_transferred","summary"}]}` per round).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 pub async fn run(args: Args, ui: Ui) -> u8 {
@@ -41,7 +44,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
         );
     }
     loop {
-        let code = round(&session, args.parallelism, ui).await;
+        let code = round(&session, args.parallelism, args.format, ui).await;
         let Some(every) = args.every else { return code };
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -50,7 +53,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     }
 }
 
-async fn round(session: &Session, parallelism: usize, ui: Ui) -> u8 {
+async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) -> u8 {
     // Points are not taken while a plan or a run holds the plan.
     let _lock = match session.store.lock("drplan replicate") {
         Ok(lock) => lock,
@@ -77,7 +80,11 @@ async fn round(session: &Session, parallelism: usize, ui: Ui) -> u8 {
         })
         .collect();
     if ops.is_empty() {
-        println!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
+        if format == Format::Json {
+            println!("{}", serde_json::json!({ "points": [] }));
+        } else {
+            println!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
+        }
         return exit::OK;
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
@@ -92,24 +99,39 @@ async fn round(session: &Session, parallelism: usize, ui: Ui) -> u8 {
     }
     let mut failed = 0;
     let mut moved = 0;
+    let mut records = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((op, Ok(outcome))) => {
+        let (machine, result) = match joined {
+            Ok((op, result)) => (op.machine().to_string(), result.map_err(|e| e.to_string())),
+            Err(e) => (String::new(), Err(format!("the replication task failed: {e}"))),
+        };
+        match result {
+            Ok(outcome) => {
                 moved += outcome.bytes_transferred.unwrap_or(0);
-                println!("✓ {}", outcome.summary);
-                let _ = op;
+                if format == Format::Human {
+                    println!("✓ {}", outcome.summary);
+                }
+                records.push(serde_json::json!({
+                    "machine": machine,
+                    "point": outcome.point,
+                    "bytes_transferred": outcome.bytes_transferred,
+                    "summary": outcome.summary,
+                }));
             }
-            Ok((op, Err(e))) => {
+            Err(error) => {
                 failed += 1;
-                println!("✗ {}: {e}", op.machine());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("✗ a replication task failed: {e}");
+                if format == Format::Human {
+                    println!("✗ {machine}: {error}");
+                }
+                records.push(serde_json::json!({ "machine": machine, "error": error }));
             }
         }
     }
     let _ = provider.flush().await;
-    println!("{} moved.", human_bytes(moved));
+    records.sort_by(|a, b| a["machine"].as_str().cmp(&b["machine"].as_str()));
+    match format {
+        Format::Json => println!("{}", serde_json::json!({ "points": records })),
+        Format::Human => println!("{} moved.", human_bytes(moved)),
+    }
     if failed > 0 { exit::ERROR } else { exit::OK }
 }

@@ -1,0 +1,407 @@
+//! The local provider with real bytes: several disks of 64 MiB per machine, random writes
+//! between steps, and byte-for-byte comparison of every copy against what it must equal.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::transcript;
+use serde_json::Value;
+
+const MIB: u64 = 1024 * 1024;
+const BLOCK: u64 = 64 * 1024;
+const MACHINES: [&str; 2] = ["m1", "m2"];
+const DISKS: [&str; 3] = ["a.img", "b.img", "c.img"];
+
+struct Lab {
+    dir: tempfile::TempDir,
+    seed: u64,
+}
+
+impl Lab {
+    fn new(disk_mib: u64) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lab = Lab { dir, seed: 0x1234_5678 };
+        for m in MACHINES {
+            let disks = lab.path().join("dc1").join(m).join("disks");
+            std::fs::create_dir_all(&disks).unwrap();
+            for d in DISKS {
+                let f = std::fs::File::create(disks.join(d)).unwrap();
+                f.set_len(disk_mib * MIB).unwrap();
+            }
+        }
+        std::fs::create_dir_all(lab.path().join("dc2")).unwrap();
+        std::fs::create_dir_all(lab.path().join("dc3")).unwrap();
+        // Real content everywhere, then protection starts from it.
+        for m in MACHINES {
+            lab.scribble("dc1", m, 200);
+        }
+        lab.target("active: dc1");
+        lab
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn target(&self, target: &str) {
+        let body: String = target.lines().map(|l| format!("  {}\n", l.trim())).collect();
+        let plan = format!(
+            "version: 1\nname: local\nsites:\n  dc1: {{ provider: local, path: dc1 }}\n  dc2: {{ provider: local, path: dc2 }}\n  dc3: {{ provider: local, path: dc3 }}\n\
+             protection: {{ primary: dc1, recovery: dc2, rpo: 5m, rto: 30m, keep_points: 4 }}\n\
+             networks:\n  - {{ source: prod, target: dr, test: drill }}\n\
+             machines:\n  - {{ name: m1, nics: [ {{ network: prod, ip: 10.0.0.1 }} ] }}\n  - {{ name: m2, nics: [ {{ network: prod, ip: 10.0.0.2 }} ] }}\n\
+             groups:\n  - {{ name: one, machines: [m1] }}\n  - {{ name: two, machines: [m2] }}\n\
+             target:\n{body}"
+        );
+        std::fs::write(self.path().join("local.yaml"), plan).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        common::drplan(self.path()).args(args).timeout(Duration::from_secs(300)).output().unwrap()
+    }
+
+    fn apply(&self) -> Value {
+        let out = self.run(&["apply", "local.yaml", "--auto-approve", "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn replicate(&self) -> Value {
+        let out = self.run(&["replicate", "local.yaml", "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn next(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    /// Write random bytes into `blocks` distinct random blocks of every disk of a machine;
+    /// returns how many blocks changed.
+    fn scribble(&mut self, site: &str, machine: &str, blocks: u64) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let mut changed = 0;
+        for d in DISKS {
+            let path = self.path().join(site).join(machine).join("disks").join(d);
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let count = file.metadata().unwrap().len() / BLOCK;
+            let mut chosen = std::collections::BTreeSet::new();
+            while (chosen.len() as u64) < blocks.min(count) {
+                chosen.insert(self.next() % count);
+            }
+            for b in &chosen {
+                let data: Vec<u8> = (0..512).map(|_| self.next() as u8).collect();
+                file.write_all_at(&data, b * BLOCK + self.next() % (BLOCK - 512)).unwrap();
+            }
+            changed += chosen.len() as u64;
+        }
+        changed
+    }
+
+    fn disks(&self, site: &str, machine: &str) -> Vec<Vec<u8>> {
+        DISKS
+            .iter()
+            .map(|d| std::fs::read(self.path().join(site).join(machine).join("disks").join(d)).unwrap())
+            .collect()
+    }
+
+    fn replica_state(&self, site: &str, machine: &str) -> Value {
+        let path = self.path().join(site).join(".drplan/replicas").join(machine).join("state.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn approve_and_resume(&self, report: &Value) -> Value {
+        for step in report["awaiting"].as_array().unwrap() {
+            let out = self.run(&["approve", "local.yaml", step.as_str().unwrap(), "--by", "test"]);
+            assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        }
+        let out = self.run(&["resume", "local.yaml", "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {report:#}"))
+}
+
+fn transferred(points: &Value, machine: &str) -> u64 {
+    points["points"].as_array().unwrap().iter().find(|p| p["machine"] == machine).unwrap()["bytes_transferred"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn planned_failover_and_delta_failback_are_byte_identical_and_move_only_changed_blocks() {
+    let mut lab = Lab::new(64);
+    let protect = lab.apply();
+    assert_eq!(protect["status"], "succeeded");
+    assert_eq!(
+        step(&protect, "protect/m1")["outcome"]["bytes_transferred"],
+        3 * 64 * MIB,
+        "initial copy moves everything"
+    );
+
+    // Random writes, then a point: exactly the changed blocks move.
+    let changed = lab.scribble("dc1", "m1", 37);
+    let points = lab.replicate();
+    assert_eq!(transferred(&points, "m1"), changed * BLOCK, "{points:#}");
+    assert_eq!(transferred(&points, "m2"), 0);
+    println!(
+        "delta: {} of {} ({:.2} %)",
+        changed * BLOCK,
+        3 * 64 * MIB,
+        100.0 * (changed * BLOCK) as f64 / (3 * 64 * MIB) as f64
+    );
+
+    // More writes after the last point; the planned failover's final sync takes them too.
+    lab.scribble("dc1", "m1", 11);
+    lab.scribble("dc1", "m2", 5);
+    let at_shutdown = [lab.disks("dc1", "m1"), lab.disks("dc1", "m2")];
+    lab.target("active: dc2");
+    let failover = lab.apply();
+    assert_eq!(failover["status"], "succeeded");
+    assert_eq!([lab.disks("dc2", "m1"), lab.disks("dc2", "m2")], at_shutdown, "zero loss: dc2 equals dc1 at shutdown");
+    assert!(step(&failover, "failover/m1")["outcome"]["verified"].as_str().unwrap().contains("matches point"));
+    assert_eq!(failover["data_loss"]["total_bytes"], 0);
+
+    // Writes at dc2; fail back with delta sync through the approval gate.
+    let at_dc2 = lab.scribble("dc2", "m1", 23);
+    lab.scribble("dc2", "m2", 3);
+    lab.target("active: dc1\nsync: delta");
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    let paused: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(paused["awaiting"], serde_json::json!(["gate/complete-failover"]));
+    assert_eq!(
+        step(&paused, "presync/m1")["outcome"]["bytes_transferred"],
+        at_dc2 * BLOCK,
+        "phase 1 moves only the delta"
+    );
+    let at_dc2_shutdown = [lab.disks("dc2", "m1"), lab.disks("dc2", "m2")];
+    let failback = lab.approve_and_resume(&paused);
+    assert_eq!(failback["status"], "succeeded");
+    assert_eq!(step(&failback, "sync/m1")["outcome"]["bytes_transferred"], 0, "nothing changed after phase 1");
+    assert_eq!([lab.disks("dc1", "m1"), lab.disks("dc1", "m2")], at_dc2_shutdown, "zero loss back at dc1");
+    // Reprotected: dc1 → dc2 again, and the plan has nothing left to do.
+    assert_eq!(lab.replica_state("dc2", "m1")["from"], "dc1");
+    let out = lab.run(&["plan", "local.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn unplanned_failover_equals_exactly_the_chosen_recovery_point() {
+    let mut lab = Lab::new(64);
+    lab.apply();
+    lab.scribble("dc1", "m1", 20);
+    lab.replicate();
+    let chosen = lab.disks("dc1", "m1");
+    let point = lab.replica_state("dc2", "m1")["points"].as_array().unwrap().last().unwrap().clone();
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = lab.scribble("dc1", "m1", 9);
+    lab.replicate();
+    let c = lab.scribble("dc1", "m1", 4);
+    lab.target(&format!("active: dc2\nvia: unplanned\nrecovery_point: \"{}\"", point["time"].as_str().unwrap()));
+    let report = lab.apply();
+    assert_eq!(step(&report, "failover/m1")["outcome"]["point"], point["id"]);
+    assert_eq!(lab.disks("dc2", "m1"), chosen, "dc2 holds exactly the chosen point");
+    // The loss is reported exactly: every block written after the point (b and c may overlap).
+    let lost =
+        report["data_loss"]["machines"].as_array().unwrap().iter().find(|m| m["machine"] == "m1").unwrap()["bytes"]
+            .as_u64()
+            .unwrap();
+    assert!(lost <= (b + c) * BLOCK && lost >= b.max(c) * BLOCK, "lost {lost}, b {b}, c {c}");
+}
+
+#[test]
+fn failback_to_an_alternate_location_creates_the_machine_there() {
+    let mut lab = Lab::new(16);
+    lab.apply();
+    lab.target("active: dc2");
+    lab.apply();
+    lab.scribble("dc2", "m1", 7);
+    let at_dc2 = lab.disks("dc2", "m1");
+    lab.target("active: dc1\nlocation: { alternate: dc3 }\nsync: full");
+    let report = lab.apply();
+    assert_eq!(report["to"], "dc3");
+    assert_eq!(lab.disks("dc3", "m1"), at_dc2);
+    assert_eq!(lab.replica_state("dc2", "m1")["from"], "dc3", "protected from the new location");
+}
+
+#[test]
+fn an_interrupted_sync_is_marked_inconsistent_and_the_next_apply_redoes_it() {
+    let mut lab = Lab::new(256);
+    lab.apply();
+    // Enough changed data that the transfer takes a while.
+    lab.scribble("dc1", "m1", 3000);
+    let state = lab.path().join("dc2/.drplan/replicas/m1/state.json");
+    let mut caught = false;
+    for attempt in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_drplan"))
+            .current_dir(lab.path())
+            .args(["replicate", "local.yaml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill -9 while the replica says a transfer is in progress.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&state).unwrap_or_default();
+            if text.contains("\"consistent\": false") {
+                std::thread::sleep(Duration::from_millis(attempt * 3));
+                child.kill().unwrap();
+                child.wait().unwrap();
+                caught = std::fs::read_to_string(&state).unwrap().contains("\"consistent\": false");
+                break;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if caught {
+            break;
+        }
+        lab.scribble("dc1", "m1", 3000);
+    }
+    assert!(caught, "never caught a transfer in progress");
+    // The plan sees the inconsistent replica and redoes the sync.
+    let out = lab.run(&["plan", "local.yaml", "--format", "json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan["actions"].as_array().unwrap().iter().any(|a| a["id"] == "resync/m1"), "{plan:#}");
+    lab.apply();
+    assert_eq!(lab.replica_state("dc2", "m1")["consistent"], true);
+    // Proof: fail over and compare.
+    let source = lab.disks("dc1", "m1");
+    lab.target("active: dc2");
+    lab.apply();
+    assert_eq!(lab.disks("dc2", "m1"), source);
+}
+
+#[test]
+fn a_corrupted_replica_is_caught_by_verification_and_not_started() {
+    let mut lab = Lab::new(16);
+    lab.apply();
+    lab.scribble("dc1", "m1", 3);
+    lab.replicate();
+    // Damage one byte of the replica behind drplan's back.
+    let replica = lab.path().join("dc2/.drplan/replicas/m1/current/b.img");
+    let mut bytes = std::fs::read(&replica).unwrap();
+    bytes[5 * BLOCK as usize + 9] ^= 0x40;
+    std::fs::write(&replica, bytes).unwrap();
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = step(&report, "failover/m1")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("checksum verification failed") && error.contains("b.img: block 5"), "{error}");
+    assert_eq!(step(&report, "start/m1")["status"], "skipped");
+}
+
+#[test]
+fn retention_keeps_the_configured_number_of_points_and_quiesce_makes_them_app_consistent() {
+    let mut lab = Lab::new(8);
+    let quiesce = lab.path().join("dc1/m1/quiesce");
+    std::fs::write(&quiesce, "#!/bin/sh\nsync\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&quiesce, std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.apply();
+    for _ in 0..6 {
+        lab.scribble("dc1", "m1", 2);
+        lab.replicate();
+    }
+    let state = lab.replica_state("dc2", "m1");
+    let points = state["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4, "keep_points: 4");
+    assert!(points.iter().all(|p| p["app_consistent"] == true));
+    assert!(lab.replica_state("dc2", "m2")["points"].as_array().unwrap().iter().all(|p| p["app_consistent"] == false));
+    let dirs: Vec<PathBuf> = std::fs::read_dir(lab.path().join("dc2/.drplan/replicas/m1/points"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 4, "dropped points' data is deleted");
+    // The oldest kept point is still restorable exactly: fail over to it.
+    let oldest = points[0]["time"].as_str().unwrap().to_string();
+    lab.target(&format!("active: dc2\nvia: unplanned\nrecovery_point: \"{oldest}\""));
+    let report = lab.apply();
+    assert_eq!(step(&report, "failover/m1")["outcome"]["point"], points[0]["id"]);
+}
+
+#[test]
+fn machine_programs_start_and_stop_with_the_machine() {
+    let lab = Lab::new(2);
+    let run = lab.path().join("dc1/m1/run");
+    std::fs::write(&run, "#!/bin/sh\necho \"up at $DRPLAN_SITE as $DRPLAN_MACHINE ($DRPLAN_IPS)\"\nexec sleep 300\n")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = lab.apply();
+    let summary = step(&report, "start/m1")["outcome"]["summary"].as_str().unwrap().to_string();
+    let pid: i32 = summary.rsplit("pid ").next().unwrap().parse().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "{summary}");
+    lab.target("active: dc2");
+    let report = lab.apply();
+    assert_eq!(step(&report, "shutdown/m1")["status"], "succeeded");
+    std::thread::sleep(Duration::from_millis(50));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "the program at dc1 was stopped");
+    // Its program came along and runs at dc2 with the recovery addresses.
+    std::thread::sleep(Duration::from_millis(100));
+    let console = std::fs::read_to_string(lab.path().join("dc2/m1/console.log")).unwrap();
+    assert!(console.contains("up at dc2 as m1 (10.0.0.1)"), "{console}");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("dc2/.drplan/machines/m1.json")).unwrap()).unwrap();
+    let pid = record["process"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: stopping the test's own child process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn an_unreachable_primary_still_allows_an_unplanned_failover() {
+    let mut lab = Lab::new(4);
+    lab.apply();
+    lab.scribble("dc1", "m1", 3);
+    lab.replicate();
+    let point_data = lab.disks("dc1", "m1");
+    // The primary site disappears.
+    std::fs::rename(lab.path().join("dc1"), lab.path().join("dc1-gone")).unwrap();
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "local.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::site_unreachable"), "{}", transcript(&out));
+    lab.target("active: dc2\nvia: unplanned");
+    let report = lab.apply();
+    assert_eq!(report["status"], "succeeded", "{report:#}");
+    assert_eq!(lab.disks("dc2", "m1"), point_data);
+    assert!(report["data_loss"]["machines"][0]["bytes"].is_null(), "unknown with the source gone");
+}
+
+#[test]
+fn the_readme_quickstart_runs_the_whole_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::drplan(dir.path())
+        .args(["lab", "demo", "lab", "--disk-size", "8MiB"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for machine in ["db1", "app1", "web1"] {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{machine} (live at dc1)"))).unwrap();
+        assert!(line.contains("none missing") && line.contains("at dc2"), "{line}");
+    }
+}
