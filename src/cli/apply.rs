@@ -44,8 +44,9 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
     }
     let session = Session::open(&args.target, ui)?;
     let _lock = session.lock("drplan apply")?;
-    let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+    let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
     let provider = session.provider()?;
+    super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
     if let Some(active) = &state.run {
         if active.document_hash != session.model.document_hash {
             return Err(report(ui, &in_progress(&session, active)));
@@ -79,8 +80,9 @@ async fn apply_saved(args: &Args, ui: Ui) -> Result<u8, u8> {
     let plan = file::load(&args.target).map_err(|e| report(ui, &e))?;
     let session = Session::open(&plan.plan_path, ui)?;
     let _lock = session.lock("drplan apply")?;
-    let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+    let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
     let provider = session.provider()?;
+    super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
     if let Some(active) = &state.run {
         if active.plan_checksum != plan_checksum(&plan) {
             return Err(report(ui, &in_progress(&session, active)));

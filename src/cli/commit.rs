@@ -67,11 +67,12 @@ async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, wh
     let result = async {
         let session = Session::open(path, ui)?;
         let _lock = session.lock("drplan commit")?;
-        let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+        let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+        let provider = session.provider()?;
+        super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
         if let Some(active) = &state.run {
             return Err(report(ui, &in_progress(&session, active)));
         }
-        let provider = session.provider()?;
         let inventory = session.inventory(provider.as_ref()).await?;
         let changes = diff(&session.model, &inventory);
         let plan_path = session.absolute_path();

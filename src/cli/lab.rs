@@ -231,11 +231,19 @@ fn demo_steps(dir: &Path, disk_size: u64) -> Result<(), String> {
     step(dir, &["apply", p, "--auto-approve"], &[0])?;
     pause("The machines write records for two seconds; then a new recovery point moves only what changed.", 2);
     step(dir, &["replicate", p], &[0])?;
-    println!("\n# 2. Planned failover to dc2: shut down in reverse group order, final sync, fail over, boot in order.");
+    println!(
+        "\n# 2. Drill: test copies from the latest point, in the isolated lab-drill network; production untouched."
+    );
+    step(
+        dir,
+        &["drill", p, "--auto-complete", "--notes", "lab demo: the test copies booted", "--report", "reports/drill"],
+        &[0],
+    )?;
+    println!("\n# 3. Planned failover to dc2: shut down in reverse group order, final sync, fail over, boot in order.");
     set_active(&plan, "dc2")?;
-    step(dir, &["apply", p, "--auto-approve"], &[0])?;
+    step(dir, &["apply", p, "--auto-approve", "--report", "reports/failover"], &[0])?;
     pause("The machines now run at dc2 and keep writing for two seconds.", 2);
-    println!("\n# 3. Fail back with delta sync: copy while running, approve the switch, final delta, boot at dc1.");
+    println!("\n# 4. Fail back with delta sync: copy while running, approve the switch, final delta, boot at dc1.");
     set_active(&plan, "dc1")?;
     let code = step(dir, &["apply", p, "--auto-approve"], &[0, 3])?;
     if code == 3 {
@@ -243,12 +251,14 @@ fn demo_steps(dir: &Path, disk_size: u64) -> Result<(), String> {
         step(dir, &["resume", p], &[0])?;
     }
     pause("Back at dc1, writing again.", 1);
-    println!("\n# 4. Nothing was lost: every record from 1 to the last is on the disks, and each site");
+    println!("\n# 5. Nothing was lost: every record from 1 to the last is on the disks, and each site");
     println!("#    went on exactly where the other stopped (dc1, then dc2, then dc1 again).");
     step(dir, &["lab", "verify", "."], &[0])?;
-    println!("\n# 5. Protected again (dc1 → dc2) and nothing left to do:");
+    println!("\n# 6. Protected again (dc1 → dc2) and nothing left to do:");
     step(dir, &["plan", p, "--detailed-exitcode"], &[0])?;
+    step(dir, &["history", p], &[0])?;
     stop_machines(dir);
-    println!("\n# Done. The machines are stopped; the lab stays in {} to explore.", dir.display());
+    println!("\n# Done. The machines are stopped; the lab stays in {} to explore", dir.display());
+    println!("# (reports of the drill and the failover: {}/reports).", dir.display());
     Ok(())
 }

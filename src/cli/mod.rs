@@ -4,9 +4,11 @@ mod apply;
 mod approve;
 mod cancel;
 mod commit;
+mod drill;
 mod errors;
 mod git;
 mod graph;
+mod history;
 mod lab;
 mod plan;
 mod progress;
@@ -88,6 +90,12 @@ enum Command {
     Commit(commit::CommitArgs),
     /// Undo failovers that await commit, or move them to another recovery point.
     Rollback(commit::RollbackArgs),
+    /// A test failover into the isolated networks (`drill complete` cleans it up).
+    Drill(drill::Args),
+    /// Past runs and drills with measured RTO and data loss against the objectives.
+    History(history::Args),
+    /// Write a past run's evidence (JSON, Markdown, JUnit, SVG timeline) into a directory.
+    Report(history::ReportArgs),
     /// Render a saved plan and check that it still matches the world.
     Show(show::Args),
     /// Draw the boot-group and step DAG (Graphviz dot or Mermaid).
@@ -138,6 +146,9 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => cancel::run(args, ui),
         Command::Commit(args) => runtime.block_on(commit::commit(args, ui)),
         Command::Rollback(args) => runtime.block_on(commit::rollback(args, ui)),
+        Command::Drill(args) => runtime.block_on(drill::run(args, ui)),
+        Command::History(args) => history::run(args, ui),
+        Command::Report(args) => history::write_report(args, ui),
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),

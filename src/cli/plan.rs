@@ -39,8 +39,9 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
 async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     let session = Session::open(&args.plan, ui)?;
     let _lock = session.lock("drplan plan")?;
-    let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+    let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
     let provider = session.provider()?;
+    super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
     let inventory = session.inventory(provider.as_ref()).await?;
     let changes = diff(&session.model, &inventory);
     let plan_path = session.absolute_path();

@@ -63,6 +63,13 @@ async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) ->
         Ok(p) => p,
         Err(code) => return code,
     };
+    let mut state = match session.store.load_or_init() {
+        Ok(s) => s,
+        Err(e) => return report(ui, &e),
+    };
+    if let Err(code) = super::drill::expire_old_drill(session, provider.as_ref(), &mut state).await {
+        return code;
+    }
     let inventory = match session.inventory(provider.as_ref()).await {
         Ok(i) => i,
         Err(code) => return code,

@@ -22,12 +22,13 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     let result = async {
         let session = Session::open(&args.plan, ui)?;
         let _lock = session.lock("drplan resume")?;
-        let state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+        let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
+        let provider = session.provider()?;
+        super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
         let Some(active) = &state.run else {
             return Err(report(ui, &RunError::NoActiveRun { plan: session.model.name.clone() }));
         };
         let plan = load_run_plan(&session, &active.id)?;
-        let provider = session.provider()?;
         Ok(execute(&session, provider, plan, state, &args.run).await)
     }
     .await;

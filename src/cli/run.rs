@@ -18,7 +18,10 @@ use crate::exec::run_report::{self, RunReport};
 use crate::planner::{ActionPlan, Dag, PlanError, file};
 use crate::report::run::render_summary;
 use crate::report::style::Painter;
-use crate::state::{ActiveRun, Approval, JournalEvent, JournalRecord, LastApply, RunState, State, StateStore, new_id};
+use crate::state::{
+    ActiveRun, Approval, HISTORY_KEPT, HistoryEntry, JournalEvent, JournalRecord, LastApply, RunState, State,
+    StateStore, new_id,
+};
 
 /// How to execute.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +39,12 @@ pub struct RunArgs {
     /// protection); starts and shutdowns use the machine's `boot_timeout`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub op_timeout: std::time::Duration,
+    /// Also write the run's evidence into DIR: report.json, report.md, junit.xml, timeline.svg.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
+    /// Print no outcome (a follow-up run whose caller already printed one).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// The checksum that identifies a saved plan (the run records it).
@@ -51,6 +60,19 @@ pub async fn execute(
     plan: ActionPlan,
     mut state: State,
     args: &RunArgs,
+) -> u8 {
+    execute_with_notes(session, provider, plan, &mut state, args, None).await
+}
+
+/// As [`execute`], with notes for the report (a drill's observations) and the state kept for
+/// the caller (a drill records its copies in it).
+pub async fn execute_with_notes(
+    session: &Session,
+    provider: Arc<dyn Provider>,
+    plan: ActionPlan,
+    state: &mut State,
+    args: &RunArgs,
+    notes: Option<String>,
 ) -> u8 {
     let ui = session.ui;
     let store = session.store.clone();
@@ -108,7 +130,7 @@ pub async fn execute(
                 awaiting: Vec::new(),
                 approvals: Default::default(),
             });
-            if let Err(e) = store.save(&mut state) {
+            if let Err(e) = store.save(state) {
                 return report(ui, &e);
             }
             let start = JournalRecord {
@@ -131,7 +153,7 @@ pub async fn execute(
         active.status = RunState::Running;
         active.awaiting.clear();
     }
-    if let Err(e) = store.save(&mut state) {
+    if let Err(e) = store.save(state) {
         return report(ui, &e);
     }
 
@@ -190,9 +212,20 @@ pub async fn execute(
     }
     let mut run_report = run_report::build(&run_id, &plan, &journal, status_word, SystemTime::now());
     run_report.git_commit = super::git::commit_of(&session.path);
+    run_report.notes.extend(notes);
     let report_bytes = serde_json::to_vec_pretty(&run_report).unwrap_or_default();
     if let Err(e) = store.write_artifact(&format!("{run_id}.report.json"), &report_bytes) {
         report(ui, &e);
+    }
+    if let Some(dir) = &args.report {
+        match crate::report::evidence::write_all(&run_report, dir) {
+            Ok(files) if args.format == Format::Human => {
+                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                eprintln!("Wrote {}.", names.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: cannot write the reports into {}: {e}", dir.display()),
+        }
     }
     if let Some(active) = state.run.as_mut() {
         for (step, by) in &outcome.approvals {
@@ -207,6 +240,7 @@ pub async fn execute(
     }
     if finished {
         state.run = None;
+        record_history(state, &run_report, None);
         state.last_apply = Some(LastApply {
             run: run_id.clone(),
             operation: plan.run.title().to_string(),
@@ -215,15 +249,36 @@ pub async fn execute(
             status: status_word.to_string(),
         });
     }
-    if let Err(e) = store.save(&mut state) {
+    if let Err(e) = store.save(state) {
         return report(ui, &e);
     }
-    print_outcome(&run_report, args.format, ui, &session.path);
+    if !args.quiet {
+        print_outcome(&run_report, args.format, ui, &session.path);
+    }
     match outcome.status {
         RunStatus::Succeeded => exit::OK,
         RunStatus::Paused => exit::AWAITING_APPROVAL,
         _ => exit::ERROR,
     }
+}
+
+/// Remember a finished run for `drplan history`.
+pub fn record_history(state: &mut State, run: &RunReport, drill: Option<String>) {
+    state.history.push(HistoryEntry {
+        run: run.run.clone(),
+        kind: run.kind.title().to_string(),
+        status: run.status.clone(),
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        rto_ms: run.rto.as_ref().map(|r| r.measured_ms),
+        rto_objective_ms: run.objectives.rto_ms,
+        data_loss_ms: run.data_loss.as_ref().map(|l| l.max_time_ms),
+        rpo_objective_ms: run.objectives.rpo_ms,
+        drill,
+        notes: (!run.notes.is_empty()).then(|| run.notes.join("\n")),
+    });
+    let excess = state.history.len().saturating_sub(HISTORY_KEPT);
+    state.history.drain(..excess);
 }
 
 fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std::path::Path) {

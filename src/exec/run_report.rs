@@ -84,6 +84,9 @@ impl StepReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RtoReport {
+    /// When the first machine went down (or the first test copy was started): RTO counts from here.
+    #[serde(with = "time_format")]
+    pub since: SystemTime,
     /// From the first machine going down to the last group up.
     pub measured_ms: u64,
     pub objective_ms: u64,
@@ -288,6 +291,7 @@ fn measure_rto(plan: &ActionPlan, steps: &[StepReport]) -> Option<RtoReport> {
     group_rto.sort_by_key(|g| order.iter().position(|o| *o == g.group).unwrap_or(usize::MAX));
     let measured = group_rto.iter().map(|g| g.ready_ms).max().unwrap_or(0);
     Some(RtoReport {
+        since: down,
         measured_ms: measured,
         objective_ms: plan.summary.rto_objective_ms,
         met: measured <= plan.summary.rto_objective_ms,

@@ -45,7 +45,7 @@ pub fn build(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>> {
 
 /// What the moving machines' "failover" step does.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
+pub(super) enum Mode {
     Normal,
     /// `drplan commit`: commit every uncommitted failover (and reprotect if the plan says so).
     Commit,
@@ -178,10 +178,26 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
         direction,
         mode,
         notes: Vec::new(),
+        drill: None,
     };
     b.build(changes);
-    let notes = std::mem::take(&mut b.notes);
+    let route = Route { run, direction, from, to, policy };
+    Ok(assemble(input, b, route, changes))
+}
 
+/// What a plan does, in its header.
+pub(super) struct Route {
+    pub(super) run: RunKind,
+    pub(super) direction: Option<Direction>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) policy: FailurePolicy,
+}
+
+/// Put the built actions into a plan with its fingerprint, limits and summary.
+pub(super) fn assemble(input: &PlanInput, mut b: Builder, route: Route, changes: &ChangeSet) -> ActionPlan {
+    let model = input.model;
+    let notes = std::mem::take(&mut b.notes);
     let site_limits: BTreeMap<String, usize> =
         model.sites.iter().filter_map(|s| s.max_parallel.map(|m| (s.name.clone(), m as usize))).collect();
     let mut plan = ActionPlan {
@@ -189,11 +205,11 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
         plan_path: input.plan_path.to_path_buf(),
         drplan_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: input.now,
-        run,
-        direction,
-        from,
-        to,
-        policy,
+        run: route.run,
+        direction: route.direction,
+        from: route.from,
+        to: route.to,
+        policy: route.policy,
         fingerprint: fingerprint(&model.document_hash, input.state, input.inventory, &b.actions),
         parallelism: input.parallelism.max(1),
         site_limits,
@@ -212,10 +228,10 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
     };
     plan.summary = summarize(&plan, model, changes);
     plan.summary.notes.extend(notes);
-    Ok(plan)
+    plan
 }
 
-fn check_support(
+pub(super) fn check_support(
     model: &Model,
     transition: &Transition,
     caps: &Capabilities,
@@ -259,19 +275,21 @@ fn check_support(
     out
 }
 
-struct Builder<'a> {
-    model: &'a Model,
-    inventory: &'a Inventory,
-    notes: Vec<String>,
-    platform: &'a dyn Platform,
-    actions: Vec<Action>,
-    run: RunKind,
-    direction: Option<Direction>,
-    mode: Mode,
+pub(super) struct Builder<'a> {
+    pub(super) model: &'a Model,
+    pub(super) inventory: &'a Inventory,
+    pub(super) notes: Vec<String>,
+    pub(super) platform: &'a dyn Platform,
+    pub(super) actions: Vec<Action>,
+    pub(super) run: RunKind,
+    pub(super) direction: Option<Direction>,
+    pub(super) mode: Mode,
+    /// A drill's id, for its scripts' environment.
+    pub(super) drill: Option<String>,
 }
 
 impl Builder<'_> {
-    fn push(&mut self, mut action: Action) -> String {
+    pub(super) fn push(&mut self, mut action: Action) -> String {
         if action.estimate_ms == 0
             && let ActionKind::Provider { op } = &action.kind
         {
@@ -296,7 +314,7 @@ impl Builder<'_> {
         })
     }
 
-    fn barrier(&mut self, id: String, phase: Phase, group: Option<String>, after: Vec<String>) -> String {
+    pub(super) fn barrier(&mut self, id: String, phase: Phase, group: Option<String>, after: Vec<String>) -> String {
         self.push(Action {
             id,
             phase,
@@ -470,6 +488,7 @@ impl Builder<'_> {
             for g in graph.boot_order() {
                 let group = &model.groups[g];
                 let members = &starting_by_group[g];
+                let context = self.group_context(&starting, members);
                 let runs_steps = steps_run && (!members.is_empty() || group.machines.is_empty());
                 if members.is_empty() && !runs_steps {
                     // Nothing to do here; keep the ordering through it.
@@ -489,7 +508,7 @@ impl Builder<'_> {
                 let mut last = begin.clone();
                 if runs_steps {
                     for step in self.applicable(&group.before) {
-                        last = self.step(g, step, StepPhase::Before, vec![last], &starting, members);
+                        last = self.step(g, step, StepPhase::Before, vec![last], &context);
                     }
                 }
                 let mut started = Vec::new();
@@ -527,7 +546,7 @@ impl Builder<'_> {
                 if runs_steps {
                     let mut previous = after_starts;
                     for step in self.applicable(&group.after) {
-                        let id = self.step(g, step, StepPhase::After, previous, &starting, members);
+                        let id = self.step(g, step, StepPhase::After, previous, &context);
                         previous = vec![id];
                     }
                     after_starts = previous;
@@ -611,42 +630,44 @@ impl Builder<'_> {
         }
     }
 
-    fn applicable<'s>(&self, steps: &'s [StepSpec]) -> Vec<&'s StepSpec> {
+    pub(super) fn applicable<'s>(&self, steps: &'s [StepSpec]) -> Vec<&'s StepSpec> {
         let (Some(operation), Some(direction)) = (self.run.step_operation(), self.direction) else {
             return Vec::new();
         };
         steps.iter().filter(|s| s.applies_to(operation, direction)).collect()
     }
 
-    fn step(
+    /// The site and addresses a group's scripts are told about, for a failover or failback.
+    fn group_context(&self, starting: &[&MachineDiff], members: &[usize]) -> (String, Vec<String>) {
+        let site = members.first().map(|&i| starting[i].desired.clone()).or_else(|| self.actions_site());
+        let ips = members
+            .iter()
+            .flat_map(|&i| {
+                let d = starting[i];
+                let destination =
+                    if matches!(d.movement, Movement::Back { .. }) { Destination::Home } else { Destination::Recovery };
+                self.model.addresses(d.id, destination)
+            })
+            .filter_map(|n| n.ip.map(|ip| ip.to_string()))
+            .collect();
+        (site.unwrap_or_default(), ips)
+    }
+
+    pub(super) fn step(
         &mut self,
         g: GroupId,
         step: &StepSpec,
         phase: StepPhase,
         after: Vec<String>,
-        starting: &[&MachineDiff],
-        members: &[usize],
+        context: &(String, Vec<String>),
     ) -> String {
         let model = self.model;
         let group = &model.groups[g];
+        let (site, ips) = context;
         let (kind, estimate, on_failure) = match &step.kind {
             StepKind::Script(script) => {
                 let mut env = script.env.clone();
-                let site = members.first().map(|&i| starting[i].desired.clone()).or_else(|| self.actions_site());
                 let names: Vec<&str> = group.machines.iter().map(|&m| model.machines[m].name.as_str()).collect();
-                let ips: Vec<String> = members
-                    .iter()
-                    .flat_map(|&i| {
-                        let d = starting[i];
-                        let destination = if matches!(d.movement, Movement::Back { .. }) {
-                            Destination::Home
-                        } else {
-                            Destination::Recovery
-                        };
-                        model.addresses(d.id, destination)
-                    })
-                    .filter_map(|n| n.ip.map(|ip| ip.to_string()))
-                    .collect();
                 env.insert("DRPLAN_PLAN".into(), model.name.clone());
                 env.insert("DRPLAN_OPERATION".into(), self.run.title().to_string());
                 env.insert(
@@ -659,7 +680,10 @@ impl Builder<'_> {
                 env.insert("DRPLAN_GROUP".into(), group.name.clone());
                 env.insert("DRPLAN_PHASE".into(), phase.as_str().into());
                 env.insert("DRPLAN_STEP".into(), step.id.clone());
-                env.insert("DRPLAN_SITE".into(), site.unwrap_or_default());
+                if let Some(drill) = &self.drill {
+                    env.insert("DRPLAN_DRILL".into(), drill.clone());
+                }
+                env.insert("DRPLAN_SITE".into(), site.clone());
                 env.insert("DRPLAN_MACHINES".into(), names.join(" "));
                 env.insert("DRPLAN_IPS".into(), ips.join(" "));
                 let estimate = SCRIPT_ESTIMATE.min(script.timeout);
@@ -681,7 +705,7 @@ impl Builder<'_> {
         };
         self.push(Action {
             id: step.id.clone(),
-            phase: Phase::Boot,
+            phase: if self.run == RunKind::Drill { Phase::Drill } else { Phase::Boot },
             group: Some(group.name.clone()),
             machine: None,
             kind,
@@ -721,7 +745,7 @@ fn ends(d: &MachineDiff) -> (String, String) {
     }
 }
 
-fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSummary {
+pub(super) fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSummary {
     let mut summary = plan.summary.clone();
     let mut counts: BTreeMap<u8, Count> = BTreeMap::new();
     let mut count = |order: u8, what: &str| {
@@ -761,7 +785,7 @@ fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -> PlanSumma
                 .actions
                 .iter()
                 .enumerate()
-                .filter(|(_, a)| matches!(a.phase, Phase::Shutdown | Phase::FinalSync | Phase::Failover))
+                .filter(|(_, a)| matches!(a.phase, Phase::Shutdown | Phase::FinalSync | Phase::Failover | Phase::Drill))
                 .map(|(i, _)| schedule.start[i])
                 .min()
                 .unwrap_or_default();

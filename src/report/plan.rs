@@ -35,7 +35,7 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
         let _ = writeln!(out, "{}", p.paint(&format!("{phase_number}. {}", phase_title(plan, phase)), Color::Bold));
         for action in plan.actions.iter().filter(|a| a.phase == phase) {
             if let ActionKind::Barrier = action.kind {
-                if phase == Phase::Boot
+                if matches!(phase, Phase::Boot | Phase::Drill)
                     && let Some(group) = action.id.strip_prefix("begin/")
                 {
                     let waits: Vec<&str> = action.after.iter().filter_map(|a| a.strip_prefix("done/")).collect();
@@ -49,7 +49,7 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
                 }
                 continue;
             }
-            let indent = if phase == Phase::Boot { "     " } else { "   " };
+            let indent = if matches!(phase, Phase::Boot | Phase::Drill) { "     " } else { "   " };
             let _ = writeln!(out, "{indent}{}", line(action, &diffs, p));
         }
         let _ = writeln!(out);
@@ -76,7 +76,8 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
 }
 
 fn visible(action: &Action) -> bool {
-    !matches!(action.kind, ActionKind::Barrier) || (action.phase == Phase::Boot && action.id.starts_with("begin/"))
+    !matches!(action.kind, ActionKind::Barrier)
+        || (matches!(action.phase, Phase::Boot | Phase::Drill) && action.id.starts_with("begin/"))
 }
 
 fn headline(plan: &ActionPlan, p: Painter) -> String {
@@ -110,8 +111,8 @@ fn phase_title(plan: &ActionPlan, phase: Phase) -> String {
         Phase::Boot => "Boot groups in order".into(),
         Phase::Commit => "Commit".into(),
         Phase::Protect => "Protect".into(),
-        Phase::Drill => "Drill".into(),
-        Phase::Cleanup => "Clean up".into(),
+        Phase::Drill => format!("Test copies at {}, in group order, on the isolated drill networks", at(&plan.to)),
+        Phase::Cleanup => "Remove the drill's test copies".into(),
     }
 }
 

@@ -25,6 +25,54 @@ pub struct State {
     /// A run that has not finished: paused at an approval, failed, or interrupted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<ActiveRun>,
+    /// The drill whose test copies exist (at most one per plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<OpenDrill>,
+    /// Finished runs and drills, oldest first (the newest `HISTORY_KEPT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// How many finished runs the state remembers.
+pub const HISTORY_KEPT: usize = 500;
+
+/// A drill that has created test copies and not yet been cleaned up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenDrill {
+    pub id: String,
+    /// The run that created the copies.
+    pub run: String,
+    #[serde(with = "time_format")]
+    pub started_at: SystemTime,
+    /// Force-cleaned by the next command after this age.
+    #[serde(with = "crate::spec::time_format::duration_ms")]
+    pub max_age: std::time::Duration,
+    /// Where the test copies are, by machine.
+    pub copies: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// A finished run or drill, for `drplan history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub run: String,
+    pub kind: String,
+    pub status: String,
+    #[serde(with = "time_format")]
+    pub started_at: SystemTime,
+    #[serde(with = "time_format")]
+    pub finished_at: SystemTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<u64>,
+    pub rto_objective_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss_ms: Option<u64>,
+    pub rpo_objective_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }
 
 impl State {
@@ -37,6 +85,8 @@ impl State {
             updated_at: None,
             last_apply: None,
             run: None,
+            drill: None,
+            history: Vec::new(),
         }
     }
 }
