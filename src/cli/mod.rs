@@ -46,7 +46,7 @@ pub struct Cli {
     /// When to use colour: auto (a terminal without NO_COLOR), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
-    /// Log events on stderr as text or JSON lines (level from DRPLAN_LOG, default `warn`).
+    /// Log events on stderr as text or JSON lines (level from DRPLAN_LOG; JSON lines default to `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]

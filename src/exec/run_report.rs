@@ -36,6 +36,9 @@ pub struct RunReport {
     pub rto: Option<RtoReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<LossReport>,
+    /// The recovery point each machine (or test copy) now runs from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub points_used: BTreeMap<String, u64>,
     pub steps: Vec<StepReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting: Vec<String>,
@@ -248,6 +251,11 @@ pub fn build(
         objectives: Objectives { rto_ms: plan.summary.rto_objective_ms, rpo_ms: plan.summary.rpo_objective_ms },
         rto: measure_rto(plan, &steps),
         data_loss: measure_loss(plan, &steps),
+        points_used: steps
+            .iter()
+            .filter(|s| matches!(s.kind.as_str(), "failover" | "change-point" | "create-test-copy"))
+            .filter_map(|s| Some((s.machine.clone()?, s.outcome.as_ref()?.point?)))
+            .collect(),
         steps,
         awaiting,
         approvals,

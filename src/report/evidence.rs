@@ -97,11 +97,7 @@ pub fn markdown(report: &RunReport) -> String {
             verdict(loss.within_rpo)
         );
     }
-    let points: Vec<String> = report
-        .steps
-        .iter()
-        .filter_map(|s| Some(format!("{} → point {}", s.machine.clone()?, s.outcome.as_ref()?.point?)))
-        .collect();
+    let points: Vec<String> = report.points_used.iter().map(|(m, p)| format!("{m} → point {p}")).collect();
     if !points.is_empty() && points.len() <= 12 {
         let _ = writeln!(out, "| Recovery points | {} |", points.join(", "));
     }
