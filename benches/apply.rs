@@ -12,9 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
 use drplan::planner::schedule::{lower_bound, simulate_with};
 use drplan::planner::{ActionKind, Dag, PlanInput};
-use drplan::providers::sim::WorldStore;
-use drplan::providers::sim::generate::{EstateShape, WorldOptions, generate_plan, world_for};
 use drplan::state::{FileStore, State, StateStore};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{failover_estate, validate};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -26,20 +29,9 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (machines, groups, parallelism, time_scale) in [(1_000, 10, 50, 0.002), (10_000, 100, 200, 0.002)] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.yaml");
-        let text = generate_plan(&EstateShape::new(machines, groups));
-        std::fs::write(&path, &text).unwrap();
-        let load = |text: &str| {
-            drplan::validate::validate(drplan::spec::load_str(&path, text.to_string()).unwrap()).model.unwrap()
-        };
-        let model = load(&text);
-        let clock = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-        let options = WorldOptions { protected: true, clock, time_scale, ..WorldOptions::default() };
-        WorldStore::new(&dir.path().join("world.json")).save(&world_for(&model, &options)).unwrap();
-        let flipped = text.replace("  active: dc1\n", "  active: dc2\n");
-        std::fs::write(&path, &flipped).unwrap();
-        let model = load(&flipped);
+        let estate = failover_estate(machines, groups, time_scale);
+        let path = estate.path.clone();
+        let model = validate(&path, &estate.text);
         let provider = drplan::providers::open(&model).unwrap();
         let inventory = runtime.block_on(provider.inventory()).unwrap();
         let changes = drplan::diff::diff(&model, &inventory);

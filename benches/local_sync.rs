@@ -7,7 +7,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use drplan::planner::ProviderOp;
 use drplan::spec::SyncMode;
@@ -17,10 +17,10 @@ const DISK: u64 = 1 << 30;
 const BLOCK: u64 = 64 * 1024;
 const ROUNDS: usize = 3;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+#[path = "support/mod.rs"]
+mod support;
+
+use support::median;
 
 fn fill(path: &Path, seed: u64) {
     let file = std::fs::File::create(path).unwrap();

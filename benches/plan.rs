@@ -3,36 +3,14 @@
 //!
 //! Run: `cargo bench --bench plan`. Prints a Markdown table; numbers in README come from it.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use drplan::providers::sim::WorldStore;
-use drplan::providers::sim::generate::{EstateShape, WorldOptions, generate_plan, world_for};
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{failover_estate, time, validate};
 
 const RUNS: usize = 5;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time(mut f: impl FnMut()) -> Duration {
-    f();
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
-
-fn validate(path: &Path, text: &str) -> drplan::validate::Model {
-    let loaded = drplan::spec::load_str(path, text.to_string()).expect("generated plans load");
-    drplan::validate::validate(loaded).model.expect("generated plans are valid")
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -42,27 +20,17 @@ fn main() {
     println!("| plan | actions | baseline: validate | drplan plan (planned failover) | ratio | of which rendering |");
     println!("|---|---|---|---|---|---|");
     for (machines, groups) in [(1_000, 10), (10_000, 100)] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.yaml");
-        let text = generate_plan(&EstateShape::new(machines, groups));
-        std::fs::write(&path, &text).unwrap();
-        let model = validate(&path, &text);
-        let options = WorldOptions {
-            protected: true,
-            clock: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
-            ..WorldOptions::default()
-        };
-        WorldStore::new(&dir.path().join("world.json")).save(&world_for(&model, &options)).unwrap();
-        let flipped = text.replace("  active: dc1\n", "  active: dc2\n");
-        std::fs::write(&path, &flipped).unwrap();
+        let estate = failover_estate(machines, groups, 0.001);
+        let (path, flipped) = (estate.path.clone(), estate.text.clone());
+        let model = validate(&path, &flipped);
         let state = drplan::state::State::new(&model.name);
 
-        let baseline = time(|| {
+        let baseline = time(RUNS, || {
             validate(&path, &flipped);
         });
         let mut actions = 0;
         let mut render_time = Duration::ZERO;
-        let plan_time = time(|| {
+        let plan_time = time(RUNS, || {
             let model = validate(&path, &flipped);
             let provider = drplan::providers::open(&model).unwrap();
             let inventory = runtime.block_on(provider.inventory()).unwrap();

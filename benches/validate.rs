@@ -4,29 +4,15 @@
 //! Run: `cargo bench --bench validate`. Prints a Markdown table; numbers in README come from it.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use drplan::providers::sim::generate::{EstateShape, generate_plan};
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::time;
+
 const RUNS: usize = 7;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time(mut f: impl FnMut()) -> Duration {
-    f(); // warm-up
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
 
 fn validate_once(text: &str) {
     let loaded = drplan::spec::load_str(Path::new("bench.yaml"), text.to_string()).expect("generated plans load");
@@ -70,11 +56,11 @@ fn main() {
         let mut budget = serde_saphyr::Budget::default();
         (budget.max_events, budget.max_nodes) = (40_000_000, 20_000_000);
         options.budget = Some(budget);
-        let baseline = time(|| {
+        let baseline = time(RUNS, || {
             let _: serde_json::Value =
                 serde_saphyr::from_str_with_options(&text, options.clone()).expect("generated YAML parses");
         });
-        let validate = time(|| validate_once(&text));
+        let validate = time(RUNS, || validate_once(&text));
         let rss = peak_rss_kib(machines, groups).map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         println!(
             "| {machines} machines / {groups} groups | {:.2} MiB | {:.1} ms | {:.1} ms | {:.2} | {rss} |",

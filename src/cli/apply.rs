@@ -3,15 +3,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use super::errors::RunError;
 use super::run::{RunArgs, execute, plan_checksum};
 use super::session::{Session, report, report_all};
 use super::{Format, Ui, exit};
-use crate::diff::diff;
 use crate::planner::fingerprint::staleness;
-use crate::planner::{ActionPlan, PlanError, PlanInput, build, file};
+use crate::planner::{ActionPlan, PlanError, build, file};
 use crate::report::plan::render;
 use crate::report::style::Painter;
 use crate::state::StateStore;
@@ -54,19 +52,8 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
         let plan = load_run_plan(&session, &active.id)?;
         return Ok(execute(&session, provider, plan, state, &args.run).await);
     }
-    let inventory = session.inventory(provider.as_ref()).await?;
-    let changes = diff(&session.model, &inventory);
-    let plan_path = session.absolute_path();
-    let input = PlanInput {
-        model: &session.model,
-        plan_path: &plan_path,
-        changes: &changes,
-        inventory: &inventory,
-        state: &state,
-        platform: provider.as_ref(),
-        parallelism: args.run.parallelism.unwrap_or(10) as usize,
-        now: SystemTime::now(),
-    };
+    let observed = session.observe(provider.as_ref()).await?;
+    let input = observed.input(&session, &state, provider.as_ref(), args.run.parallelism.unwrap_or(10) as usize);
     let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
     show_plan(&plan, args.run.format, ui);
     if !plan.has_changes() {

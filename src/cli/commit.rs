@@ -2,14 +2,12 @@
 //! that await commit.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use super::apply::{confirm, in_progress, show_plan};
 use super::run::{RunArgs, execute};
 use super::session::{Session, report, report_all};
 use super::{Ui, exit};
-use crate::diff::diff;
-use crate::planner::{PlanInput, build_commit, build_rollback};
+use crate::planner::{build_commit, build_rollback};
 use crate::spec::time_format::parse_rfc3339;
 use crate::state::StateStore;
 use crate::validate::RecoveryPointSel;
@@ -73,19 +71,8 @@ async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, wh
         if let Some(active) = &state.run {
             return Err(report(ui, &in_progress(&session, active)));
         }
-        let inventory = session.inventory(provider.as_ref()).await?;
-        let changes = diff(&session.model, &inventory);
-        let plan_path = session.absolute_path();
-        let input = PlanInput {
-            model: &session.model,
-            plan_path: &plan_path,
-            changes: &changes,
-            inventory: &inventory,
-            state: &state,
-            platform: provider.as_ref(),
-            parallelism: run.parallelism.unwrap_or(10) as usize,
-            now: SystemTime::now(),
-        };
+        let observed = session.observe(provider.as_ref()).await?;
+        let input = observed.input(&session, &state, provider.as_ref(), run.parallelism.unwrap_or(10) as usize);
         let built = match what {
             What::Commit => build_commit(&input),
             What::Rollback(point) => build_rollback(&input, point),

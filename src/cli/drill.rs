@@ -15,9 +15,8 @@ use super::apply::{in_progress, show_plan};
 use super::run::{RunArgs, execute_with_notes};
 use super::session::{Session, report, report_all};
 use super::{Ui, exit};
-use crate::diff::diff;
 use crate::exec::Provider;
-use crate::planner::{ActionKind, DrillScope, PlanInput, ProviderOp, build_drill, build_drill_cleanup};
+use crate::planner::{ActionKind, DrillScope, ProviderOp, build_drill, build_drill_cleanup};
 use crate::spec::time_format::{human_duration, parse_rfc3339};
 use crate::state::{HistoryEntry, OpenDrill, State, StateStore, new_id};
 use crate::validate::RecoveryPointSel;
@@ -127,19 +126,8 @@ async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
             },
         ));
     }
-    let inventory = session.inventory(provider.as_ref()).await?;
-    let changes = diff(&session.model, &inventory);
-    let plan_path = session.absolute_path();
-    let input = PlanInput {
-        model: &session.model,
-        plan_path: &plan_path,
-        changes: &changes,
-        inventory: &inventory,
-        state: &state,
-        platform: provider.as_ref(),
-        parallelism: args.run.parallelism.unwrap_or(10) as usize,
-        now: SystemTime::now(),
-    };
+    let observed = session.observe(provider.as_ref()).await?;
+    let input = observed.input(&session, &state, provider.as_ref(), args.run.parallelism.unwrap_or(10) as usize);
     let id = format!("drill-{}", &new_id()[..12]);
     let scope = DrillScope { groups: args.groups.clone(), machines: args.machines.clone() };
     let plan = build_drill(&input, &scope, args.point, &id).map_err(|problems| report_all(ui, &problems))?;
@@ -230,19 +218,8 @@ async fn cleanup(
             return Err(report(ui, &in_progress(session, active)));
         }
     }
-    let inventory = session.inventory(provider.as_ref()).await?;
-    let changes = diff(&session.model, &inventory);
-    let plan_path = session.absolute_path();
-    let input = PlanInput {
-        model: &session.model,
-        plan_path: &plan_path,
-        changes: &changes,
-        inventory: &inventory,
-        state,
-        platform: provider.as_ref(),
-        parallelism: run.parallelism.unwrap_or(10) as usize,
-        now: SystemTime::now(),
-    };
+    let observed = session.observe(provider.as_ref()).await?;
+    let input = observed.input(session, state, provider.as_ref(), run.parallelism.unwrap_or(10) as usize);
     let plan = build_drill_cleanup(&input, &open.id, &open.copies);
     let notes = notes.or(open.notes.clone());
     let code = execute_with_notes(session, provider, plan, state, run, notes.clone()).await;

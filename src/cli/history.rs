@@ -51,14 +51,17 @@ fn verdict(value: Option<u64>, objective: u64) -> String {
     }
 }
 
+/// The plan and its state, read without taking the lock (state files are replaced atomically).
+fn open_state(plan: &std::path::Path, ui: Ui) -> Result<(Session, crate::state::State), u8> {
+    let session = Session::open(plan, ui)?;
+    let state = session.store.load().map_err(|e| report(ui, &e))?;
+    Ok((session, state))
+}
+
 pub fn run(args: Args, ui: Ui) -> u8 {
-    let session = match Session::open(&args.plan, ui) {
-        Ok(s) => s,
+    let (session, state) = match open_state(&args.plan, ui) {
+        Ok(pair) => pair,
         Err(code) => return code,
-    };
-    let state = match session.store.load() {
-        Ok(s) => s,
-        Err(e) => return report(ui, &e),
     };
     let entries: Vec<_> = state.history.iter().rev().take(args.limit).collect();
     match args.format {
@@ -99,13 +102,9 @@ pub fn run(args: Args, ui: Ui) -> u8 {
 }
 
 pub fn write_report(args: ReportArgs, ui: Ui) -> u8 {
-    let session = match Session::open(&args.plan, ui) {
-        Ok(s) => s,
+    let (session, state) = match open_state(&args.plan, ui) {
+        Ok(pair) => pair,
         Err(code) => return code,
-    };
-    let state = match session.store.load() {
-        Ok(s) => s,
-        Err(e) => return report(ui, &e),
     };
     let known: Vec<&str> =
         state.history.iter().map(|h| h.run.as_str()).chain(state.run.as_ref().map(|r| r.id.as_str())).collect();

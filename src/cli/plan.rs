@@ -1,12 +1,10 @@
 //! `drplan plan PLAN`: what applying the plan would do, optionally saved for `apply`.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use super::session::{Session, report, report_all};
 use super::{Format, Ui, exit};
-use crate::diff::diff;
-use crate::planner::{PlanInput, build, file};
+use crate::planner::{build, file};
 use crate::report::plan::render;
 use crate::report::style::Painter;
 use crate::state::StateStore;
@@ -42,19 +40,8 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
     let provider = session.provider()?;
     super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
-    let inventory = session.inventory(provider.as_ref()).await?;
-    let changes = diff(&session.model, &inventory);
-    let plan_path = session.absolute_path();
-    let input = PlanInput {
-        model: &session.model,
-        plan_path: &plan_path,
-        changes: &changes,
-        inventory: &inventory,
-        state: &state,
-        platform: provider.as_ref(),
-        parallelism: args.parallelism as usize,
-        now: SystemTime::now(),
-    };
+    let observed = session.observe(provider.as_ref()).await?;
+    let input = observed.input(&session, &state, provider.as_ref(), args.parallelism as usize);
     let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
     match args.format {
         super::Format::Human => print!("{}", render(&plan, Painter { enabled: ui.stdout_color })),

@@ -58,9 +58,44 @@ impl Session {
         provider.inventory().await.map_err(|e| report(self.ui, &e))
     }
 
+    /// What the provider sees now, and how that differs from the plan's target.
+    pub async fn observe(&self, provider: &dyn Provider) -> Result<Observed, u8> {
+        let inventory = self.inventory(provider).await?;
+        let changes = crate::diff::diff(&self.model, &inventory);
+        Ok(Observed { inventory, changes, plan_path: self.absolute_path() })
+    }
+
     /// The plan path as saved in plan files: absolute, so `show` and `apply` find it from
     /// anywhere.
     pub fn absolute_path(&self) -> PathBuf {
         std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone())
+    }
+}
+
+/// The world as observed for planning: inventory and change set.
+pub struct Observed {
+    pub inventory: Inventory,
+    pub changes: crate::diff::ChangeSet,
+    pub plan_path: PathBuf,
+}
+
+impl Observed {
+    pub fn input<'a>(
+        &'a self,
+        session: &'a Session,
+        state: &'a crate::state::State,
+        platform: &'a dyn crate::planner::Platform,
+        parallelism: usize,
+    ) -> crate::planner::PlanInput<'a> {
+        crate::planner::PlanInput {
+            model: &session.model,
+            plan_path: &self.plan_path,
+            changes: &self.changes,
+            inventory: &self.inventory,
+            state,
+            platform,
+            parallelism,
+            now: std::time::SystemTime::now(),
+        }
     }
 }

@@ -274,6 +274,13 @@ impl Engine {
                 }
             }
             // Start queued steps while there are slots (the global one and their site's).
+            let step_log = |i: usize| StepLog {
+                index: i,
+                id: plan.actions[i].id.clone(),
+                journal: journal.clone(),
+                abort: self.abort.clone(),
+                events: self.events.clone(),
+            };
             loop {
                 let Ok(global_permit) = global.clone().try_acquire_owned() else { break };
                 let picked =
@@ -286,16 +293,12 @@ impl Engine {
                 match &plan.actions[i].kind {
                     ActionKind::Provider { op } => {
                         let worker = ProviderWorker {
-                            index: i,
-                            id: plan.actions[i].id.clone(),
+                            log: step_log(i),
                             op: op.clone(),
                             timeout: op_timeout(op, self.options.op_timeout),
                             provider: self.provider.clone(),
-                            journal: journal.clone(),
                             retries: self.options.transient_retries,
                             backoff: self.options.backoff,
-                            abort: self.abort.clone(),
-                            events: self.events.clone(),
                         };
                         workers.spawn(async move {
                             let done = worker.run().await;
@@ -307,17 +310,13 @@ impl Engine {
                         let mut env = env.clone();
                         env.insert("DRPLAN_RUN_ID".into(), self.run_id.clone());
                         let worker = ScriptWorker {
-                            index: i,
-                            id: plan.actions[i].id.clone(),
+                            log: step_log(i),
                             program: program.clone(),
                             args: run.iter().skip(1).cloned().collect(),
                             dir: dir.clone(),
                             env,
                             timeout: *timeout,
                             retries: *retries,
-                            journal: journal.clone(),
-                            abort: self.abort.clone(),
-                            events: self.events.clone(),
                         };
                         workers.spawn(async move {
                             let done = worker.run().await;
@@ -408,60 +407,87 @@ fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
     }
 }
 
-struct ProviderWorker {
+/// What every worker does around its attempts: journal, progress events, abortable waits.
+struct StepLog {
     index: usize,
     id: String,
-    op: ProviderOp,
-    timeout: Duration,
-    provider: Arc<dyn Provider>,
     journal: JournalHandle,
-    retries: u32,
-    backoff: Duration,
     abort: CancellationToken,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
 
-impl ProviderWorker {
+impl StepLog {
     fn emit(&self, event: Event) {
         if let Some(events) = &self.events {
             let _ = events.send(event);
         }
     }
 
+    fn started(&self, attempt: u32) {
+        self.journal.note(&self.id, JournalEvent::Started { attempt });
+        self.emit(Event::Started { index: self.index, attempt });
+    }
+
+    /// Record success durably; only then may dependents start.
+    async fn succeeded(&self, detail: String, outcome: serde_json::Value) -> Done {
+        match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome }).await {
+            Ok(()) => Done::Ok(detail),
+            Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
+        }
+    }
+
+    /// Note a failed attempt and wait before the next one (cut short by an abort).
+    async fn retry_after(&self, attempt: u32, error: String, wait: Duration) {
+        self.journal.note(&self.id, JournalEvent::Failed { error: error.clone(), attempt });
+        self.emit(Event::Retrying { index: self.index, attempt, error, delay: wait });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.abort.cancelled() => {}
+        }
+    }
+
+    async fn failed(&self, error: &str, attempt: u32) {
+        let _ = self.journal.commit(&self.id, JournalEvent::Failed { error: error.to_string(), attempt }).await;
+    }
+
+    fn may_retry(&self, attempt: u32, retries: u32) -> bool {
+        attempt <= retries && !self.abort.is_cancelled()
+    }
+}
+
+struct ProviderWorker {
+    log: StepLog,
+    op: ProviderOp,
+    timeout: Duration,
+    provider: Arc<dyn Provider>,
+    retries: u32,
+    backoff: Duration,
+}
+
+impl ProviderWorker {
     async fn run(self) -> Done {
+        let log = &self.log;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.journal.note(&self.id, JournalEvent::Started { attempt });
-            self.emit(Event::Started { index: self.index, attempt });
-            let call = self.provider.execute(&self.op, self.abort.child_token());
+            log.started(attempt);
+            let call = self.provider.execute(&self.op, log.abort.child_token());
             let result = match tokio::time::timeout(self.timeout, call).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::TimedOut { after: self.timeout }),
             };
             match result {
                 Ok(outcome) => {
-                    let detail = outcome.summary.clone();
                     let value = serde_json::to_value(&outcome).unwrap_or_default();
-                    return match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome: value }).await {
-                        Ok(()) => Done::Ok(detail),
-                        Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
-                    };
+                    return log.succeeded(outcome.summary, value).await;
                 }
-                Err(e) if e.is_transient() && attempt <= self.retries && !self.abort.is_cancelled() => {
+                Err(e) if e.is_transient() && log.may_retry(attempt, self.retries) => {
+                    let backoff = self.backoff * 2u32.pow(attempt - 1);
                     let wait = match &e {
-                        ProviderError::Throttled { retry_after } => {
-                            (*retry_after).max(self.backoff * 2u32.pow(attempt - 1))
-                        }
-                        _ => self.backoff * 2u32.pow(attempt - 1),
+                        ProviderError::Throttled { retry_after } => (*retry_after).max(backoff),
+                        _ => backoff,
                     };
-                    let wait = wait.min(Duration::from_secs(60));
-                    self.journal.note(&self.id, JournalEvent::Failed { error: e.to_string(), attempt });
-                    self.emit(Event::Retrying { index: self.index, attempt, error: e.to_string(), delay: wait });
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.abort.cancelled() => {}
-                    }
+                    log.retry_after(attempt, e.to_string(), wait.min(Duration::from_secs(60))).await;
                 }
                 Err(e) => {
                     let error = e.to_string();
@@ -469,9 +495,9 @@ impl ProviderWorker {
                     if interrupted && self.op.moves_data() {
                         // The target is not trusted until the transfer is redone.
                         let reason = format!("data transfer did not finish ({error})");
-                        let _ = self.journal.commit(&self.id, JournalEvent::Interrupted { reason }).await;
+                        let _ = log.journal.commit(&log.id, JournalEvent::Interrupted { reason }).await;
                     }
-                    let _ = self.journal.commit(&self.id, JournalEvent::Failed { error: error.clone(), attempt }).await;
+                    log.failed(&error, attempt).await;
                     return Done::Failed(error);
                 }
             }
@@ -480,63 +506,44 @@ impl ProviderWorker {
 }
 
 struct ScriptWorker {
-    index: usize,
-    id: String,
+    log: StepLog,
     program: std::path::PathBuf,
     args: Vec<String>,
     dir: std::path::PathBuf,
     env: std::collections::BTreeMap<String, String>,
     timeout: Duration,
     retries: u32,
-    journal: JournalHandle,
-    abort: CancellationToken,
-    events: Option<mpsc::UnboundedSender<Event>>,
 }
 
 impl ScriptWorker {
-    fn emit(&self, event: Event) {
-        if let Some(events) = &self.events {
-            let _ = events.send(event);
-        }
-    }
-
     async fn run(self) -> Done {
+        let log = &self.log;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.journal.note(&self.id, JournalEvent::Started { attempt });
-            self.emit(Event::Started { index: self.index, attempt });
+            log.started(attempt);
             let result = tokio::select! {
                 r = run_script(&self.program, &self.args, &self.dir, &self.env, self.timeout) => r,
-                _ = self.abort.cancelled() => Err("aborted".to_string()),
+                _ = log.abort.cancelled() => Err("aborted".to_string()),
             };
             let (ok, detail, output) = match result {
                 Ok(r) => (r.success, r.describe(), r.output),
                 Err(e) => (false, e, String::new()),
             };
-            let value = serde_json::json!({ "summary": detail, "output": output });
             if ok {
-                return match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome: value }).await {
-                    Ok(()) => Done::Ok(detail),
-                    Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
-                };
+                let value = serde_json::json!({ "summary": detail, "output": output });
+                return log.succeeded(detail, value).await;
             }
-            let error = if output.trim().is_empty() {
-                detail.clone()
-            } else {
-                format!("{detail}: {}", output.trim().lines().last().unwrap_or_default())
+            let error = match output.trim().lines().last() {
+                Some(last) => format!("{detail}: {last}"),
+                None => detail,
             };
-            if attempt <= self.retries && !self.abort.is_cancelled() {
+            if log.may_retry(attempt, self.retries) {
                 let wait = (Duration::from_millis(500) * 2u32.pow(attempt - 1)).min(Duration::from_secs(30));
-                self.journal.note(&self.id, JournalEvent::Failed { error: error.clone(), attempt });
-                self.emit(Event::Retrying { index: self.index, attempt, error, delay: wait });
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = self.abort.cancelled() => {}
-                }
+                log.retry_after(attempt, error, wait).await;
                 continue;
             }
-            let _ = self.journal.commit(&self.id, JournalEvent::Failed { error: error.clone(), attempt }).await;
+            log.failed(&error, attempt).await;
             return Done::Failed(format!("{error} (after {attempt} attempt{})", if attempt == 1 { "" } else { "s" }));
         }
     }

@@ -169,17 +169,7 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
         _ => FailurePolicy::Stop,
     };
 
-    let mut b = Builder {
-        model,
-        inventory: input.inventory,
-        platform: input.platform,
-        actions: Vec::new(),
-        run,
-        direction,
-        mode,
-        notes: Vec::new(),
-        drill: None,
-    };
+    let mut b = Builder::new(input, run, direction, mode, None);
     b.build(changes);
     let route = Route { run, direction, from, to, policy };
     Ok(assemble(input, b, route, changes))
@@ -288,7 +278,27 @@ pub(super) struct Builder<'a> {
     pub(super) drill: Option<String>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    pub(super) fn new(
+        input: &PlanInput<'a>,
+        run: RunKind,
+        direction: Option<Direction>,
+        mode: Mode,
+        drill: Option<String>,
+    ) -> Self {
+        Builder {
+            model: input.model,
+            inventory: input.inventory,
+            notes: Vec::new(),
+            platform: input.platform,
+            actions: Vec::new(),
+            run,
+            direction,
+            mode,
+            drill,
+        }
+    }
+
     pub(super) fn push(&mut self, mut action: Action) -> String {
         if action.estimate_ms == 0
             && let ActionKind::Provider { op } = &action.kind

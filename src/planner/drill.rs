@@ -104,17 +104,7 @@ pub fn build_drill(
         return Err(problems);
     }
 
-    let mut b = Builder {
-        model,
-        inventory: input.inventory,
-        notes: Vec::new(),
-        platform: input.platform,
-        actions: Vec::new(),
-        run: RunKind::Drill,
-        direction,
-        mode: Mode::Normal,
-        drill: Some(drill.to_string()),
-    };
+    let mut b = Builder::new(input, RunKind::Drill, direction, Mode::Normal, Some(drill.to_string()));
     let graph = GroupGraph::new(model);
     let by_group: HashMap<usize, Vec<&DrillMachine>> = machines.iter().fold(HashMap::new(), |mut acc, m| {
         acc.entry(model.machines[m.id].group).or_insert_with(Vec::new).push(m);
@@ -196,17 +186,7 @@ pub fn build_drill(
 /// no-op when there is nothing to remove, so a partial drill is cleaned up as well).
 pub fn build_drill_cleanup(input: &PlanInput, drill: &str, copies: &BTreeMap<String, String>) -> ActionPlan {
     let model = input.model;
-    let mut b = Builder {
-        model,
-        inventory: input.inventory,
-        notes: Vec::new(),
-        platform: input.platform,
-        actions: Vec::new(),
-        run: RunKind::DrillCleanup,
-        direction: None,
-        mode: Mode::Normal,
-        drill: Some(drill.to_string()),
-    };
+    let mut b = Builder::new(input, RunKind::DrillCleanup, None, Mode::Normal, Some(drill.to_string()));
     // Also whatever the provider still reports for this drill (copies made by an earlier,
     // interrupted attempt).
     let mut all = copies.clone();

@@ -93,6 +93,20 @@ fn copy_machine_files(from: &Path, to: &Path) -> Result<(), ProviderError> {
     Ok(())
 }
 
+/// A recovery point of a replica by id (retention or a commit may have dropped it).
+fn point_of(replica: &ReplicaState, id: u64, machine: &str) -> Result<PointMeta, ProviderError> {
+    replica
+        .points
+        .iter()
+        .find(|p| p.id == id)
+        .cloned()
+        .ok_or_else(|| ProviderError::failed(format!("{machine}: recovery point {id} no longer exists")))
+}
+
+fn verified_text(bytes: u64, point: u64) -> String {
+    format!("blake3 of {} matches point {point}", human_bytes(bytes))
+}
+
 fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
     nics.iter().map(|n| NicState { network: n.network.clone(), ip: n.ip }).collect()
 }
@@ -635,11 +649,7 @@ impl Inner {
                 let source_off = self.sites.get(from).is_some_and(|s| s.reachable().is_ok())
                     && self.record(self.site(from)?, dir)?.is_some_and(|r| !Self::powered(&r));
                 let chosen = match point {
-                    Some(id) if !(*prefer_synced && source_off) => {
-                        replica.points.iter().find(|p| p.id == *id).cloned().ok_or_else(|| {
-                            ProviderError::failed(format!("{name}: recovery point {id} no longer exists"))
-                        })?
-                    }
+                    Some(id) if !(*prefer_synced && source_off) => point_of(&replica, *id, name)?,
                     _ => latest.clone(),
                 };
                 let verified = self.materialize(target, dir, &replica, &chosen, &target.disks_dir(dir), cancel)?;
@@ -676,7 +686,7 @@ impl Inner {
                     summary: format!("{name} failed over {from} → {to} from point {}", chosen.id),
                     point: Some(chosen.id),
                     data_loss: Some(loss),
-                    verified: Some(format!("blake3 of {} matches point {}", human_bytes(verified), chosen.id)),
+                    verified: Some(verified_text(verified, chosen.id)),
                     ..OpOutcome::default()
                 })
             }
@@ -707,15 +717,12 @@ impl Inner {
                 let replica = self
                     .replica(layout, dir)?
                     .ok_or_else(|| ProviderError::failed(format!("{name}: no replica at {site}")))?;
-                let chosen =
-                    replica.points.iter().find(|p| p.id == *point).cloned().ok_or_else(|| {
-                        ProviderError::failed(format!("{name}: recovery point {point} does not exist"))
-                    })?;
+                let chosen = point_of(&replica, *point, name)?;
                 let verified = self.materialize(layout, dir, &replica, &chosen, &layout.disks_dir(dir), cancel)?;
                 Ok(OpOutcome {
                     summary: format!("{name} at {site} now holds point {point}"),
                     point: Some(*point),
-                    verified: Some(format!("blake3 of {} matches point {point}", human_bytes(verified))),
+                    verified: Some(verified_text(verified, *point)),
                     ..OpOutcome::default()
                 })
             }
@@ -801,10 +808,7 @@ impl Inner {
                     .replica(layout, dir)?
                     .filter(|r| r.consistent)
                     .ok_or_else(|| ProviderError::failed(format!("{name} has no consistent replica at {site}")))?;
-                let chosen =
-                    replica.points.iter().find(|p| p.id == *point).cloned().ok_or_else(|| {
-                        ProviderError::failed(format!("{name}: recovery point {point} no longer exists"))
-                    })?;
+                let chosen = point_of(&replica, *point, name)?;
                 let copy_dir = layout.drill_dir(drill, dir);
                 let verified = self.materialize(layout, dir, &replica, &chosen, &copy_dir.join("disks"), cancel)?;
                 let nics = nic_states(nics);
@@ -816,7 +820,7 @@ impl Inner {
                 Ok(OpOutcome {
                     summary: format!("{name}: test copy from point {point} running at {site}"),
                     point: Some(*point),
-                    verified: Some(format!("blake3 of {} matches point {point}", human_bytes(verified))),
+                    verified: Some(verified_text(verified, *point)),
                     ..OpOutcome::default()
                 })
             }

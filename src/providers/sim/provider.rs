@@ -252,6 +252,16 @@ fn blank_copy(template: Option<&SimCopy>) -> SimCopy {
     }
 }
 
+/// Bring the copy at `to` up to the live data at `from`, creating it when absent.
+fn refresh_copy<'m>(m: &'m mut SimMachine, from: &str, to: &str) -> &'m mut SimCopy {
+    let template = m.copies.get(from).cloned();
+    let written = m.written;
+    let target = m.copies.entry(to.to_string()).or_insert_with(|| blank_copy(template.as_ref()));
+    target.generation = written;
+    target.consistent = true;
+    target
+}
+
 fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
     nics.iter().map(|n| NicState { network: n.network.clone(), ip: n.ip }).collect()
 }
@@ -288,12 +298,8 @@ fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32
             if &m.active != from {
                 return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
             }
-            let template = m.copies.get(from).cloned();
             let bytes = m.disk_bytes;
-            let replica = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
-            replica.generation = m.written;
-            replica.consistent = true;
-            replica.power = Power::Off;
+            refresh_copy(m, from, to).power = Power::Off;
             m.points.clear();
             m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });
             let point = new_point(m, now, app_every);
@@ -363,12 +369,8 @@ fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32
                 return Ok(done(format!("{name}: {to} already holds the latest data")));
             }
             let bytes = transfer_bytes(m, op);
-            let template = m.copies.get(from).cloned();
             let written = m.written;
-            let target = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
-            target.generation = written;
-            target.consistent = true;
-            target.power = Power::Off;
+            refresh_copy(m, from, to).power = Power::Off;
             let kind = match mode {
                 SyncMode::Delta => "delta",
                 SyncMode::Full => "full copy",
@@ -515,11 +517,7 @@ fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32
                 return Err(fail(format!("{name}: the old copy at {to} is running; shut it down before reprotecting")));
             }
             let bytes = transfer_bytes(m, op);
-            let template = m.copies.get(from).cloned();
-            let written = m.written;
-            let target = m.copies.entry(to.clone()).or_insert_with(|| blank_copy(template.as_ref()));
-            target.generation = written;
-            target.consistent = true;
+            refresh_copy(m, from, to);
             m.points.clear();
             m.commit_pending = false;
             m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });

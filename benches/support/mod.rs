@@ -1,0 +1,53 @@
+//! What the benchmarks share: robust timing and generated estates.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use drplan::providers::sim::WorldStore;
+use drplan::providers::sim::generate::{EstateShape, WorldOptions, generate_plan, world_for};
+
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The median of `runs` timed runs after one warm-up.
+pub fn time(runs: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+pub fn validate(path: &Path, text: &str) -> drplan::validate::Model {
+    let loaded = drplan::spec::load_str(path, text.to_string()).expect("generated plans load");
+    drplan::validate::validate(loaded).model.expect("generated plans are valid")
+}
+
+/// A generated estate on disk: the plan (target already flipped to dc2, a planned failover)
+/// and its protected sim world at a fixed clock.
+pub struct Estate {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+pub fn failover_estate(machines: usize, groups: usize, time_scale: f64) -> Estate {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    let text = generate_plan(&EstateShape::new(machines, groups));
+    let model = validate(&path, &text);
+    let clock = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let options = WorldOptions { protected: true, clock, time_scale, ..WorldOptions::default() };
+    WorldStore::new(&dir.path().join("world.json")).save(&world_for(&model, &options)).unwrap();
+    let text = text.replace("  active: dc1\n", "  active: dc2\n");
+    std::fs::write(&path, &text).unwrap();
+    Estate { dir, path, text }
+}
