@@ -529,3 +529,52 @@ fn kill_9_at_random_moments_never_repeats_a_completed_step() {
         assert_eq!(successes.len(), r["steps"].as_array().unwrap().len(), "every step once: {successes:?}");
     }
 }
+
+#[test]
+fn log_format_json_emits_one_json_event_per_line() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2\nvia: unplanned");
+    let out = common::drplan(lab.path())
+        .env_remove("DRPLAN_LOG")
+        .args(["apply", "shop.yaml", "--auto-approve", "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let finished: Vec<&Value> = events.iter().filter(|e| e["message"] == "step finished").collect();
+    assert!(finished.iter().any(|e| e["step"] == "failover/db1"), "{events:#?}");
+    assert!(events.iter().all(|e| e["level"].is_string() && e["timestamp"].is_string()));
+}
+
+#[test]
+fn applying_a_document_in_a_pipeline_needs_auto_approve() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let out = lab.run(&["apply", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::confirmation_required"), "{}", transcript(&out));
+    assert_eq!(lab.world().machines["db1"].active, "dc1", "nothing happened");
+}
+
+#[test]
+fn reports_name_the_git_commit_of_the_plan() {
+    let lab = SimLab::new(true);
+    let git = |args: &[&str]| {
+        let ok = Command::new("git").current_dir(lab.path()).args(args).output().unwrap().status.success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "shop.yaml"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "plan"]);
+    let head = String::from_utf8(
+        Command::new("git").current_dir(lab.path()).args(["rev-parse", "HEAD"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    lab.target("active: dc2\nvia: unplanned");
+    let r = report(&apply(&lab, &[]));
+    assert_eq!(r["git_commit"], format!("{}-dirty", head.trim()), "the plan was changed after the commit");
+}

@@ -405,3 +405,24 @@ fn the_readme_quickstart_runs_the_whole_story() {
         assert!(line.contains("none missing") && line.contains("at dc2"), "{line}");
     }
 }
+
+#[test]
+fn replicate_every_keeps_taking_points_until_interrupted() {
+    let mut lab = Lab::new(2);
+    lab.apply();
+    lab.scribble("dc1", "m1", 1);
+    let child = Command::new(env!("CARGO_BIN_EXE_drplan"))
+        .current_dir(lab.path())
+        .args(["replicate", "local.yaml", "--every", "200ms", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let rounds = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("\"points\"")).count();
+    assert!(rounds >= 3, "{rounds} rounds in 1.2 s at 200 ms");
+    assert_eq!(lab.replica_state("dc2", "m1")["points"].as_array().unwrap().len(), 4, "retention applies");
+}
