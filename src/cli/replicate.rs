@@ -43,12 +43,20 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             human_duration(session.model.protection.rpo)
         );
     }
+    // Listen from the start: a Ctrl-C during a round is kept and ends the loop after it.
+    let mut interrupt = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen for Ctrl-C: {e}");
+            return exit::ERROR;
+        }
+    };
     loop {
         let code = round(&session, args.parallelism, args.format, ui).await;
         let Some(every) = args.every else { return code };
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = tokio::signal::ctrl_c() => return exit::OK,
+            _ = interrupt.recv() => return exit::OK,
         }
     }
 }

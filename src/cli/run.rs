@@ -324,13 +324,16 @@ fn short(id: &str) -> String {
 /// First Ctrl-C: start nothing new and let running steps finish. Second: abort them (a data
 /// sync that is stopped leaves its target marked inconsistent for the next run to redo).
 fn watch_interrupts(stop: CancellationToken, abort: CancellationToken) -> tokio::task::JoinHandle<()> {
+    // One listener for the whole run, so a second Ctrl-C is never lost between two waits.
+    let listener = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        let Ok(mut interrupt) = listener else { return };
+        if interrupt.recv().await.is_none() {
             return;
         }
         eprintln!("\nInterrupted: no new steps start; running steps finish. Press Ctrl-C again to abort them.");
         stop.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt.recv().await.is_some() {
             eprintln!("\nAborting running steps at their next safe point.");
             abort.cancel();
         }

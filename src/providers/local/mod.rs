@@ -648,19 +648,32 @@ impl Inner {
                     .ok_or_else(|| ProviderError::failed(format!("{name} has no recovery point at {to}")))?;
                 let source_off = self.sites.get(from).is_some_and(|s| s.reachable().is_ok())
                     && self.record(self.site(from)?, dir)?.is_some_and(|r| !Self::powered(&r));
-                let chosen = match point {
-                    Some(id) if !(*prefer_synced && source_off) => point_of(&replica, *id, name)?,
-                    _ => latest.clone(),
+                // Does the newest point hold everything the (stopped) source wrote? Checked by
+                // hashing the source, so "no data lost" is a measurement, not an assumption.
+                let synced = |this: &Self| {
+                    source_off && this.bytes_after(dir, from, target, &replica, &latest, cancel) == Some(0)
+                };
+                let (chosen, loss) = match point {
+                    None => {
+                        if self.sites.get(from).is_some_and(|s| s.reachable().is_ok()) && !synced(self) {
+                            return Err(ProviderError::failed(format!(
+                                "{name}: the replica at {to} is behind {from}; the final sync must complete before a lossless failover"
+                            )));
+                        }
+                        (latest.clone(), DataLoss { time: Duration::ZERO, bytes: Some(0) })
+                    }
+                    Some(_) if *prefer_synced && synced(self) => {
+                        (latest.clone(), DataLoss { time: Duration::ZERO, bytes: Some(0) })
+                    }
+                    Some(id) => {
+                        let chosen = point_of(&replica, *id, name)?;
+                        // What the source wrote after the point, when it can still be read.
+                        let time = SystemTime::now().duration_since(chosen.time).unwrap_or_default();
+                        let bytes = self.bytes_after(dir, from, target, &replica, &chosen, cancel);
+                        (chosen, DataLoss { time, bytes })
+                    }
                 };
                 let verified = self.materialize(target, dir, &replica, &chosen, &target.disks_dir(dir), cancel)?;
-                // What the source wrote after the point, when it can still be read.
-                let loss = if point.is_none() || (*prefer_synced && source_off) {
-                    DataLoss { time: Duration::ZERO, bytes: Some(0) }
-                } else {
-                    let time = SystemTime::now().duration_since(chosen.time).unwrap_or_default();
-                    let bytes = self.bytes_after(dir, from, target, &replica, &chosen, cancel);
-                    DataLoss { time, bytes }
-                };
                 let epoch = replica.source_epoch + 1;
                 records::save(
                     &target.record_path(dir),
