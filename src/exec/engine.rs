@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal_writer::JournalHandle;
 use super::provider::{Provider, ProviderError};
 use super::script::run_script;
-use crate::planner::schedule::{ReadyQueue, priorities};
+use crate::planner::schedule::{Dispatch, ReadyQueue};
 use crate::planner::{ActionKind, ActionPlan, Dag, ProviderOp};
 use crate::spec::OnFailure;
 use crate::state::{JournalEvent, StateStore};
@@ -174,10 +174,12 @@ impl Engine {
         let mut status: Vec<Option<StepStatus>> = vec![None; n];
         let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
         let mut workers: JoinSet<()> = JoinSet::new();
-        // Provider operations and scripts wait here for a slot, longest remaining chain first.
-        let estimates = priorities(&dag, |i| Duration::from_millis(plan.actions[i].estimate_ms));
-        let mut queue = ReadyQueue::new(&plan, estimates);
+        // Provider operations and scripts wait here for a slot, by the same policy the plan's
+        // RTO estimate was simulated with.
+        let (dispatch, _) = Dispatch::choose(&plan, &dag, |i| Duration::from_millis(plan.actions[i].estimate_ms));
+        let mut queue = ReadyQueue::new(&plan, dispatch);
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done)>();
+        let mut finished_now = Vec::new();
         let mut running = 0usize;
         let mut stopping = false;
         let mut awaiting = Vec::new();
@@ -191,6 +193,7 @@ impl Engine {
                     release(&dag, i, &mut waiting, ready);
                 };
                 if prior.succeeded.contains(&action.id) {
+                    queue.settled(i);
                     finished(&mut status, StepStatus::Succeeded, &mut ready);
                     continue;
                 }
@@ -208,10 +211,12 @@ impl Engine {
                         journal.note(&action.id, JournalEvent::Skipped { reason: reason.clone() });
                         self.emit(Event::Finished { index: i, status: StepStatus::Skipped, detail: reason });
                     }
+                    queue.settled(i);
                     finished(&mut status, StepStatus::Skipped, &mut ready);
                     continue;
                 }
                 if stopping || self.stop.is_cancelled() {
+                    queue.settled(i);
                     finished(&mut status, StepStatus::NotRun, &mut ready);
                     continue;
                 }
@@ -264,7 +269,7 @@ impl Engine {
             }
             // Once stopping, queued steps never start.
             if stopping || self.stop.is_cancelled() {
-                while let Some(i) = queue.pop(|_| true) {
+                while let Some(i) = queue.pop(|_| true, usize::MAX) {
                     running -= 1;
                     status[i] = Some(StepStatus::NotRun);
                     release(&dag, i, &mut waiting, &mut ready);
@@ -283,8 +288,10 @@ impl Engine {
             };
             loop {
                 let Ok(global_permit) = global.clone().try_acquire_owned() else { break };
-                let picked =
-                    queue.pop(|site| site.is_none_or(|s| sites.get(s).is_some_and(|sem| sem.available_permits() > 0)));
+                // Free slots, counting the one just taken.
+                let free = global.available_permits() + 1;
+                let picked = queue
+                    .pop(|site| site.is_none_or(|s| sites.get(s).is_some_and(|sem| sem.available_permits() > 0)), free);
                 let Some(i) = picked else { break };
                 let site_permit =
                     queue.site(i).and_then(|s| sites.get(s)).and_then(|sem| sem.clone().try_acquire_owned().ok());
@@ -331,36 +338,42 @@ impl Engine {
                 break;
             }
             tokio::select! {
-                Some((i, done)) = rx.recv() => {
-                    running -= 1;
-                    let action = &plan.actions[i];
-                    let st = match done {
-                        Done::Ok(detail) => {
-                            self.emit(Event::Finished { index: i, status: StepStatus::Succeeded, detail });
-                            StepStatus::Succeeded
-                        }
-                        Done::Approved { by } => {
-                            self.emit(Event::Finished { index: i, status: StepStatus::Succeeded, detail: format!("approved by {by}") });
-                            approvals.push((action.id.clone(), by));
-                            StepStatus::Succeeded
-                        }
-                        Done::Later => {
-                            journal.note(&action.id, JournalEvent::Awaiting { prompt: String::new() });
-                            awaiting.push(action.id.clone());
-                            status[i] = Some(StepStatus::Awaiting);
-                            continue;
-                        }
-                        Done::Failed(error) => {
-                            self.emit(Event::Finished { index: i, status: StepStatus::Failed, detail: error.clone() });
-                            if action.on_failure == OnFailure::Stop && !stopping {
-                                stopping = true;
-                                self.emit(Event::Stopping { reason: format!("{} failed: {error}", action.id) });
+                // Everything that has finished by now, settled before any slot is handed out.
+                received = rx.recv_many(&mut finished_now, 64) => {
+                    if received == 0 {
+                        continue;
+                    }
+                    for (i, done) in finished_now.drain(..) {
+                        running -= 1;
+                        let action = &plan.actions[i];
+                        let st = match done {
+                            Done::Ok(detail) => {
+                                self.emit(Event::Finished { index: i, status: StepStatus::Succeeded, detail });
+                                StepStatus::Succeeded
                             }
-                            StepStatus::Failed
-                        }
-                    };
-                    status[i] = Some(st);
-                    release(&dag, i, &mut waiting, &mut ready);
+                            Done::Approved { by } => {
+                                self.emit(Event::Finished { index: i, status: StepStatus::Succeeded, detail: format!("approved by {by}") });
+                                approvals.push((action.id.clone(), by));
+                                StepStatus::Succeeded
+                            }
+                            Done::Later => {
+                                journal.note(&action.id, JournalEvent::Awaiting { prompt: String::new() });
+                                awaiting.push(action.id.clone());
+                                status[i] = Some(StepStatus::Awaiting);
+                                continue;
+                            }
+                            Done::Failed(error) => {
+                                self.emit(Event::Finished { index: i, status: StepStatus::Failed, detail: error.clone() });
+                                if action.on_failure == OnFailure::Stop && !stopping {
+                                    stopping = true;
+                                    self.emit(Event::Stopping { reason: format!("{} failed: {error}", action.id) });
+                                }
+                                StepStatus::Failed
+                            }
+                        };
+                        status[i] = Some(st);
+                        release(&dag, i, &mut waiting, &mut ready);
+                    }
                 }
                 _ = self.stop.cancelled(), if !stopping => {
                     stopping = true;
