@@ -50,7 +50,7 @@ mod invalid {
         duplicate_group => "drplan::duplicate_name" at 28:11,
         duplicate_machine => "drplan::duplicate_name" at 21:11,
         duplicate_network_mapping => "drplan::duplicate_network_mapping" at 16:13,
-        duplicate_site => "drplan::duplicate_key" at 6:3,
+        duplicate_site => "drplan::duplicate_name" at 6:3,
         duplicate_step => "drplan::duplicate_name" at 28:25,
         duplicate_target_ip => "drplan::duplicate_target_ip" at 15:63,
         empty => "drplan::empty_plan" at 1:1,

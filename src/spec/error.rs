@@ -84,8 +84,23 @@ pub enum LoadError {
     )]
     DuplicateKey {
         key: String,
-        #[label("already defined above")]
+        #[label(primary, "defined again here")]
         at: SourceSpan,
+        #[label("first defined here")]
+        first: Option<SourceSpan>,
+    },
+
+    #[error("duplicate site `{name}`")]
+    #[diagnostic(
+        code(drplan::duplicate_name),
+        help("each site needs a unique name; rename one of them or merge their settings")
+    )]
+    DuplicateSite {
+        name: String,
+        #[label(primary, "defined again here")]
+        at: SourceSpan,
+        #[label("first defined here")]
+        first: SourceSpan,
     },
 
     #[error("{message}")]

@@ -111,7 +111,18 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             LoadError::UnknownVariant { value: variant.clone(), at, help: allowed_help("value", variant, expected) }
         }
         YamlError::DuplicateMappingKey { key, .. } => {
-            LoadError::DuplicateKey { key: key.clone().unwrap_or_else(|| "?".into()), at }
+            let key = key.clone().unwrap_or_else(|| "?".into());
+            match first_key_in_block(source.text(), at.offset(), &key) {
+                // Site names are the keys of `sites`: a repeated one is a duplicate name.
+                Some((first, parent)) if parent == "sites" => {
+                    LoadError::DuplicateSite { name: key.clone(), first: SourceSpan::new(first.into(), key.len()), at }
+                }
+                first => LoadError::DuplicateKey {
+                    first: first.map(|(offset, _)| SourceSpan::new(offset.into(), key.len())),
+                    key,
+                    at,
+                },
+            }
         }
         YamlError::Budget { .. } => LoadError::TooComplex { message, at },
         YamlError::SerdeInvalidType { .. }
@@ -137,6 +148,37 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             LoadError::Syntax { message, at, help: "check indentation, quoting and brackets around this point".into() }
         }
     }
+}
+
+/// In block-style YAML, the earlier line of the same mapping that holds `key` (the byte offset
+/// of the key) and the key of the mapping's parent line, scanning up from the repeated key at
+/// `offset`. None for flow mappings or keys written in ways this scan does not follow.
+fn first_key_in_block(text: &str, offset: usize, key: &str) -> Option<(usize, String)> {
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let indent = offset - line_start;
+    if !text[line_start..offset].trim().is_empty() {
+        return None;
+    }
+    let key_of =
+        |line: &str| line.trim_start().split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string());
+    let mut first = None;
+    let mut end = line_start;
+    while end > 0 {
+        let start = text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[start..end - 1];
+        end = start;
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let line_indent = line.len() - trimmed.len();
+        if line_indent == indent && key_of(line).as_deref() == Some(key) {
+            first = Some(start + line_indent);
+        } else if line_indent < indent {
+            return Some((first?, key_of(line)?));
+        }
+    }
+    first.map(|f| (f, String::new()))
 }
 
 fn allowed_help(what: &str, typo: &str, expected: &[&'static str]) -> String {
