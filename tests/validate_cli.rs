@@ -64,7 +64,7 @@ mod invalid {
         ip_outside_subnet => "drplan::ip_outside_subnet" at 21:34,
         machine_in_two_groups => "drplan::machine_in_two_groups" at 25:22,
         machine_not_in_group => "drplan::machine_not_in_group" at 21:11,
-        missing_field => "drplan::missing_field" at 14:5,
+        missing_field => "drplan::missing_field" at 12:5,
         missing_site_setting => "drplan::missing_site_setting" at 5:3,
         multiple_errors => "drplan::unknown_machine" at 25:22,
         only_comments => "drplan::empty_plan" at 1:1,

@@ -6,6 +6,7 @@ use std::path::Path;
 use miette::SourceSpan;
 use serde_saphyr::{DefaultMessageFormatter, Error as YamlError, MessageFormatter};
 
+use super::block_mapping::BlockMapping;
 use super::diagnostic::FileDiagnostic;
 use super::document::PlanDocument;
 use super::error::LoadError;
@@ -106,22 +107,29 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
         YamlError::SerdeUnknownField { field, expected, .. } => {
             LoadError::UnknownField { field: field.clone(), at, help: allowed_help("field", field, expected) }
         }
-        YamlError::SerdeMissingField { field, .. } => LoadError::MissingField { field: field.to_string(), at },
+        YamlError::SerdeMissingField { field, .. } => {
+            // The loader notices at the mapping's last key; the mapping starts at its first.
+            let at = match BlockMapping::around(source.text(), at.offset()) {
+                Some(mapping) => {
+                    let start = mapping.first_key();
+                    let key_len = mapping.keys.last().map_or(0, |(_, k)| k.len());
+                    SourceSpan::new(start.into(), key_len)
+                }
+                None => at,
+            };
+            LoadError::MissingField { field: field.to_string(), at }
+        }
         YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             LoadError::UnknownVariant { value: variant.clone(), at, help: allowed_help("value", variant, expected) }
         }
         YamlError::DuplicateMappingKey { key, .. } => {
             let key = key.clone().unwrap_or_else(|| "?".into());
-            match first_key_in_block(source.text(), at.offset(), &key) {
+            let mapping = BlockMapping::around(source.text(), at.offset());
+            let first = mapping.as_ref().and_then(|m| m.earlier(&key)).map(|f| SourceSpan::new(f.into(), key.len()));
+            match (first, mapping.and_then(|m| m.parent)) {
                 // Site names are the keys of `sites`: a repeated one is a duplicate name.
-                Some((first, parent)) if parent == "sites" => {
-                    LoadError::DuplicateSite { name: key.clone(), first: SourceSpan::new(first.into(), key.len()), at }
-                }
-                first => LoadError::DuplicateKey {
-                    first: first.map(|(offset, _)| SourceSpan::new(offset.into(), key.len())),
-                    key,
-                    at,
-                },
+                (Some(first), Some(parent)) if parent == "sites" => LoadError::DuplicateSite { name: key, first, at },
+                (first, _) => LoadError::DuplicateKey { first, key, at },
             }
         }
         YamlError::Budget { .. } => LoadError::TooComplex { message, at },
@@ -148,37 +156,6 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             LoadError::Syntax { message, at, help: "check indentation, quoting and brackets around this point".into() }
         }
     }
-}
-
-/// In block-style YAML, the earlier line of the same mapping that holds `key` (the byte offset
-/// of the key) and the key of the mapping's parent line, scanning up from the repeated key at
-/// `offset`. None for flow mappings or keys written in ways this scan does not follow.
-fn first_key_in_block(text: &str, offset: usize, key: &str) -> Option<(usize, String)> {
-    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
-    let indent = offset - line_start;
-    if !text[line_start..offset].trim().is_empty() {
-        return None;
-    }
-    let key_of =
-        |line: &str| line.trim_start().split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string());
-    let mut first = None;
-    let mut end = line_start;
-    while end > 0 {
-        let start = text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
-        let line = &text[start..end - 1];
-        end = start;
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let line_indent = line.len() - trimmed.len();
-        if line_indent == indent && key_of(line).as_deref() == Some(key) {
-            first = Some(start + line_indent);
-        } else if line_indent < indent {
-            return Some((first?, key_of(line)?));
-        }
-    }
-    first.map(|f| (f, String::new()))
 }
 
 fn allowed_help(what: &str, typo: &str, expected: &[&'static str]) -> String {
