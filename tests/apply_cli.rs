@@ -578,3 +578,59 @@ fn reports_name_the_git_commit_of_the_plan() {
     let r = report(&apply(&lab, &[]));
     assert_eq!(r["git_commit"], format!("{}-dirty", head.trim()), "the plan was changed after the commit");
 }
+
+/// In a terminal (a pty from util-linux `script`, part of every Debian system): the plan, the
+/// confirmation, a live per-group block that redraws in place, the approval prompt (never
+/// drawn over or erased by a redraw), and the summary.
+#[test]
+fn a_terminal_gets_a_live_display_confirmation_and_approval_prompts() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let bin = assert_cmd::cargo::cargo_bin("drplan");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("'{}' apply shop.yaml", bin.display()), "/dev/null"])
+        .current_dir(lab.path())
+        .env("USER", "oncall")
+        .env("DRPLAN_LOG", "off")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the command in a pseudo-terminal");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"yes\ny\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "Apply this plan? Only `yes` is accepted",
+        "? app/before/dns: Lower the DNS TTL (approvers: oncall)",
+        "Approve as oncall? [y/N/later]",
+        "34 steps: 34 succeeded",
+        "Approved app/before/dns by oncall",
+        "group notify",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(text.contains("\x1b[1m"), "a terminal gets colour");
+    // The live block: per-group bars, redrawn in place (cursor up, clear to the end).
+    let redraws: Vec<(usize, usize)> = text
+        .match_indices("\x1b[")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 2..];
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            rest[digits..].starts_with("A\x1b[J").then(|| (at, rest[..digits].parse().unwrap()))
+        })
+        .collect();
+    assert!(redraws.len() >= 2, "the live block redraws: {text}");
+    assert!(text.contains("  db               █"), "a bar per group: {text}");
+    // Every erase moves up over lines drawn since the previous one: nothing else is erased,
+    // the prompt included.
+    let mut from = text.find("Apply this plan?").unwrap();
+    for (at, lines) in redraws {
+        let drawn = text[from..at].matches('\n').count();
+        assert!(drawn >= lines, "erasing {lines} lines where {drawn} were drawn:\n{}", &text[from..at]);
+        from = at;
+    }
+}

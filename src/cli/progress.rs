@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -17,13 +17,43 @@ use crate::spec::time_format::human_duration;
 pub struct Progress {
     tx: mpsc::UnboundedSender<Event>,
     task: tokio::task::JoinHandle<()>,
-    terminal: Arc<Mutex<()>>,
+    terminal: Terminal,
+}
+
+/// The terminal shared by the live block and prompts. Whoever holds it may write; taking it
+/// erases the live block first, so a prompt is never drawn over or erased by a redraw.
+#[derive(Clone, Default)]
+pub struct Terminal(Arc<Mutex<usize>>);
+
+impl Terminal {
+    /// Wait for the terminal (an approval prompt does).
+    pub fn take(&self) -> MutexGuard<'_, usize> {
+        let mut drawn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        erase(&mut drawn);
+        drawn
+    }
+
+    /// The terminal if nobody is using it (the renderer never waits on a prompt).
+    fn try_take(&self) -> Option<MutexGuard<'_, usize>> {
+        let mut drawn = self.0.try_lock().ok()?;
+        erase(&mut drawn);
+        Some(drawn)
+    }
+}
+
+/// Move up over the `drawn` lines of the live block and clear to the end of the screen.
+fn erase(drawn: &mut usize) {
+    if *drawn > 0 {
+        // stderr is unbuffered; the macro keeps it out of test output.
+        eprint!("\x1b[{}A\x1b[J", *drawn);
+        *drawn = 0;
+    }
 }
 
 impl Progress {
     pub fn start(plan: Arc<ActionPlan>, ui: Ui, live: bool) -> Progress {
         let (tx, rx) = mpsc::unbounded_channel();
-        let terminal = Arc::new(Mutex::new(()));
+        let terminal = Terminal::default();
         let painter = Painter { enabled: ui.stderr_style.color };
         let renderer = Renderer::new(plan, painter, live, terminal.clone());
         let task = tokio::spawn(renderer.run(rx));
@@ -34,8 +64,8 @@ impl Progress {
         self.tx.clone()
     }
 
-    /// Held while something else (an approval prompt) uses the terminal.
-    pub fn terminal(&self) -> Arc<Mutex<()>> {
+    /// For anything else that writes to the terminal meanwhile (an approval prompt).
+    pub fn terminal(&self) -> Terminal {
         self.terminal.clone()
     }
 
@@ -56,7 +86,7 @@ struct Renderer {
     plan: Arc<ActionPlan>,
     painter: Painter,
     live: bool,
-    terminal: Arc<Mutex<()>>,
+    terminal: Terminal,
     started: Instant,
     step_started: BTreeMap<usize, Instant>,
     groups: BTreeMap<String, GroupCount>,
@@ -64,12 +94,11 @@ struct Renderer {
     total: usize,
     done: usize,
     failed: usize,
-    drawn_lines: usize,
     suspended: bool,
 }
 
 impl Renderer {
-    fn new(plan: Arc<ActionPlan>, painter: Painter, live: bool, terminal: Arc<Mutex<()>>) -> Self {
+    fn new(plan: Arc<ActionPlan>, painter: Painter, live: bool, terminal: Terminal) -> Self {
         let mut groups: BTreeMap<String, GroupCount> = BTreeMap::new();
         let mut group_order = Vec::new();
         let mut total = 0;
@@ -93,7 +122,6 @@ impl Renderer {
             total,
             done: 0,
             failed: 0,
-            drawn_lines: 0,
             suspended: false,
         }
     }
@@ -110,9 +138,7 @@ impl Renderer {
             }
         }
         if self.live {
-            let terminal = self.terminal.clone();
-            let _guard = terminal.lock().unwrap_or_else(|p| p.into_inner());
-            self.clear();
+            drop(self.terminal.take());
         }
     }
 
@@ -186,10 +212,9 @@ impl Renderer {
                 let a = &self.plan.actions[*index];
                 tracing::warn!(step = %a.id, "waiting for approval");
                 if self.live {
-                    // A prompt may follow: leave the terminal to it.
-                    let terminal = self.terminal.clone();
-                    let _guard = terminal.lock().unwrap_or_else(|p| p.into_inner());
-                    self.clear();
+                    // A prompt may follow: leave the terminal to it (it erases the block
+                    // itself if it got there first).
+                    drop(self.terminal.try_take());
                     self.suspended = true;
                 } else {
                     self.line(format!("{} {} waits for approval", self.painter.paint("?", Color::Magenta), a.id));
@@ -209,25 +234,11 @@ impl Renderer {
         }
     }
 
-    /// A permanent line above the live block (or just a line in a pipe).
+    /// A permanent line above the live block (or just a line in a pipe). While someone is
+    /// prompting it is printed after them, without waiting on the async thread.
     fn line(&mut self, text: String) {
-        let terminal = self.terminal.clone();
-        let Ok(_guard) = terminal.try_lock() else {
-            // Someone is prompting; print after them without waiting on the async thread.
-            eprintln!("{text}");
-            return;
-        };
-        self.clear();
+        let _terminal = self.terminal.try_take();
         eprintln!("{text}");
-    }
-
-    fn clear(&mut self) {
-        if self.drawn_lines > 0 {
-            let mut err = std::io::stderr();
-            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
-            let _ = err.flush();
-            self.drawn_lines = 0;
-        }
     }
 
     fn draw(&mut self) {
@@ -235,8 +246,7 @@ impl Renderer {
             return;
         }
         let terminal = self.terminal.clone();
-        let Ok(_guard) = terminal.try_lock() else { return };
-        self.clear();
+        let Some(mut drawn) = terminal.try_take() else { return };
         let mut lines = vec![format!(
             "{} {}: {}/{} steps, {} failed, {}",
             self.painter.paint("drplan", Color::Bold),
@@ -269,6 +279,23 @@ impl Renderer {
             let _ = writeln!(err, "{line}");
         }
         let _ = err.flush();
-        self.drawn_lines = lines.len();
+        *drawn = lines.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_the_terminal_for_a_prompt_erases_the_live_block_first() {
+        let terminal = Terminal::default();
+        *terminal.try_take().unwrap() = 5;
+        // The prompt owns the terminal; the renderer neither draws nor erases meanwhile.
+        let prompt = terminal.take();
+        assert_eq!(*prompt, 0);
+        assert!(terminal.try_take().is_none());
+        drop(prompt);
+        assert_eq!(*terminal.try_take().unwrap(), 0);
     }
 }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
+use super::progress::{Progress, Terminal};
 use super::session::{Session, report};
 use super::{Format, Ui, exit};
 use crate::exec::Provider;
@@ -166,7 +166,8 @@ pub async fn execute_with_notes(
     let options = EngineOptions {
         parallelism: args.parallelism.map_or(plan.parallelism, |p| p as usize),
         op_timeout: args.op_timeout,
-        approver: interactive.then(|| Arc::new(TerminalApprover { lock: progress.terminal() }) as Arc<dyn Approver>),
+        approver: interactive
+            .then(|| Arc::new(TerminalApprover { terminal: progress.terminal() }) as Arc<dyn Approver>),
         ..EngineOptions::default()
     };
     let engine = Engine {
@@ -342,12 +343,12 @@ fn watch_interrupts(stop: CancellationToken, abort: CancellationToken) -> tokio:
 
 /// Prompts on the terminal for a manual step.
 struct TerminalApprover {
-    lock: Arc<std::sync::Mutex<()>>,
+    terminal: Terminal,
 }
 
 impl Approver for TerminalApprover {
     fn ask(&self, step: &str, prompt: &str, approvers: &[String]) -> Answer {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _terminal = self.terminal.take();
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         let who = if approvers.is_empty() { String::new() } else { format!(" (approvers: {})", approvers.join(", ")) };
         let mut err = std::io::stderr();
