@@ -225,6 +225,36 @@ fn unplanned_failover_equals_exactly_the_chosen_recovery_point() {
 }
 
 #[test]
+fn a_failback_plan_shows_what_changed_in_the_machine_while_away() {
+    let lab = Lab::new(4);
+    std::fs::write(lab.path().join("dc1/m1/app.conf"), "threads = 8\n").unwrap();
+    lab.apply();
+    lab.target("active: dc2");
+    lab.apply();
+    // Tuned at the recovery site while it ran there; m2 untouched.
+    std::fs::write(lab.path().join("dc2/m1/app.conf"), "threads = 32\n").unwrap();
+    lab.target("active: dc1");
+    let out = lab.run(&["plan", "local.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = plan["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "only m1 drifted: {drift:#?}");
+    assert_eq!(drift[0]["machine"], "m1");
+    let diff = drift[0]["diff"].as_str().unwrap();
+    assert!(diff.contains("--- m1@dc1 (original)") && diff.contains("+++ m1@dc2 (live)"), "{diff}");
+    let changed: Vec<&str> = diff.lines().filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---")).collect();
+    assert!(changed.iter().any(|l| l.starts_with("-  app.conf: 12 B")), "{diff}");
+    assert!(changed.iter().any(|l| l.starts_with("+  app.conf: 13 B")), "{diff}");
+    // The human plan shows it too, and the failback brings the tuned file home.
+    let out = lab.run(&["plan", "local.yaml"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Drift at the live copies"), "{}", transcript(&out));
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3), "the complete-failover gate: {}", transcript(&out));
+    lab.approve_and_resume(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(std::fs::read_to_string(lab.path().join("dc1/m1/app.conf")).unwrap(), "threads = 32\n");
+}
+
+#[test]
 fn failback_to_an_alternate_location_creates_the_machine_there() {
     let mut lab = Lab::new(16);
     lab.apply();

@@ -209,6 +209,28 @@ impl Inner {
             .collect()
     }
 
+    /// A machine's settings, as this provider sees them: the regular files of its directory
+    /// (its program, scripts, configuration; not its disks nor its console log), each by size
+    /// and content hash, so a failback shows which of them changed while it ran away from home.
+    fn settings_of(dir: &Path) -> BTreeMap<String, String> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+        entries
+            .flatten()
+            .filter(|e| e.file_name() != "console.log" && e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| {
+                let bytes = std::fs::read(e.path()).ok()?;
+                let hash = blake3::hash(&bytes).to_hex();
+                let executable = e.metadata().is_ok_and(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.permissions().mode() & 0o111 != 0
+                });
+                let mode = if executable { ", executable" } else { "" };
+                let value = format!("{}, blake3 {}{mode}", human_bytes(bytes.len() as u64), &hash[..12]);
+                Some((e.file_name().to_string_lossy().into_owned(), value))
+            })
+            .collect()
+    }
+
     fn powered(record: &MachineRecord) -> bool {
         match &record.process {
             Some(p) => record.power && process::alive(p),
@@ -235,7 +257,7 @@ impl Inner {
                         power: if Self::powered(&record) { Power::On } else { Power::Off },
                         consistent: true,
                         nics: record.nics.clone(),
-                        settings: BTreeMap::new(),
+                        settings: Self::settings_of(&site.machine_dir(dir)),
                         disks: Self::disks_of(&site.disks_dir(dir)),
                     },
                 );
@@ -246,7 +268,7 @@ impl Inner {
                         power: Power::Off,
                         consistent: replica.consistent,
                         nics: Vec::new(),
-                        settings: BTreeMap::new(),
+                        settings: Self::settings_of(&site.machine_dir(dir)),
                         disks: Self::disks_of(&site.replica_current(dir)),
                     });
                     let dark = |s: &str| self.sites.get(s).is_none_or(|l| l.reachable().is_err());
