@@ -336,3 +336,44 @@ fn graph_draws_groups_and_steps() {
     let mermaid = lab.run(&["graph", "shop.yaml", "--format", "mermaid"]);
     insta::assert_snapshot!("graph_mermaid", stdout(&mermaid));
 }
+
+/// A reader that goes away (`drplan plan | head`) ends nothing badly: no panic, the exit code
+/// the command would have had, for stdout and stderr alike.
+#[test]
+fn closed_output_pipes_never_panic() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::drplan(dir.path())
+        .args(["sim", "generate", "--machines", "400", "--groups", "8", "--protected", "--out", "estate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let plan = dir.path().join("estate/plan.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap().replace("  active: dc1\n", "  active: dc2\n");
+    std::fs::write(&plan, text).unwrap();
+    let bad = common::fixtures().join("invalid/multiple_errors.yaml");
+    let bad = bad.to_str().unwrap();
+    for (args, code) in [
+        (vec!["plan", "estate/plan.yaml", "--format", "json"], 0),
+        (vec!["plan", "estate/plan.yaml", "--detailed-exitcode"], 2),
+        (vec!["graph", "estate/plan.yaml", "--format", "mermaid"], 0),
+        (vec!["validate", bad], 1),
+        (vec!["validate", bad, "--format", "json"], 1),
+        (vec!["schema"], 0),
+    ] {
+        let bin = assert_cmd::cargo::cargo_bin("drplan");
+        let mut child = std::process::Command::new(bin)
+            .args(&args)
+            .current_dir(dir.path())
+            .env("DRPLAN_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Both read ends close before the command writes: every write fails with EPIPE.
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?} ended by {status}");
+    }
+}

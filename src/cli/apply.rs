@@ -85,7 +85,7 @@ async fn apply_saved(args: &Args, ui: Ui) -> Result<u8, u8> {
         return Err(report(ui, &PlanError::Stale { path: args.target.clone(), reasons: reasons.join("; ") }));
     }
     if !plan.has_changes() {
-        println!("Nothing to do: the saved plan has no changes.");
+        outln!("Nothing to do: the saved plan has no changes.");
         return Ok(exit::OK);
     }
     Ok(execute(&session, provider, plan, state, &args.run).await)
@@ -119,8 +119,8 @@ pub fn load_run_plan(session: &Session, run: &str) -> Result<ActionPlan, u8> {
 /// The plan goes to stdout for people, to stderr when stdout carries JSON.
 pub fn show_plan(plan: &ActionPlan, format: Format, ui: Ui) {
     match format {
-        Format::Human => print!("{}", render(plan, Painter { enabled: ui.stdout_color })),
-        Format::Json => eprint!("{}", render(plan, Painter { enabled: ui.stderr_style.color })),
+        Format::Human => out!("{}", render(plan, Painter { enabled: ui.stdout_color })),
+        Format::Json => err!("{}", render(plan, Painter { enabled: ui.stderr_style.color })),
     }
 }
 
@@ -140,7 +140,7 @@ pub fn confirm(auto_approve: bool, ui: Ui, question: &str) -> Result<(), u8> {
     if line.trim() == "yes" {
         Ok(())
     } else {
-        eprintln!("Not applied.");
+        errln!("Not applied.");
         Err(exit::ERROR)
     }
 }

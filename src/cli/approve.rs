@@ -73,6 +73,6 @@ fn approve(args: Args, ui: Ui) -> Result<u8, u8> {
         run.awaiting.retain(|s| s != &args.step);
     }
     session.store.save(&mut state).map_err(|e| report(ui, &e))?;
-    println!("Approved {} by {by}. Continue with `drplan resume {}`.", args.step, args.plan.display());
+    outln!("Approved {} by {by}. Continue with `drplan resume {}`.", args.step, args.plan.display());
     Ok(exit::OK)
 }

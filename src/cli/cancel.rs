@@ -35,7 +35,7 @@ pub fn run(args: Args, ui: Ui) -> u8 {
                 .map_err(|e| report_err(ui, e))?;
         }
         session.store.save(&mut state).map_err(|e| report(ui, &e))?;
-        println!(
+        outln!(
             "Cancelled the {} run {} of `{}`. `drplan plan {}` shows what remains to do.",
             active.kind,
             active.id.chars().take(12).collect::<String>(),

@@ -79,7 +79,7 @@ async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, wh
         };
         let plan = built.map_err(|problems| report_all(ui, &problems))?;
         if !plan.has_changes() {
-            println!("No failover awaits commit.");
+            outln!("No failover awaits commit.");
             return Ok(exit::OK);
         }
         show_plan(&plan, run.format, ui);

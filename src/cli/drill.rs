@@ -164,8 +164,8 @@ async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
         return Ok(if code == exit::OK { cleanup } else { code });
     }
     if code == exit::OK {
-        eprintln!("\nThe test copies are up in the isolated networks. When the checks are done:");
-        eprintln!("  drplan drill complete {} --notes \"what was verified\"", path.display());
+        errln!("\nThe test copies are up in the isolated networks. When the checks are done:");
+        errln!("  drplan drill complete {} --notes \"what was verified\"", path.display());
     }
     Ok(code)
 }
@@ -236,7 +236,7 @@ async fn cleanup(
         }
         session.store.save(&mut fresh).map_err(|e| report(ui, &e))?;
         *state = fresh;
-        eprintln!("Drill {} is complete: its test copies are gone.", open.id);
+        errln!("Drill {} is complete: its test copies are gone.", open.id);
     }
     Ok(code)
 }
@@ -250,7 +250,7 @@ pub async fn expire_old_drill(session: &Session, provider: &dyn Provider, state:
     if age <= open.max_age {
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "Drill {} has been open for {} (more than its maximum {}): removing its test copies.",
         open.id,
         human_duration(age),
@@ -272,7 +272,7 @@ pub async fn expire_old_drill(session: &Session, provider: &dyn Provider, state:
     }
     let _ = provider.flush().await;
     if !failed.is_empty() {
-        eprintln!("warning: could not remove every copy of drill {}: {}", open.id, failed.join("; "));
+        errln!("warning: could not remove every copy of drill {}: {}", open.id, failed.join("; "));
         return Ok(());
     }
     if state.run.as_ref().is_some_and(|r| r.kind == "drill") {

@@ -31,6 +31,6 @@ pub fn run(args: Args, ui: Ui) -> u8 {
         GraphFormat::Dot => to_dot(&session.model),
         GraphFormat::Mermaid => to_mermaid(&session.model),
     };
-    print!("{text}");
+    out!("{text}");
     exit::OK
 }

@@ -65,17 +65,15 @@ pub fn run(args: Args, ui: Ui) -> u8 {
     };
     let entries: Vec<_> = state.history.iter().rev().take(args.limit).collect();
     match args.format {
-        Format::Json => {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "history": entries })).unwrap_or_default())
-        }
+        Format::Json => super::print_json(&serde_json::json!({ "history": entries })),
         Format::Human => {
             if entries.is_empty() {
-                println!("No runs of `{}` yet.", session.model.name);
+                outln!("No runs of `{}` yet.", session.model.name);
             }
             for e in entries {
                 let took = e.finished_at.duration_since(e.started_at).unwrap_or_default();
                 let drill = e.drill.as_ref().map(|d| format!(" [{d}]")).unwrap_or_default();
-                println!(
+                outln!(
                     "{}  {:<18} {:<22} took {:<8} RTO {:<22} data loss {}{drill}",
                     humantime::format_rfc3339_seconds(e.started_at),
                     e.kind,
@@ -84,13 +82,13 @@ pub fn run(args: Args, ui: Ui) -> u8 {
                     verdict(e.rto_ms, e.rto_objective_ms),
                     verdict(e.data_loss_ms, e.rpo_objective_ms),
                 );
-                println!("    run {}", e.run);
+                outln!("    run {}", e.run);
                 if let Some(n) = &e.notes {
-                    println!("    notes: {n}");
+                    outln!("    notes: {n}");
                 }
             }
             if let Some(d) = &state.drill {
-                println!(
+                outln!(
                     "\nOpen drill {} since {}: `drplan drill complete` removes its copies.",
                     d.id,
                     humantime::format_rfc3339_seconds(d.started_at)
@@ -110,7 +108,7 @@ pub fn write_report(args: ReportArgs, ui: Ui) -> u8 {
         state.history.iter().map(|h| h.run.as_str()).chain(state.run.as_ref().map(|r| r.id.as_str())).collect();
     let Some(run) = known.iter().find(|r| r.starts_with(&args.run)).map(|r| r.to_string()) else {
         let help = suggest::help_for("run", &args.run, known.iter().copied());
-        eprintln!("error: no run `{}` in the history of `{}` ({help})", args.run, session.model.name);
+        errln!("error: no run `{}` in the history of `{}` ({help})", args.run, session.model.name);
         return exit::ERROR;
     };
     let bytes = match session.store.read_artifact(&format!("{run}.report.json")) {
@@ -138,7 +136,7 @@ pub fn write_report(args: ReportArgs, ui: Ui) -> u8 {
     match crate::report::evidence::write_all(&parsed, &args.out) {
         Ok(files) => {
             for f in files {
-                println!("{}", f.display());
+                outln!("{}", f.display());
             }
             exit::OK
         }

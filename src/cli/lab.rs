@@ -80,13 +80,13 @@ pub fn run(args: Args, ui: Ui) -> u8 {
     match args.command {
         LabCommand::Init { dir, disk_size, force } => match init(&dir, disk_size, force) {
             Ok(plan) => {
-                println!(
+                outln!(
                     "Created a lab in {}: plan {}, site dc1 with {} machines, empty site dc2.",
                     dir.display(),
                     plan.display(),
                     lab::MACHINES.len()
                 );
-                println!("Next: `drplan apply {} --auto-approve` protects and starts them.", plan.display());
+                outln!("Next: `drplan apply {} --auto-approve` protects and starts them.", plan.display());
                 exit::OK
             }
             Err(message) => fail(ui, message),
@@ -94,14 +94,14 @@ pub fn run(args: Args, ui: Ui) -> u8 {
         LabCommand::Machine => match std::env::current_dir().and_then(|d| lab::run_machine(&d)) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("lab machine: {e}");
+                errln!("lab machine: {e}");
                 exit::ERROR
             }
         },
         LabCommand::Verify { dir } => verify(&dir, ui),
         LabCommand::Stop { dir } => {
             stop_machines(&dir);
-            println!("Stopped the lab machines in {}.", dir.display());
+            outln!("Stopped the lab machines in {}.", dir.display());
             exit::OK
         }
         LabCommand::Demo { dir, disk_size } => demo(&dir, disk_size, ui),
@@ -157,7 +157,7 @@ fn verify(dir: &Path, ui: Ui) -> u8 {
     let mut ok = true;
     for (machine, _, _) in lab::MACHINES {
         let Some(site) = inventory.machines.get(machine).and_then(|m| m.active_site.clone()) else {
-            println!("{machine}: not found at any site");
+            outln!("{machine}: not found at any site");
             ok = false;
             continue;
         };
@@ -167,14 +167,14 @@ fn verify(dir: &Path, ui: Ui) -> u8 {
             Ok(check) => {
                 let runs: Vec<String> = check.runs.iter().map(|(s, a, b)| format!("{a}-{b} at {s}")).collect();
                 let verdict = if check.problems.is_empty() { "none missing" } else { "PROBLEMS" };
-                println!("{machine} (live at {site}): {} records, {verdict}: {}", check.last, runs.join(", "));
+                outln!("{machine} (live at {site}): {} records, {verdict}: {}", check.last, runs.join(", "));
                 for p in &check.problems {
-                    println!("  {p}");
+                    outln!("  {p}");
                 }
                 ok &= check.problems.is_empty();
             }
             Err(e) => {
-                println!("{machine}: cannot read its data disk at {site}: {e}");
+                outln!("{machine}: cannot read its data disk at {site}: {e}");
                 ok = false;
             }
         }
@@ -185,7 +185,7 @@ fn verify(dir: &Path, ui: Ui) -> u8 {
 /// One step of the demo: print the command, run it, show its output.
 fn step(plan_dir: &Path, args: &[&str], expect: &[i32]) -> Result<i32, String> {
     let display: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    println!("\n$ drplan {}", display.join(" "));
+    outln!("\n$ drplan {}", display.join(" "));
     let status = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .current_dir(plan_dir)
         .args(args)
@@ -205,7 +205,7 @@ fn set_active(plan: &Path, site: &str) -> Result<(), String> {
         text.lines().find(|l| l.trim_start().starts_with("active:")).ok_or("no target.active in the lab plan")?;
     let updated = text.replacen(line, &format!("  active: {site}"), 1);
     std::fs::write(plan, updated).map_err(|e| e.to_string())?;
-    println!("\n# The plan's desired state changes: target.active is now {site}.");
+    outln!("\n# The plan's desired state changes: target.active is now {site}.");
     Ok(())
 }
 
@@ -220,30 +220,28 @@ fn demo_steps(dir: &Path, disk_size: u64) -> Result<(), String> {
     let plan = init(dir, disk_size, true)?;
     let dir = &std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     let pause = |what: &str, secs: u64| {
-        println!("\n# {what}");
+        outln!("\n# {what}");
         std::thread::sleep(Duration::from_secs(secs));
     };
-    println!("# A lab in {}: sites dc1 and dc2 are directories; db1, app1 and web1 live at dc1.", dir.display());
+    outln!("# A lab in {}: sites dc1 and dc2 are directories; db1, app1 and web1 live at dc1.", dir.display());
     let plan_name = plan.file_name().and_then(|n| n.to_str()).unwrap_or("lab.yaml").to_string();
     let p = plan_name.as_str();
     step(dir, &["validate", p], &[0])?;
-    println!("\n# 1. Protect: initial replication dc1 → dc2, and start the machines.");
+    outln!("\n# 1. Protect: initial replication dc1 → dc2, and start the machines.");
     step(dir, &["apply", p, "--auto-approve"], &[0])?;
     pause("The machines write records for two seconds; then a new recovery point moves only what changed.", 2);
     step(dir, &["replicate", p], &[0])?;
-    println!(
-        "\n# 2. Drill: test copies from the latest point, in the isolated lab-drill network; production untouched."
-    );
+    outln!("\n# 2. Drill: test copies from the latest point, in the isolated lab-drill network; production untouched.");
     step(
         dir,
         &["drill", p, "--auto-complete", "--notes", "lab demo: the test copies booted", "--report", "reports/drill"],
         &[0],
     )?;
-    println!("\n# 3. Planned failover to dc2: shut down in reverse group order, final sync, fail over, boot in order.");
+    outln!("\n# 3. Planned failover to dc2: shut down in reverse group order, final sync, fail over, boot in order.");
     set_active(&plan, "dc2")?;
     step(dir, &["apply", p, "--auto-approve", "--report", "reports/failover"], &[0])?;
     pause("The machines now run at dc2 and keep writing for two seconds.", 2);
-    println!("\n# 4. Fail back with delta sync: copy while running, approve the switch, final delta, boot at dc1.");
+    outln!("\n# 4. Fail back with delta sync: copy while running, approve the switch, final delta, boot at dc1.");
     set_active(&plan, "dc1")?;
     let code = step(dir, &["apply", p, "--auto-approve"], &[0, 3])?;
     if code == 3 {
@@ -251,14 +249,14 @@ fn demo_steps(dir: &Path, disk_size: u64) -> Result<(), String> {
         step(dir, &["resume", p], &[0])?;
     }
     pause("Back at dc1, writing again.", 1);
-    println!("\n# 5. Nothing was lost: every record from 1 to the last is on the disks, and each site");
-    println!("#    went on exactly where the other stopped (dc1, then dc2, then dc1 again).");
+    outln!("\n# 5. Nothing was lost: every record from 1 to the last is on the disks, and each site");
+    outln!("#    went on exactly where the other stopped (dc1, then dc2, then dc1 again).");
     step(dir, &["lab", "verify", "."], &[0])?;
-    println!("\n# 6. Protected again (dc1 → dc2) and nothing left to do:");
+    outln!("\n# 6. Protected again (dc1 → dc2) and nothing left to do:");
     step(dir, &["plan", p, "--detailed-exitcode"], &[0])?;
     step(dir, &["history", p], &[0])?;
     stop_machines(dir);
-    println!("\n# Done. The machines are stopped; the lab stays in {} to explore", dir.display());
-    println!("# (reports of the drill and the failover: {}/reports).", dir.display());
+    outln!("\n# Done. The machines are stopped; the lab stays in {} to explore", dir.display());
+    outln!("# (reports of the drill and the failover: {}/reports).", dir.display());
     Ok(())
 }

@@ -1,5 +1,33 @@
 //! The command line: parse arguments, run one subcommand, map the outcome to an exit code.
 
+// Output goes through these instead of `print!`/`eprint!`, which panic when the reader has
+// gone away (`drplan plan | head`). A lost reader is not a failure of the command: the work
+// (an apply, a replication) carries on and its result is in state and history.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod apply;
 mod approve;
 mod cancel;
@@ -28,6 +56,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::diagnostics::Style;
+
+/// Pretty JSON on stdout, streamed (a large plan is tens of MiB), then a newline. Write errors
+/// are ignored as with `outln!`; our types always serialize.
+fn print_json(value: &impl serde::Serialize) {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if serde_json::to_writer_pretty(&mut out, value).is_ok() {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
+}
 
 /// Exit codes are part of the interface pipelines rely on.
 pub mod exit {
@@ -133,7 +172,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(exit::ERROR);
         }
     };

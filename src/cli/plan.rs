@@ -44,25 +44,13 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     let input = observed.input(&session, &state, provider.as_ref(), args.parallelism as usize);
     let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
     match args.format {
-        super::Format::Human => print!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
-        super::Format::Json => match serde_json::to_string_pretty(&plan) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                return Err(report(
-                    ui,
-                    &crate::planner::PlanError::Unwritable { path: "-".into(), reason: e.to_string() },
-                ));
-            }
-        },
+        super::Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
+        super::Format::Json => super::print_json(&plan),
     }
     if let Some(out) = &args.out {
         file::save(&plan, out).map_err(|e| report(ui, &e))?;
         if args.format == Format::Human {
-            println!(
-                "\nSaved the plan to {}. Apply exactly this with `drplan apply {}`.",
-                out.display(),
-                out.display()
-            );
+            outln!("\nSaved the plan to {}. Apply exactly this with `drplan apply {}`.", out.display(), out.display());
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { exit::CHANGES } else { exit::OK })

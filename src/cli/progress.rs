@@ -44,7 +44,7 @@ impl Terminal {
 /// Move up over the `drawn` lines of the live block and clear to the end of the screen.
 fn erase(drawn: &mut usize) {
     if *drawn > 0 {
-        // stderr is unbuffered; the macro keeps it out of test output.
+        // Only ever drawn on a terminal; `eprint!` keeps it out of unit-test output.
         eprint!("\x1b[{}A\x1b[J", *drawn);
         *drawn = 0;
     }
@@ -238,7 +238,7 @@ impl Renderer {
     /// prompting it is printed after them, without waiting on the async thread.
     fn line(&mut self, text: String) {
         let _terminal = self.terminal.try_take();
-        eprintln!("{text}");
+        errln!("{text}");
     }
 
     fn draw(&mut self) {

@@ -37,7 +37,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     if let Some(every) = args.every
         && every > session.model.protection.rpo
     {
-        eprintln!(
+        errln!(
             "warning: points every {} cannot meet the plan's RPO of {}",
             human_duration(every),
             human_duration(session.model.protection.rpo)
@@ -47,7 +47,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     let mut interrupt = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot listen for Ctrl-C: {e}");
+            errln!("error: cannot listen for Ctrl-C: {e}");
             return exit::ERROR;
         }
     };
@@ -96,9 +96,9 @@ async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) ->
         .collect();
     if ops.is_empty() {
         if format == Format::Json {
-            println!("{}", serde_json::json!({ "points": [] }));
+            outln!("{}", serde_json::json!({ "points": [] }));
         } else {
-            println!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
+            outln!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
         }
         return exit::OK;
     }
@@ -124,7 +124,7 @@ async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) ->
             Ok(outcome) => {
                 moved += outcome.bytes_transferred.unwrap_or(0);
                 if format == Format::Human {
-                    println!("✓ {}", outcome.summary);
+                    outln!("✓ {}", outcome.summary);
                 }
                 records.push(serde_json::json!({
                     "machine": machine,
@@ -136,7 +136,7 @@ async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) ->
             Err(error) => {
                 failed += 1;
                 if format == Format::Human {
-                    println!("✗ {machine}: {error}");
+                    outln!("✗ {machine}: {error}");
                 }
                 records.push(serde_json::json!({ "machine": machine, "error": error }));
             }
@@ -145,8 +145,8 @@ async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) ->
     let _ = provider.flush().await;
     records.sort_by(|a, b| a["machine"].as_str().cmp(&b["machine"].as_str()));
     match format {
-        Format::Json => println!("{}", serde_json::json!({ "points": records })),
-        Format::Human => println!("{} moved.", human_bytes(moved)),
+        Format::Json => outln!("{}", serde_json::json!({ "points": records })),
+        Format::Human => outln!("{} moved.", human_bytes(moved)),
     }
     if failed > 0 { exit::ERROR } else { exit::OK }
 }

@@ -96,7 +96,7 @@ pub async fn execute_with_notes(
                 Ok(j) => j,
                 Err(e) => return report(ui, &e),
             };
-            eprintln!("Continuing run {} ({}).", short(&active.id), active.kind);
+            errln!("Continuing run {} ({}).", short(&active.id), active.kind);
             (active.id.clone(), prior_from(&journal, active))
         }
         Some(active) => {
@@ -222,10 +222,10 @@ pub async fn execute_with_notes(
         match crate::report::evidence::write_all(&run_report, dir) {
             Ok(files) if args.format == Format::Human => {
                 let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                eprintln!("Wrote {}.", names.join(", "));
+                errln!("Wrote {}.", names.join(", "));
             }
             Ok(_) => {}
-            Err(e) => eprintln!("warning: cannot write the reports into {}: {e}", dir.display()),
+            Err(e) => errln!("warning: cannot write the reports into {}: {e}", dir.display()),
         }
     }
     if let Some(active) = state.run.as_mut() {
@@ -284,16 +284,16 @@ pub fn record_history(state: &mut State, run: &RunReport, drill: Option<String>)
 
 fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std::path::Path) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(run_report).unwrap_or_default()),
+        Format::Json => super::print_json(run_report),
         Format::Human => {
-            print!("{}", render_summary(run_report, Painter { enabled: ui.stdout_color }));
+            out!("{}", render_summary(run_report, Painter { enabled: ui.stdout_color }));
             if !run_report.awaiting.is_empty() {
                 let p = plan_path.display();
-                println!("\nWaiting for approval of: {}.", run_report.awaiting.join(", "));
+                outln!("\nWaiting for approval of: {}.", run_report.awaiting.join(", "));
                 for step in &run_report.awaiting {
-                    println!("  drplan approve {p} {step} --by NAME");
+                    outln!("  drplan approve {p} {step} --by NAME");
                 }
-                println!("then continue with `drplan resume {p}`.");
+                outln!("then continue with `drplan resume {p}`.");
             }
         }
     }
@@ -332,10 +332,10 @@ fn watch_interrupts(stop: CancellationToken, abort: CancellationToken) -> tokio:
         if interrupt.recv().await.is_none() {
             return;
         }
-        eprintln!("\nInterrupted: no new steps start; running steps finish. Press Ctrl-C again to abort them.");
+        errln!("\nInterrupted: no new steps start; running steps finish. Press Ctrl-C again to abort them.");
         stop.cancel();
         if interrupt.recv().await.is_some() {
-            eprintln!("\nAborting running steps at their next safe point.");
+            errln!("\nAborting running steps at their next safe point.");
             abort.cancel();
         }
     })

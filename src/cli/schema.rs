@@ -10,8 +10,13 @@ pub struct Args {}
 
 pub fn run(_args: Args, _ui: Ui) -> u8 {
     let mut out = std::io::stdout().lock();
-    match out.write_all(plan_schema_json().as_bytes()) {
+    match out.write_all(plan_schema_json().as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => exit::OK,
-        Err(_) => exit::ERROR,
+        // The reader took what it wanted (`| head`).
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            errln!("error: cannot write the schema: {e}");
+            exit::ERROR
+        }
     }
 }

@@ -21,13 +21,13 @@ pub struct Session {
 
 /// Print a diagnostic on stderr; the command then exits with an error.
 pub fn report(ui: Ui, diagnostic: &dyn Diagnostic) -> u8 {
-    eprint!("{}", render(diagnostic, ui.stderr_style));
+    err!("{}", render(diagnostic, ui.stderr_style));
     exit::ERROR
 }
 
 pub fn report_all(ui: Ui, diagnostics: &[FileDiagnostic]) -> u8 {
     for d in diagnostics {
-        eprint!("{}", render(d, ui.stderr_style));
+        err!("{}", render(d, ui.stderr_style));
     }
     if diagnostics.iter().any(FileDiagnostic::is_error) { exit::ERROR } else { exit::OK }
 }

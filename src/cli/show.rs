@@ -30,7 +30,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     };
     match args.format {
         Format::Human => {
-            print!("{}", render(&plan, Painter { enabled: ui.stdout_color }));
+            out!("{}", render(&plan, Painter { enabled: ui.stdout_color }));
             if !stale.is_empty() {
                 report(ui, &PlanError::Stale { path: args.file.clone(), reasons: stale.join("; ") });
             }
@@ -40,7 +40,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             if let Some(map) = value.as_object_mut() {
                 map.insert("stale".into(), stale.clone().into());
             }
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            super::print_json(&value);
         }
     }
     exit::OK

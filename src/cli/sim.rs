@@ -177,7 +177,7 @@ fn edit_world(
     let mut world = store.load().map_err(|e| report(ui, &e))?;
     let message = change(&mut world).map_err(|m| fail(ui, m, "see `drplan sim --help`"))?;
     store.save(&world).map_err(|e| report(ui, &e))?;
-    println!("{message}");
+    outln!("{message}");
     Ok(())
 }
 
@@ -198,7 +198,7 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
                 world.options(world.protected).map_err(|m| fail(ui, m, "e.g. --clock 2026-11-01T00:00:00Z"))?;
             let w = world_for(&session.model, &options);
             WorldStore::new(&path).save(&w).map_err(|e| report(ui, &e))?;
-            println!(
+            outln!(
                 "Created sim world {} with {} machines at {}{}.",
                 path.display(),
                 w.machines.len(),
@@ -220,7 +220,7 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
             let session = Session::open(&plan_path, ui)?;
             let w = world_for(&session.model, &options);
             WorldStore::new(&out.join("world.json")).save(&w).map_err(|e| report(ui, &e))?;
-            println!(
+            outln!(
                 "Wrote {} ({machines} machines, {groups} groups) and {}.",
                 plan_path.display(),
                 out.join("world.json").display()
@@ -269,7 +269,7 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
             let session = Session::open(&plan, ui)?;
             let path = world_path(&session.model, ui)?;
             let world = WorldStore::new(&path).load().map_err(|e| report(ui, &e))?;
-            print!("{}", describe(&world));
+            out!("{}", describe(&world));
             Ok(())
         }
     }

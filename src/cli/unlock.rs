@@ -22,16 +22,16 @@ pub fn run(args: Args, ui: Ui) -> u8 {
     };
     match session.store.unlock(args.force) {
         Ok(UnlockOutcome::NotLocked) => {
-            println!("`{}` is not locked.", session.model.name);
+            outln!("`{}` is not locked.", session.model.name);
             exit::OK
         }
         Ok(UnlockOutcome::Released(holder)) => {
             let who = holder.map(|h| format!(" (was held by {h})")).unwrap_or_default();
-            println!("Released the lock of `{}`{who}.", session.model.name);
+            outln!("Released the lock of `{}`{who}.", session.model.name);
             exit::OK
         }
         Ok(UnlockOutcome::StillHeld(holder)) => {
-            eprintln!(
+            errln!(
                 "`{}` is locked by {holder}, which is still running.\nWait for it, or pass --force if you are sure it is stuck.",
                 session.model.name
             );

@@ -21,20 +21,20 @@ pub fn run(args: Args, ui: Ui) -> u8 {
     let all: Vec<_> = results.iter().flat_map(|(_, v)| v.diagnostics.iter()).collect();
     let failed = results.iter().any(|(_, v)| v.has_errors());
     match args.format {
-        Format::Json => println!("{}", to_json(&all)),
+        Format::Json => outln!("{}", to_json(&all)),
         Format::Human => {
             for (path, validation) in &results {
                 for diagnostic in &validation.diagnostics {
-                    eprint!("{}", render(diagnostic, ui.stderr_style));
-                    eprintln!();
+                    err!("{}", render(diagnostic, ui.stderr_style));
+                    errln!();
                 }
                 let found: Vec<_> = validation.diagnostics.iter().collect();
                 if validation.has_errors() {
-                    eprintln!("✗ {}: {}", path.display(), tally(&found));
+                    errln!("✗ {}: {}", path.display(), tally(&found));
                 } else if found.is_empty() {
-                    eprintln!("✓ {} is valid", path.display());
+                    errln!("✓ {} is valid", path.display());
                 } else {
-                    eprintln!("✓ {} is valid ({})", path.display(), tally(&found));
+                    errln!("✓ {} is valid ({})", path.display(), tally(&found));
                 }
             }
         }
