@@ -177,7 +177,7 @@ impl Engine {
         // Provider operations and scripts wait here for a slot, by the same policy the plan's
         // RTO estimate was simulated with.
         let (dispatch, _) = Dispatch::choose(&plan, &dag, |i| Duration::from_millis(plan.actions[i].estimate_ms));
-        let mut queue = ReadyQueue::new(&plan, dispatch);
+        let mut queue = ReadyQueue::new(&plan, &dispatch);
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Done)>();
         let mut finished_now = Vec::new();
         let mut running = 0usize;

@@ -32,7 +32,7 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
 /// so that a wave of long, unhurried work (final syncs of groups that boot much later) cannot
 /// take every slot just before the next critical batch (the next group's shutdowns) is
 /// released. Without a reserve the critical path waits for slots at every such batch.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Dispatch {
     priority: Vec<u64>,
     urgent: Vec<bool>,
@@ -44,16 +44,14 @@ impl Dispatch {
     /// of the slots) whose simulated schedule finishes first; no reserve wins ties. Returns
     /// that schedule too.
     pub fn choose(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration) -> (Dispatch, Schedule) {
-        let n = dag.len();
-        let micros = |i: usize| duration(i).as_micros() as u64;
-        let priority = priorities(dag, &duration);
-        // Earliest start ignoring slots; slack = critical path - (earliest start + remaining chain).
-        let mut head = vec![0u64; n];
-        for i in 0..n {
-            head[i] = dag.preds[i].iter().map(|&(p, _)| head[p as usize] + micros(p as usize)).max().unwrap_or(0);
-        }
-        let critical = (0..n).map(|i| head[i] + priority[i]).max().unwrap_or(0);
-        let urgent = (0..n).map(|i| critical - (head[i] + priority[i]) <= critical / 20).collect();
+        let chains = Chains::new(dag, &duration);
+        let critical = chains.reach.iter().copied().max().unwrap_or_default();
+        // Slack: how much longer than the critical path is the longest chain through the step.
+        let urgent = (0..dag.len())
+            .map(|i| critical.saturating_sub(chains.reach[i] + chains.remain[i] - duration(i)) <= critical / 20)
+            .collect();
+        // The longest remaining chain, in microseconds, orders the ready queue.
+        let priority = chains.remain.iter().map(|d| d.as_micros() as u64).collect();
         let mut dispatch = Dispatch { priority, urgent, reserve: 0 };
         let slots = plan.parallelism.max(1);
         let mut best = run_model(plan, dag, &duration, &dispatch);
@@ -83,7 +81,7 @@ fn run_model(plan: &ActionPlan, dag: &Dag, duration: &impl Fn(usize) -> Duration
     let mut finish = vec![Duration::ZERO; n];
     // (finish time, index)
     let mut running: BinaryHeap<Reverse<(Duration, usize)>> = BinaryHeap::new();
-    let mut queue = ReadyQueue::new(plan, dispatch.clone());
+    let mut queue = ReadyQueue::new(plan, dispatch);
     let mut free = plan.parallelism.max(1);
     let mut site_free: BTreeMap<&str, usize> =
         plan.site_limits.iter().map(|(k, v)| (k.as_str(), (*v).max(1))).collect();
@@ -134,16 +132,30 @@ fn run_model(plan: &ActionPlan, dag: &Dag, duration: &impl Fn(usize) -> Duration
     Schedule { start, finish, makespan }
 }
 
-/// The priority of each action: the longest chain of work from its start to the end of the
-/// plan (its "bottom level", in microseconds). Starting long chains first keeps the critical
-/// path moving while a limited number of slots is shared.
-fn priorities(dag: &Dag, duration: impl Fn(usize) -> Duration) -> Vec<u64> {
-    let mut level = vec![0u64; dag.len()];
-    for i in (0..dag.len()).rev() {
-        let after = dag.succs[i].iter().map(|&s| level[s as usize]).max().unwrap_or(0);
-        level[i] = after + duration(i).as_micros() as u64;
+/// The longest dependency chains through each action, ignoring slots: `reach[i]` from the
+/// start of the plan to the end of action i, `remain[i]` from the start of i to the end of the
+/// plan (its "bottom level": starting long chains first keeps the critical path moving while
+/// slots are shared). The DAG's actions are in topological order.
+struct Chains {
+    reach: Vec<Duration>,
+    remain: Vec<Duration>,
+}
+
+impl Chains {
+    fn new(dag: &Dag, duration: impl Fn(usize) -> Duration) -> Chains {
+        let n = dag.len();
+        let mut reach = vec![Duration::ZERO; n];
+        for i in 0..n {
+            let before = dag.preds[i].iter().map(|&(p, _)| reach[p as usize]).max().unwrap_or_default();
+            reach[i] = before + duration(i);
+        }
+        let mut remain = vec![Duration::ZERO; n];
+        for i in (0..n).rev() {
+            let after = dag.succs[i].iter().map(|&s| remain[s as usize]).max().unwrap_or_default();
+            remain[i] = after + duration(i);
+        }
+        Chains { reach, remain }
     }
-    level
 }
 
 /// Ready actions waiting for a slot, best first: the highest priority, then plan order.
@@ -151,7 +163,7 @@ fn priorities(dag: &Dag, duration: impl Fn(usize) -> Duration) -> Vec<u64> {
 /// up the others; urgent and unhurried actions queue separately, so the reserve can be kept.
 pub struct ReadyQueue<'p> {
     plan: &'p ActionPlan,
-    dispatch: Dispatch,
+    dispatch: &'p Dispatch,
     /// Urgent steps that have not started (nor been settled otherwise): the reserve is kept
     /// only while there are some, so the last unhurried work may use every slot.
     urgent_pending: Vec<bool>,
@@ -163,7 +175,7 @@ pub struct ReadyQueue<'p> {
 }
 
 impl<'p> ReadyQueue<'p> {
-    pub fn new(plan: &'p ActionPlan, dispatch: Dispatch) -> Self {
+    pub fn new(plan: &'p ActionPlan, dispatch: &'p Dispatch) -> Self {
         let sites: Vec<&str> = plan.site_limits.keys().map(String::as_str).collect();
         let heaps = (0..2 * (sites.len() + 1)).map(|_| BinaryHeap::new()).collect();
         let urgent_pending: Vec<bool> =
@@ -233,16 +245,7 @@ pub fn lower_bound(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Dur
     let n = dag.len();
     let slots = plan.parallelism.max(1) as u32;
     let work_of = |i: usize| if plan.actions[i].kind.takes_slot() { duration(i) } else { Duration::ZERO };
-    let mut head = vec![Duration::ZERO; n];
-    for i in 0..n {
-        let before = dag.preds[i].iter().map(|&(p, _)| head[p as usize]).max().unwrap_or_default();
-        head[i] = before + duration(i);
-    }
-    let mut tail = vec![Duration::ZERO; n];
-    for i in (0..n).rev() {
-        let after = dag.succs[i].iter().map(|&s| tail[s as usize]).max().unwrap_or_default();
-        tail[i] = after + duration(i);
-    }
+    let Chains { reach: head, remain: tail } = Chains::new(dag, &duration);
     let total: Duration = (0..n).map(work_of).sum();
     let mut bound = head.iter().copied().max().unwrap_or_default().max(total / slots);
 
