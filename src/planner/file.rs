@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::action::{ActionPlan, PLAN_FILE_FORMAT};
@@ -10,7 +10,7 @@ use super::error::PlanError;
 use crate::state::atomic::write_atomic_parts;
 
 /// `{"drplan_plan":1,"checksum":"…","body":{…}}`: the checksum covers the body's exact bytes.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Envelope<'a> {
     drplan_plan: serde_json::Value,
     checksum: String,
@@ -22,24 +22,22 @@ fn checksum(body: &str) -> String {
     blake3::hash(body.as_bytes()).to_hex().to_string()
 }
 
-/// The envelope around a plan's body, written as its parts: a 10,000-machine plan (~60,000
-/// actions) has a body of tens of MiB, not worth copying again to wrap it. Compact JSON;
-/// the same bytes `Envelope` would serialize to.
-fn envelope_parts(plan: &ActionPlan) -> Result<(String, String), String> {
+/// A plan file as its parts: the envelope's head, the body, the envelope's end. A 10,000-machine
+/// plan (~60,000 actions) has a compact body of tens of MiB, not worth copying to wrap it.
+fn envelope_parts(plan: &ActionPlan) -> Result<[String; 3], String> {
     let body = serde_json::to_string(plan).map_err(|e| e.to_string())?;
     let head = format!("{{\"drplan_plan\":{PLAN_FILE_FORMAT},\"checksum\":\"{}\",\"body\":", checksum(&body));
-    Ok((head, body))
+    Ok([head, body, "}\n".to_string()])
 }
 
 pub fn to_bytes(plan: &ActionPlan) -> Result<Vec<u8>, String> {
-    let (head, body) = envelope_parts(plan)?;
-    Ok([head.as_bytes(), body.as_bytes(), b"}\n"].concat())
+    Ok(envelope_parts(plan)?.concat().into_bytes())
 }
 
 pub fn save(plan: &ActionPlan, path: &Path) -> Result<(), PlanError> {
     let unwritable = |reason: String| PlanError::Unwritable { path: path.to_path_buf(), reason };
-    let (head, body) = envelope_parts(plan).map_err(unwritable)?;
-    write_atomic_parts(path, &[head.as_bytes(), body.as_bytes(), b"}\n"]).map_err(|e| unwritable(e.to_string()))
+    let parts = envelope_parts(plan).map_err(unwritable)?;
+    write_atomic_parts(path, &parts.each_ref().map(|p| p.as_bytes())).map_err(|e| unwritable(e.to_string()))
 }
 
 pub fn load(path: &Path) -> Result<ActionPlan, PlanError> {

@@ -218,14 +218,11 @@ impl Inner {
             .flatten()
             .filter(|e| e.file_name() != "console.log" && e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| {
-                let bytes = std::fs::read(e.path()).ok()?;
-                let hash = blake3::hash(&bytes).to_hex();
-                let executable = e.metadata().is_ok_and(|m| {
-                    use std::os::unix::fs::PermissionsExt;
-                    m.permissions().mode() & 0o111 != 0
-                });
-                let mode = if executable { ", executable" } else { "" };
-                let value = format!("{}, blake3 {}{mode}", human_bytes(bytes.len() as u64), &hash[..12]);
+                use std::os::unix::fs::PermissionsExt;
+                let meta = e.metadata().ok()?;
+                let hash = blake3::Hasher::new().update_reader(std::fs::File::open(e.path()).ok()?).ok()?.finalize();
+                let mode = if meta.permissions().mode() & 0o111 != 0 { ", executable" } else { "" };
+                let value = format!("{}, blake3 {}{mode}", human_bytes(meta.len()), &hash.to_hex()[..12]);
                 Some((e.file_name().to_string_lossy().into_owned(), value))
             })
             .collect()
