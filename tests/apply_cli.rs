@@ -634,3 +634,19 @@ fn a_terminal_gets_a_live_display_confirmation_and_approval_prompts() {
         from = at;
     }
 }
+
+/// Intervals and timeouts of zero are refused up front: `--every 0s` would spin.
+#[test]
+fn zero_intervals_and_timeouts_are_refused() {
+    let lab = SimLab::new(true);
+    for (args, expected) in [
+        (&["replicate", "shop.yaml", "--every", "0s"][..], "must be at least 100ms"),
+        (&["replicate", "shop.yaml", "--every", "10ms"][..], "must be at least 100ms"),
+        (&["apply", "shop.yaml", "--auto-approve", "--op-timeout", "0s"][..], "must be at least 1ms"),
+    ] {
+        let out = lab.run(args);
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+}

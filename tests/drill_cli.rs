@@ -326,3 +326,25 @@ fn the_timeline_renders_in_a_headless_browser() {
         assert!(dom.contains(&format!("group {g}")), "the browser's DOM shows group {g}");
     }
 }
+
+/// A misspelled `--group` or `--machine` is an error with a suggestion, not an empty drill;
+/// nothing is opened.
+#[test]
+fn drill_scope_names_must_exist() {
+    let lab = SimLab::new(true);
+    for (args, code, hint) in [
+        (["--group", "dbb"], "drplan::unknown_group", "did you mean `db`?"),
+        (["--machine", "web2"], "drplan::unknown_machine", "did you mean `web1`?"),
+    ] {
+        let out = lab.run(&[&["drill", "shop.yaml"][..], &args[..]].concat());
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains(code) && text.contains(hint), "{text}");
+    }
+    let out = lab.run(&["drill", "complete", "shop.yaml"]);
+    assert!(transcript(&out).contains("drplan::no_open_drill"), "{}", transcript(&out));
+    // And a report of a run that does not exist names the problem the same way.
+    let out = lab.run(&["report", "shop.yaml", "nope", "--out", "r"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(transcript(&out).contains("drplan::unknown_run"), "{}", transcript(&out));
+}

@@ -17,6 +17,7 @@ use super::session::{Session, report, report_all};
 use super::{Ui, exit};
 use crate::exec::Provider;
 use crate::planner::{ActionKind, DrillScope, ProviderOp, build_drill, build_drill_cleanup};
+use crate::spec::suggest;
 use crate::spec::time_format::{human_duration, parse_rfc3339};
 use crate::state::{HistoryEntry, OpenDrill, State, StateStore, new_id};
 use crate::validate::RecoveryPointSel;
@@ -29,6 +30,24 @@ pub enum DrillError {
         help("one drill per plan at a time: finish it with `drplan drill complete {path}`")
     )]
     InProgress { id: String, plan: String, started: String, path: String },
+
+    #[error("`{name}` is not a group of `{plan}`")]
+    #[diagnostic(code(drplan::unknown_group))]
+    UnknownGroup {
+        name: String,
+        plan: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{name}` is not a machine of `{plan}`")]
+    #[diagnostic(code(drplan::unknown_machine))]
+    UnknownMachine {
+        name: String,
+        plan: String,
+        #[help]
+        help: String,
+    },
 
     #[error("`{plan}` has no open drill")]
     #[diagnostic(code(drplan::no_open_drill), help("start one with `drplan drill {path}`"))]
@@ -108,6 +127,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
 async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
     let path = args.plan.clone().unwrap_or_default();
     let session = Session::open(&path, ui)?;
+    check_scope(&session, &args, ui)?;
     let _lock = session.lock("drplan drill")?;
     let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
     let provider = session.provider()?;
@@ -183,6 +203,25 @@ fn tag_last_run(session: &Session, state: &mut State, id: &str) {
     if session.store.save(&mut fresh).is_ok() {
         *state = fresh;
     }
+}
+
+/// `--group` and `--machine` must name parts of the plan: a typo would otherwise drill nothing.
+fn check_scope(session: &Session, args: &StartArgs, ui: Ui) -> Result<(), u8> {
+    let model = &session.model;
+    let plan = model.name.clone();
+    for name in &args.groups {
+        if !model.groups.iter().any(|g| &g.name == name) {
+            let help = suggest::help_for("group", name, model.groups.iter().map(|g| g.name.as_str()));
+            return Err(report(ui, &DrillError::UnknownGroup { name: name.clone(), plan, help }));
+        }
+    }
+    for name in &args.machines {
+        if !model.machines.iter().any(|m| &m.name == name) {
+            let help = suggest::help_for("machine", name, model.machines.iter().map(|m| m.name.as_str()));
+            return Err(report(ui, &DrillError::UnknownMachine { name: name.clone(), plan, help }));
+        }
+    }
+    Ok(())
 }
 
 async fn complete(path: &std::path::Path, notes: Option<String>, run: &RunArgs, ui: Ui) -> Result<u8, u8> {

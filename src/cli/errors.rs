@@ -31,6 +31,15 @@ pub enum RunError {
     )]
     NotAnApprover { step: String, by: String, approvers: String },
 
+    #[error("no run `{run}` in the history of `{plan}`")]
+    #[diagnostic(code(drplan::unknown_run))]
+    UnknownRun {
+        run: String,
+        plan: String,
+        #[help]
+        help: String,
+    },
+
     #[error("refusing to apply without confirmation")]
     #[diagnostic(
         code(drplan::confirmation_required),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::errors::RunError;
 use super::session::{Session, report};
 use super::{Format, Ui, exit};
 use crate::exec::run_report::RunReport;
@@ -108,8 +109,7 @@ pub fn write_report(args: ReportArgs, ui: Ui) -> u8 {
         state.history.iter().map(|h| h.run.as_str()).chain(state.run.as_ref().map(|r| r.id.as_str())).collect();
     let Some(run) = known.iter().find(|r| r.starts_with(&args.run)).map(|r| r.to_string()) else {
         let help = suggest::help_for("run", &args.run, known.iter().copied());
-        errln!("error: no run `{}` in the history of `{}` ({help})", args.run, session.model.name);
-        return exit::ERROR;
+        return report(ui, &RunError::UnknownRun { run: args.run.clone(), plan: session.model.name.clone(), help });
     };
     let bytes = match session.store.read_artifact(&format!("{run}.report.json")) {
         Ok(Some(b)) => b,

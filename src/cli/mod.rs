@@ -57,6 +57,20 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::diagnostics::Style;
 
+/// A parser for duration flags with a floor (`--every 0s` would spin, a zero timeout would
+/// fail every operation).
+fn duration_at_least(
+    min: std::time::Duration,
+) -> impl Fn(&str) -> Result<std::time::Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+        if d < min {
+            return Err(format!("must be at least {}", humantime::format_duration(min)));
+        }
+        Ok(d)
+    }
+}
+
 /// Pretty JSON on stdout, streamed (a large plan is tens of MiB), then a newline. Write errors
 /// are ignored as with `outln!`; our types always serialize.
 fn print_json(value: &impl serde::Serialize) {

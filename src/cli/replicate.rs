@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// Keep taking points at this interval until interrupted (continuous protection).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::duration_at_least(Duration::from_millis(100)))]
     every: Option<Duration>,
     /// Machines replicated at once.
     #[arg(long, default_value_t = 4)]

@@ -37,7 +37,7 @@ pub struct RunArgs {
     pub no_input: bool,
     /// Timeout of provider operations that have none of their own (syncs, failovers,
     /// protection); starts and shutdowns use the machine's `boot_timeout`.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = super::duration_at_least(std::time::Duration::from_millis(1)))]
     pub op_timeout: std::time::Duration,
     /// Also write the run's evidence into DIR: report.json, report.md, junit.xml, timeline.svg.
     #[arg(long, value_name = "DIR")]
