@@ -377,3 +377,23 @@ fn closed_output_pipes_never_panic() {
         assert_eq!(status.code(), Some(code), "{args:?} ended by {status}");
     }
 }
+
+/// An output that cannot be written (a full disk under `> plan.json`) is not a lost reader:
+/// the command fails and says why.
+#[test]
+fn an_unwritable_output_fails_the_command() {
+    let lab = SimLab::new(true);
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("Linux has /dev/full");
+    for args in [&["plan", "shop.yaml", "--format", "json"][..], &["plan", "shop.yaml"][..], &["schema"][..]] {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
+            .args(args)
+            .current_dir(lab.path())
+            .env("DRPLAN_LOG", "off")
+            .stdout(full())
+            .output()
+            .unwrap();
+        let text = transcript(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains("No space left on device"), "{args:?}: {text}");
+    }
+}

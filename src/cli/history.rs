@@ -66,7 +66,7 @@ pub fn run(args: Args, ui: Ui) -> u8 {
     };
     let entries: Vec<_> = state.history.iter().rev().take(args.limit).collect();
     match args.format {
-        Format::Json => super::print_json(&serde_json::json!({ "history": entries })),
+        Format::Json => super::output::json(&serde_json::json!({ "history": entries })),
         Format::Human => {
             if entries.is_empty() {
                 outln!("No runs of `{}` yet.", session.model.name);

@@ -1,31 +1,31 @@
 //! The command line: parse arguments, run one subcommand, map the outcome to an exit code.
 
-// Output goes through these instead of `print!`/`eprint!`, which panic when the reader has
-// gone away (`drplan plan | head`). A lost reader is not a failure of the command: the work
-// (an apply, a replication) carries on and its result is in state and history.
+// Command output goes through these instead of `print!`/`eprint!`: see `output`.
 macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout(format_args!($($arg)*))
+    };
 }
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
+    () => {
+        $crate::cli::output::stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 macro_rules! err {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stderr().lock(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr(format_args!($($arg)*))
+    };
 }
 macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
-    }};
+    () => {
+        $crate::cli::output::stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 mod apply;
@@ -38,6 +38,7 @@ mod git;
 mod graph;
 mod history;
 mod lab;
+mod output;
 mod plan;
 mod progress;
 mod replicate;
@@ -69,17 +70,6 @@ fn duration_at_least(
         }
         Ok(d)
     }
-}
-
-/// Pretty JSON on stdout, streamed (a large plan is tens of MiB), then a newline. Write errors
-/// are ignored as with `outln!`; our types always serialize.
-fn print_json(value: &impl serde::Serialize) {
-    use std::io::Write as _;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if serde_json::to_writer_pretty(&mut out, value).is_ok() {
-        let _ = writeln!(out);
-    }
-    let _ = out.flush();
 }
 
 /// Exit codes are part of the interface pipelines rely on.
@@ -210,7 +200,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim::run(args, ui),
         Command::Schema(args) => schema::run(args, ui),
     };
-    ExitCode::from(code)
+    ExitCode::from(output::exit_code(code))
 }
 
 fn init_logging(format: LogFormat) {

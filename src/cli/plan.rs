@@ -45,7 +45,7 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
     match args.format {
         super::Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
-        super::Format::Json => super::print_json(&plan),
+        super::Format::Json => super::output::json(&plan),
     }
     if let Some(out) = &args.out {
         file::save(&plan, out).map_err(|e| report(ui, &e))?;

@@ -284,7 +284,7 @@ pub fn record_history(state: &mut State, run: &RunReport, drill: Option<String>)
 
 fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std::path::Path) {
     match format {
-        Format::Json => super::print_json(run_report),
+        Format::Json => super::output::json(run_report),
         Format::Human => {
             out!("{}", render_summary(run_report, Painter { enabled: ui.stdout_color }));
             if !run_report.awaiting.is_empty() {

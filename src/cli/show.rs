@@ -40,7 +40,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             if let Some(map) = value.as_object_mut() {
                 map.insert("stale".into(), stale.clone().into());
             }
-            super::print_json(&value);
+            super::output::json(&value);
         }
     }
     exit::OK
