@@ -8,7 +8,6 @@ use super::run::{RunArgs, execute};
 use super::session::{Session, report, report_all};
 use super::{Ui, exit};
 use crate::planner::{build_commit, build_rollback};
-use crate::spec::time_format::parse_rfc3339;
 use crate::state::StateStore;
 use crate::validate::RecoveryPointSel;
 
@@ -29,23 +28,12 @@ pub struct RollbackArgs {
     plan: PathBuf,
     /// Instead of undoing the failover, move it to this recovery point: `latest`,
     /// `latest-app-consistent`, `latest-processed` or an RFC 3339 time.
-    #[arg(long, value_parser = parse_point)]
+    #[arg(long, value_parser = super::parse_point)]
     point: Option<RecoveryPointSel>,
     #[arg(long)]
     auto_approve: bool,
     #[command(flatten)]
     run: RunArgs,
-}
-
-fn parse_point(text: &str) -> Result<RecoveryPointSel, String> {
-    match text {
-        "latest" => Ok(RecoveryPointSel::Latest),
-        "latest-app-consistent" => Ok(RecoveryPointSel::LatestAppConsistent),
-        "latest-processed" => Ok(RecoveryPointSel::LatestProcessed),
-        other => parse_rfc3339(other)
-            .map(RecoveryPointSel::At)
-            .ok_or_else(|| "use latest, latest-app-consistent, latest-processed or an RFC 3339 time".to_string()),
-    }
 }
 
 enum What {

@@ -18,7 +18,7 @@ use super::{Ui, exit};
 use crate::exec::Provider;
 use crate::planner::{ActionKind, DrillScope, ProviderOp, build_drill, build_drill_cleanup};
 use crate::spec::suggest;
-use crate::spec::time_format::{human_duration, parse_rfc3339};
+use crate::spec::time_format::human_duration;
 use crate::state::{HistoryEntry, OpenDrill, State, StateStore, new_id};
 use crate::validate::RecoveryPointSel;
 
@@ -76,7 +76,7 @@ struct StartArgs {
     machines: Vec<String>,
     /// Recovery point to test: latest, latest-app-consistent, latest-processed or an RFC 3339
     /// time (default: the plan's `target.recovery_point`).
-    #[arg(long, value_parser = parse_point)]
+    #[arg(long, value_parser = super::parse_point)]
     point: Option<RecoveryPointSel>,
     /// Clean up right after the test copies are up and the drill's checks ran.
     #[arg(long)]
@@ -103,15 +103,6 @@ enum DrillCommand {
         #[command(flatten)]
         run: RunArgs,
     },
-}
-
-fn parse_point(text: &str) -> Result<RecoveryPointSel, String> {
-    match text {
-        "latest" => Ok(RecoveryPointSel::Latest),
-        "latest-app-consistent" => Ok(RecoveryPointSel::LatestAppConsistent),
-        "latest-processed" => Ok(RecoveryPointSel::LatestProcessed),
-        other => parse_rfc3339(other).map(RecoveryPointSel::At).ok_or_else(|| "not a recovery point".to_string()),
-    }
 }
 
 pub async fn run(args: Args, ui: Ui) -> u8 {

@@ -58,6 +58,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::diagnostics::Style;
 
+/// `--point`: a recovery point selector, as `target.recovery_point` takes.
+fn parse_point(text: &str) -> Result<crate::validate::RecoveryPointSel, String> {
+    crate::validate::RecoveryPointSel::parse(text)
+        .ok_or_else(|| "use latest, latest-app-consistent, latest-processed or an RFC 3339 time".to_string())
+}
+
 /// A parser for duration flags with a floor (`--every 0s` would spin, a zero timeout would
 /// fail every operation).
 fn duration_at_least(

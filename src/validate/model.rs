@@ -225,6 +225,18 @@ pub enum RecoveryPointSel {
     At(#[serde(with = "crate::spec::time_format")] SystemTime),
 }
 
+impl RecoveryPointSel {
+    /// `latest`, `latest-app-consistent`, `latest-processed` or an RFC 3339 time.
+    pub fn parse(text: &str) -> Option<RecoveryPointSel> {
+        match text.trim() {
+            "latest" => Some(RecoveryPointSel::Latest),
+            "latest-app-consistent" => Some(RecoveryPointSel::LatestAppConsistent),
+            "latest-processed" => Some(RecoveryPointSel::LatestProcessed),
+            other => crate::spec::time_format::parse_rfc3339(other).map(RecoveryPointSel::At),
+        }
+    }
+}
+
 impl std::fmt::Display for RecoveryPointSel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -5,7 +5,6 @@ use std::path::Path;
 use super::checker::{Checker, NameTable};
 use super::error::ValidationError;
 use super::model::{DEFAULT_KEEP_POINTS, ProtectionSpec, RecoveryPointSel, SiteSpec, TargetSpec};
-use crate::spec::time_format::parse_rfc3339;
 use crate::spec::{Location, PlanDocument, ProviderKind, span_of};
 
 pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path) -> Vec<SiteSpec> {
@@ -78,12 +77,7 @@ pub(super) fn check_target(cx: &mut Checker, doc: &PlanDocument, sites: &NameTab
     let recovery_point = match &t.recovery_point {
         None => Some(RecoveryPointSel::Latest),
         Some(text) => {
-            let parsed = match text.value.trim() {
-                "latest" => Some(RecoveryPointSel::Latest),
-                "latest-app-consistent" => Some(RecoveryPointSel::LatestAppConsistent),
-                "latest-processed" => Some(RecoveryPointSel::LatestProcessed),
-                other => parse_rfc3339(other).map(RecoveryPointSel::At),
-            };
+            let parsed = RecoveryPointSel::parse(&text.value);
             if parsed.is_none() {
                 cx.report(ValidationError::InvalidRecoveryPoint { text: text.value.clone(), at: span_of(text) });
             }
