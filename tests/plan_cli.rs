@@ -221,11 +221,15 @@ fn planned_failover_needs_the_source_site() {
 fn saved_plans_detect_every_kind_of_staleness() {
     let lab = SimLab::new(true);
     lab.target("active: dc2");
-    let out = lab.run(&["plan", "shop.yaml", "--out", "run.plan"]);
+    let out = lab.run(&["plan", "shop.yaml", "--out", "run.plan", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let planned: Value = serde_json::from_slice(&out.stdout).unwrap();
     let fresh = lab.run(&["show", "run.plan", "--format", "json"]);
-    let fresh: Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    let mut fresh: Value = serde_json::from_slice(&fresh.stdout).unwrap();
     assert_eq!(fresh["stale"], serde_json::json!([]));
+    // `show` prints exactly what `plan` printed, plus `stale`.
+    fresh.as_object_mut().unwrap().remove("stale");
+    assert_eq!(fresh, planned);
 
     // Inventory: a machine was switched off behind the plan's back.
     lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::Off);

@@ -36,11 +36,15 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             }
         }
         Format::Json => {
-            let mut value = serde_json::to_value(&plan).unwrap_or_default();
-            if let Some(map) = value.as_object_mut() {
-                map.insert("stale".into(), stale.clone().into());
+            // The plan's JSON as `plan --format json` prints it, plus why it is stale; streamed
+            // (a 10,000-machine plan built as a JSON tree took 290 MiB).
+            #[derive(serde::Serialize)]
+            struct Shown<'a> {
+                #[serde(flatten)]
+                plan: &'a ActionPlan,
+                stale: &'a [String],
             }
-            super::output::json(&value);
+            super::output::json(&Shown { plan: &plan, stale: &stale });
         }
     }
     exit::OK
