@@ -1,6 +1,7 @@
 //! Run evidence for auditors and pipelines: Markdown (pull requests, job summaries), JUnit
 //! XML (CI test results), an SVG timeline, and the JSON report itself.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -56,6 +57,11 @@ fn verdict(met: bool) -> &'static str {
 }
 
 /// A summary a pipeline can post to a pull request or a job summary.
+/// Rows per Markdown table before it is cut short, and the most steps listed one by one: the
+/// summary must stay postable (a pull-request comment holds 65,536 characters).
+const MARKDOWN_ROWS: usize = 50;
+const MARKDOWN_STEPS: usize = 200;
+
 pub fn markdown(report: &RunReport) -> String {
     let mut out = String::new();
     let status = match report.status.as_str() {
@@ -112,8 +118,15 @@ pub fn markdown(report: &RunReport) -> String {
         && !rto.groups.is_empty()
     {
         let _ = writeln!(out, "\n### Groups\n\n| group | up after |\n|---|---|");
-        for g in &rto.groups {
-            let _ = writeln!(out, "| {} | {} |", g.group, ms(g.ready_ms));
+        // Boot order: the first and the last groups tell the story; the middle is in report.json.
+        let n = rto.groups.len();
+        for (i, g) in rto.groups.iter().enumerate() {
+            if n > MARKDOWN_ROWS && i == MARKDOWN_ROWS / 2 {
+                let _ = writeln!(out, "| … | {} more groups in report.json |", n - MARKDOWN_ROWS);
+            }
+            if n <= MARKDOWN_ROWS || i < MARKDOWN_ROWS / 2 || i >= n - MARKDOWN_ROWS / 2 {
+                let _ = writeln!(out, "| {} | {} |", g.group, ms(g.ready_ms));
+            }
         }
     }
     let mut counts: Vec<(String, usize)> = Vec::new();
@@ -129,14 +142,26 @@ pub fn markdown(report: &RunReport) -> String {
         report.steps.iter().filter(|s| s.status != "succeeded" && s.status != "not-run").collect();
     if !problems.is_empty() {
         let _ = writeln!(out, "| step | result | detail |\n|---|---|---|");
-        for s in problems {
+        for s in problems.iter().take(MARKDOWN_ROWS) {
             let detail = s.error.clone().unwrap_or_default().replace('|', "\\|").replace('\n', " ");
             let _ = writeln!(out, "| `{}` | {} | {detail} |", s.id, s.status);
         }
+        if problems.len() > MARKDOWN_ROWS {
+            let _ = writeln!(out, "| … | | {} more in report.json |", problems.len() - MARKDOWN_ROWS);
+        }
         let _ = writeln!(out);
     }
-    let _ = writeln!(out, "<details><summary>All steps</summary>\n\n| step | result | duration |\n|---|---|---|");
-    for s in &report.steps {
+    // Every step while that stays postable; beyond it, the slowest ones.
+    let mut listed: Vec<&StepReport> = report.steps.iter().collect();
+    let summary = if listed.len() <= MARKDOWN_STEPS {
+        "All steps".to_string()
+    } else {
+        listed.sort_by_key(|s| std::cmp::Reverse(s.duration()));
+        listed.truncate(MARKDOWN_ROWS);
+        format!("The {MARKDOWN_ROWS} slowest of {} steps (all of them are in report.json)", report.steps.len())
+    };
+    let _ = writeln!(out, "<details><summary>{summary}</summary>\n\n| step | result | duration |\n|---|---|---|");
+    for s in listed {
         let took = s.duration().map(human_duration).unwrap_or_default();
         let _ = writeln!(out, "| `{}` | {} | {took} |", s.id, s.status);
     }
@@ -259,7 +284,17 @@ pub fn timeline_svg(report: &RunReport) -> String {
             groups.push(g);
         }
     }
-    let rows = groups.len() + steps.len();
+    let rows_of = |group: &str| -> Vec<TimelineRow> {
+        let in_group: Vec<&StepReport> =
+            steps.iter().copied().filter(|s| s.group.as_deref().unwrap_or("(run)") == group).collect();
+        if steps.len() <= MAX_STEP_ROWS {
+            in_group.iter().map(|s| TimelineRow::step(s, &offset, end)).collect()
+        } else {
+            TimelineRow::per_kind(&in_group, &offset, end)
+        }
+    };
+    let rows_by_group: Vec<(&String, Vec<TimelineRow>)> = groups.iter().map(|g| (g, rows_of(g))).collect();
+    let rows = groups.len() + rows_by_group.iter().map(|(_, r)| r.len()).sum::<usize>();
     let height = TOP + rows as f64 * ROW + 50.0;
     let mut out = String::new();
     let _ = writeln!(
@@ -276,9 +311,14 @@ pub fn timeline_svg(report: &RunReport) -> String {
         xml_escape(&report.status),
         xml_escape(&measured)
     );
+    let aggregated = if steps.len() > MAX_STEP_ROWS {
+        " (one row per group and kind of step; every step is in report.json)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "  <text x=\"10\" y=\"40\" fill=\"#555555\">run {} · started {} · {} steps</text>",
+        "  <text x=\"10\" y=\"40\" fill=\"#555555\">run {} · started {} · {} steps{aggregated}</text>",
         xml_escape(&report.run),
         xml_escape(&rfc3339(start)),
         report.steps.len()
@@ -309,7 +349,7 @@ pub fn timeline_svg(report: &RunReport) -> String {
         _ => "#9e9e9e",
     };
     let mut y = TOP;
-    for group in &groups {
+    for (group, rows) in &rows_by_group {
         let name = xml_escape(group);
         let text_y = y + 13.0;
         let _ = writeln!(
@@ -317,23 +357,18 @@ pub fn timeline_svg(report: &RunReport) -> String {
             "  <g class=\"group\" data-group=\"{name}\"><rect x=\"0\" y=\"{y:.1}\" width=\"{WIDTH}\" height=\"{ROW}\" fill=\"#f2f4f7\"/><text x=\"10\" y=\"{text_y:.1}\" font-weight=\"bold\">group {name}</text></g>"
         );
         y += ROW;
-        for s in steps.iter().filter(|s| s.group.as_deref().unwrap_or("(run)") == group) {
-            let started = s.started_at.map(offset).unwrap_or(0.0);
-            let finished = s.finished_at.map(offset).unwrap_or(end);
-            let (bx, bw) = (x(started), (x(finished) - x(started)).max(2.0));
-            let took = s.duration().map(human_duration).unwrap_or_default();
-            let label: String = s.id.chars().take(44).collect();
+        for row in rows {
+            let (bx, bw) = (x(row.start), (x(row.finish) - x(row.start)).max(2.0));
+            let label: String = row.label.chars().take(44).collect();
             let _ = writeln!(
                 out,
-                "  <g class=\"step\"><text x=\"22\" y=\"{:.1}\">{}</text><rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" rx=\"2\" fill=\"{}\"><title>{} — {} {}</title></rect></g>",
+                "  <g class=\"step\"><text x=\"22\" y=\"{:.1}\">{}</text><rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" rx=\"2\" fill=\"{}\"><title>{}</title></rect></g>",
                 y + 13.0,
                 xml_escape(&label),
                 y + 3.0,
                 ROW - 6.0,
-                color(&s.status),
-                xml_escape(&s.id),
-                xml_escape(&s.status),
-                xml_escape(&took)
+                color(&row.status),
+                xml_escape(&row.tip)
             );
             y += ROW;
         }
@@ -383,4 +418,153 @@ pub fn timeline_svg(report: &RunReport) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// Beyond this many steps a row per step is no longer readable (60,000 steps made a timeline
+/// a million pixels tall): rows become one per group and kind of step.
+const MAX_STEP_ROWS: usize = 300;
+
+/// One bar of the timeline: a step, or every step of one kind in a group.
+struct TimelineRow {
+    label: String,
+    start: f64,
+    finish: f64,
+    /// The status that colours the bar: for many steps, the one that most needs a look.
+    status: String,
+    tip: String,
+}
+
+impl TimelineRow {
+    fn step(s: &StepReport, offset: &impl Fn(SystemTime) -> f64, end: f64) -> TimelineRow {
+        let took = s.duration().map(human_duration).unwrap_or_default();
+        TimelineRow {
+            label: s.id.clone(),
+            start: s.started_at.map(offset).unwrap_or(0.0),
+            finish: s.finished_at.map(offset).unwrap_or(end),
+            status: s.status.clone(),
+            tip: format!("{} — {} {took}", s.id, s.status),
+        }
+    }
+
+    /// The steps of one group by kind, in order of first appearance: a bar from the first
+    /// start to the last end, the count, and how many ended how.
+    fn per_kind(steps: &[&StepReport], offset: &impl Fn(SystemTime) -> f64, end: f64) -> Vec<TimelineRow> {
+        let severity = |status: &str| match status {
+            "failed" | "interrupted" => 4,
+            "awaiting" => 3,
+            "running" => 2,
+            "succeeded" => 0,
+            _ => 1,
+        };
+        let mut rows: Vec<(String, TimelineRow, BTreeMap<String, usize>)> = Vec::new();
+        for s in steps {
+            let one = TimelineRow::step(s, offset, end);
+            match rows.iter_mut().find(|(kind, ..)| *kind == s.kind) {
+                Some((_, row, counts)) => {
+                    row.start = row.start.min(one.start);
+                    row.finish = row.finish.max(one.finish);
+                    if severity(&one.status) > severity(&row.status) {
+                        row.status = one.status;
+                    }
+                    *counts.entry(s.status.clone()).or_default() += 1;
+                }
+                None => rows.push((s.kind.clone(), one, BTreeMap::from([(s.status.clone(), 1)]))),
+            }
+        }
+        rows.into_iter()
+            .map(|(kind, mut row, counts)| {
+                let n: usize = counts.values().sum();
+                let ended: Vec<String> = counts.iter().map(|(status, k)| format!("{k} {status}")).collect();
+                row.label = format!("{kind} ×{n}");
+                row.tip = format!("{n} {kind} steps: {}", ended.join(", "));
+                row
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::run_report::Objectives;
+    use crate::planner::RunKind;
+
+    /// `steps` steps over `groups` groups, each group half starts and half commits, one second
+    /// apart; the third step failed.
+    fn run(steps: usize, groups: usize) -> RunReport {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let steps = (0..steps)
+            .map(|i| {
+                let kind = if i % 2 == 0 { "start" } else { "commit" };
+                StepReport {
+                    id: format!("{kind}/vm{i:05}"),
+                    kind: kind.into(),
+                    group: Some(format!("g{}", (i / 2) % groups)),
+                    machine: Some(format!("vm{i:05}")),
+                    status: if i == 2 { "failed".into() } else { "succeeded".into() },
+                    started_at: Some(t0 + Duration::from_secs(i as u64)),
+                    finished_at: Some(t0 + Duration::from_secs(i as u64 + 1 + (i % 7) as u64)),
+                    attempts: 1,
+                    summary: None,
+                    error: (i == 2).then(|| "boom".to_string()),
+                    output: None,
+                    outcome: None,
+                }
+            })
+            .collect::<Vec<_>>();
+        RunReport {
+            run: "r".into(),
+            plan: "p".into(),
+            kind: RunKind::PlannedFailover,
+            from: Some("dc1".into()),
+            to: Some("dc2".into()),
+            status: "completed-with-errors".into(),
+            started_at: t0,
+            finished_at: t0 + Duration::from_secs(steps.len() as u64 + 10),
+            document_hash: "0123456789abcdef0123".into(),
+            git_commit: None,
+            objectives: Objectives { rto_ms: 3_600_000, rpo_ms: 300_000 },
+            rto: None,
+            data_loss: None,
+            points_used: BTreeMap::new(),
+            steps,
+            awaiting: vec![],
+            approvals: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_small_run_gets_a_timeline_row_per_step() {
+        let svg = timeline_svg(&run(12, 3));
+        assert_eq!(svg.matches("class=\"step\"").count(), 12);
+        assert!(svg.contains(">start/vm00002<"));
+    }
+
+    #[test]
+    fn a_large_run_gets_a_timeline_row_per_group_and_kind() {
+        let svg = timeline_svg(&run(1_000, 10));
+        assert_eq!(svg.matches("class=\"step\"").count(), 20, "10 groups x 2 kinds");
+        for g in 0..10 {
+            assert!(svg.contains(&format!("data-group=\"g{g}\"")), "group g{g}");
+        }
+        assert!(svg.contains(">start ×50<") && svg.contains(">commit ×50<"));
+        // The failed step colours its row and is counted in the tooltip.
+        assert!(svg.contains("50 start steps: 1 failed, 49 succeeded"), "{svg}");
+        assert_eq!(svg.matches("fill=\"#d93f3f\"><title>").count(), 1);
+        let height: f64 = svg.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(height < 1_000.0, "{height}");
+    }
+
+    #[test]
+    fn the_markdown_summary_of_a_large_run_stays_postable() {
+        let md = markdown(&run(60_000, 100));
+        assert!(md.len() < 65_536, "{} characters", md.len());
+        assert!(md.contains("The 50 slowest of 60000 steps"));
+        assert!(md.contains("| `start/vm00002` | failed | boom |"));
+        let small = markdown(&run(20, 2));
+        assert!(small.contains("<summary>All steps</summary>"));
+        let step_rows = small.lines().filter(|l| l.starts_with("| `start/") || l.starts_with("| `commit/")).count();
+        assert_eq!(step_rows, 20 + 1, "every step, plus the failure");
+    }
 }
