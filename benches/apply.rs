@@ -7,17 +7,17 @@
 //! Run: `cargo bench --bench apply` (about a minute). Prints a Markdown table for README.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
 use drplan::planner::schedule::{lower_bound, simulate_with};
-use drplan::planner::{ActionKind, Dag, PlanInput};
-use drplan::state::{FileStore, State, StateStore};
+use drplan::planner::{ActionKind, Dag};
+use drplan::state::{FileStore, StateStore};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{failover_estate, validate};
+use support::{build_plan, failover_estate, validate};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -32,21 +32,8 @@ fn main() {
         let estate = failover_estate(machines, groups, time_scale);
         let path = estate.path.clone();
         let model = validate(&path, &estate.text);
-        let provider = drplan::providers::open(&model).unwrap();
-        let inventory = runtime.block_on(provider.inventory()).unwrap();
-        let changes = drplan::diff::diff(&model, &inventory);
-        let state = State::new(&model.name);
-        let input = PlanInput {
-            model: &model,
-            plan_path: &path,
-            changes: &changes,
-            inventory: &inventory,
-            state: &state,
-            platform: provider.as_ref(),
-            parallelism,
-            now: SystemTime::now(),
-        };
-        let plan = Arc::new(drplan::planner::build(&input).unwrap());
+        let (provider, plan) = build_plan(&runtime, &path, &model, parallelism);
+        let plan = Arc::new(plan);
         let dag = Arc::new(Dag::new(&plan).unwrap());
         // The real sleeps: the provider's latency for each operation, scaled.
         let real: Vec<Duration> = plan

@@ -3,12 +3,12 @@
 //!
 //! Run: `cargo bench --bench plan`. Prints a Markdown table; numbers in README come from it.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{failover_estate, time, validate};
+use support::{build_plan, failover_estate, time, validate};
 
 const RUNS: usize = 5;
 
@@ -22,9 +22,6 @@ fn main() {
     for (machines, groups) in [(1_000, 10), (10_000, 100)] {
         let estate = failover_estate(machines, groups, 0.001);
         let (path, flipped) = (estate.path.clone(), estate.text.clone());
-        let model = validate(&path, &flipped);
-        let state = drplan::state::State::new(&model.name);
-
         let baseline = time(RUNS, || {
             validate(&path, &flipped);
         });
@@ -32,20 +29,7 @@ fn main() {
         let mut render_time = Duration::ZERO;
         let plan_time = time(RUNS, || {
             let model = validate(&path, &flipped);
-            let provider = drplan::providers::open(&model).unwrap();
-            let inventory = runtime.block_on(provider.inventory()).unwrap();
-            let changes = drplan::diff::diff(&model, &inventory);
-            let input = drplan::planner::PlanInput {
-                model: &model,
-                plan_path: &path,
-                changes: &changes,
-                inventory: &inventory,
-                state: &state,
-                platform: provider.as_ref(),
-                parallelism: 10,
-                now: SystemTime::now(),
-            };
-            let plan = drplan::planner::build(&input).unwrap_or_else(|e| panic!("{e:?}"));
+            let (_, plan) = build_plan(&runtime, &path, &model, 10);
             let start = Instant::now();
             let text = drplan::report::plan::render(&plan, drplan::report::style::Painter { enabled: false });
             let json = drplan::planner::file::to_bytes(&plan).unwrap();

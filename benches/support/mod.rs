@@ -31,6 +31,32 @@ pub fn validate(path: &Path, text: &str) -> drplan::validate::Model {
     drplan::validate::validate(loaded).model.expect("generated plans are valid")
 }
 
+/// What `drplan plan` does for a validated document: open its provider, take the inventory,
+/// diff, and build the action plan from a fresh state.
+pub fn build_plan(
+    runtime: &tokio::runtime::Runtime,
+    path: &Path,
+    model: &drplan::validate::Model,
+    parallelism: usize,
+) -> (std::sync::Arc<dyn drplan::exec::Provider>, drplan::planner::ActionPlan) {
+    let provider = drplan::providers::open(model).unwrap();
+    let inventory = runtime.block_on(provider.inventory()).unwrap();
+    let changes = drplan::diff::diff(model, &inventory);
+    let state = drplan::state::State::new(&model.name);
+    let input = drplan::planner::PlanInput {
+        model,
+        plan_path: path,
+        changes: &changes,
+        inventory: &inventory,
+        state: &state,
+        platform: provider.as_ref(),
+        parallelism,
+        now: SystemTime::now(),
+    };
+    let plan = drplan::planner::build(&input).unwrap_or_else(|e| panic!("{e:?}"));
+    (provider, plan)
+}
+
 /// A generated estate on disk: the plan (target already flipped to dc2, a planned failover)
 /// and its protected sim world at a fixed clock.
 pub struct Estate {
