@@ -103,8 +103,14 @@ fn point_of(replica: &ReplicaState, id: u64, machine: &str) -> Result<PointMeta,
         .ok_or_else(|| ProviderError::failed(format!("{machine}: recovery point {id} no longer exists")))
 }
 
-fn verified_text(bytes: u64, point: u64) -> String {
-    format!("blake3 of {} matches point {point}", human_bytes(bytes))
+/// The outcome of putting recovery point `point` in place, its `bytes` verified by blake3.
+fn restored(summary: String, point: u64, bytes: u64) -> OpOutcome {
+    OpOutcome {
+        summary,
+        point: Some(point),
+        verified: Some(format!("blake3 of {} matches point {point}", human_bytes(bytes))),
+        ..OpOutcome::default()
+    }
 }
 
 fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
@@ -714,13 +720,8 @@ impl Inner {
                     old.role = Role::Stale;
                     records::save(&source.record_path(dir), &old)?;
                 }
-                Ok(OpOutcome {
-                    summary: format!("{name} failed over {from} → {to} from point {}", chosen.id),
-                    point: Some(chosen.id),
-                    data_loss: Some(loss),
-                    verified: Some(verified_text(verified, chosen.id)),
-                    ..OpOutcome::default()
-                })
+                let summary = format!("{name} failed over {from} → {to} from point {}", chosen.id);
+                Ok(OpOutcome { data_loss: Some(loss), ..restored(summary, chosen.id, verified) })
             }
             ProviderOp::Commit { site, .. } => {
                 let layout = self.reachable_site(site)?;
@@ -751,12 +752,7 @@ impl Inner {
                     .ok_or_else(|| ProviderError::failed(format!("{name}: no replica at {site}")))?;
                 let chosen = point_of(&replica, *point, name)?;
                 let verified = self.materialize(layout, dir, &replica, &chosen, &layout.disks_dir(dir), cancel)?;
-                Ok(OpOutcome {
-                    summary: format!("{name} at {site} now holds point {point}"),
-                    point: Some(*point),
-                    verified: Some(verified_text(verified, *point)),
-                    ..OpOutcome::default()
-                })
+                Ok(restored(format!("{name} at {site} now holds point {point}"), *point, verified))
             }
             ProviderOp::Revert { from, to, .. } => {
                 let failed_over = self.reachable_site(from)?;
@@ -849,12 +845,7 @@ impl Inner {
                     &layout.drill_record(drill, dir),
                     &DrillRecord { point: *point, power: true, process, nics, created_at: Some(SystemTime::now()) },
                 )?;
-                Ok(OpOutcome {
-                    summary: format!("{name}: test copy from point {point} running at {site}"),
-                    point: Some(*point),
-                    verified: Some(verified_text(verified, *point)),
-                    ..OpOutcome::default()
-                })
+                Ok(restored(format!("{name}: test copy from point {point} running at {site}"), *point, verified))
             }
             ProviderOp::RemoveTestCopy { site, drill, .. } => {
                 let layout = self.reachable_site(site)?;
