@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use drplan::planner::ProviderOp;
+use drplan::contract::ProviderOp;
 use drplan::spec::SyncMode;
 use tokio_util::sync::CancellationToken;
 

@@ -35,7 +35,7 @@ fn time_of(v: &Value) -> SystemTime {
 }
 
 fn fault(op: &str, machine: &str, kind: FaultKind, times: Option<u32>) -> Fault {
-    let op = drplan::planner::OpKind::ALL.into_iter().find(|k| k.as_str() == op).unwrap();
+    let op = drplan::contract::OpKind::ALL.into_iter().find(|k| k.as_str() == op).unwrap();
     Fault { op: Some(op), machine: Some(machine.into()), site: None, kind, times, triggered: 0, message: None }
 }
 
@@ -329,7 +329,7 @@ fn a_stale_saved_plan_is_refused_by_apply() {
     lab.target("active: dc2");
     assert_eq!(lab.run(&["plan", "shop.yaml", "--out", "run.plan"]).status.code(), Some(0));
     lab.edit_world(|w| {
-        w.machines.get_mut("web1").unwrap().copies.get_mut("dc1").unwrap().power = drplan::state::Power::Off
+        w.machines.get_mut("web1").unwrap().copies.get_mut("dc1").unwrap().power = drplan::contract::Power::Off
     });
     let out = lab.run(&["apply", "run.plan"]);
     assert_eq!(out.status.code(), Some(1));
@@ -356,7 +356,7 @@ fn a_saved_plan_is_applied_exactly() {
     assert_eq!(ran, planned);
     // The recovery points chosen at plan time were the ones used.
     for action in &saved.actions {
-        if let drplan::planner::ActionKind::Provider { op: drplan::planner::ProviderOp::Failover { point, .. } } =
+        if let drplan::planner::ActionKind::Provider { op: drplan::contract::ProviderOp::Failover { point, .. } } =
             &action.kind
         {
             assert_eq!(step(&r, &action.id)["outcome"]["point"].as_u64(), *point);

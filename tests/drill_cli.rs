@@ -83,7 +83,7 @@ fn a_failing_drill_step_still_cleans_up_everything_it_created() {
     let lab = SimLab::new(true);
     lab.edit_world(|w| {
         w.faults.push(Fault {
-            op: Some(drplan::planner::OpKind::CreateTestCopy),
+            op: Some(drplan::contract::OpKind::CreateTestCopy),
             machine: Some("app1".into()),
             site: None,
             kind: FaultKind::Error,
@@ -216,7 +216,7 @@ fn a_failed_run_reports_its_failures_in_junit() {
     let lab = SimLab::new(true);
     lab.edit_world(|w| {
         w.faults.push(Fault {
-            op: Some(drplan::planner::OpKind::Start),
+            op: Some(drplan::contract::OpKind::Start),
             machine: Some("db1".into()),
             site: None,
             kind: FaultKind::Error,

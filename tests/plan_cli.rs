@@ -4,7 +4,7 @@
 mod common;
 
 use common::{SimLab, normalize_plan_json, transcript};
-use drplan::state::Power;
+use drplan::contract::Power;
 use serde_json::Value;
 
 fn stdout(out: &std::process::Output) -> String {

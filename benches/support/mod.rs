@@ -38,7 +38,7 @@ pub fn build_plan(
     path: &Path,
     model: &drplan::validate::Model,
     parallelism: usize,
-) -> (std::sync::Arc<dyn drplan::exec::Provider>, drplan::planner::ActionPlan) {
+) -> (std::sync::Arc<dyn drplan::contract::Provider>, drplan::planner::ActionPlan) {
     let provider = drplan::providers::open(model).unwrap();
     let inventory = runtime.block_on(provider.inventory()).unwrap();
     let changes = drplan::diff::diff(model, &inventory);

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::session::{Session, report};
 use super::{Ui, exit};
-use crate::exec::ProviderError;
+use crate::contract::ProviderError;
 use crate::providers::local::lab::{self, LabOptions};
 
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Session, report};
 use super::{Format, Ui, exit};
-use crate::planner::ProviderOp;
+use crate::contract::ProviderOp;
 use crate::spec::time_format::{human_bytes, human_duration};
 use crate::state::StateStore;
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Progress, Terminal};
 use super::session::{Session, report};
 use super::{Format, Ui, exit};
-use crate::exec::Provider;
+use crate::contract::Provider;
 use crate::exec::engine::{Answer, Approver, Engine, EngineOptions, Prior, RunStatus};
 use crate::exec::run_report::{self, RunReport};
 use crate::planner::{ActionPlan, Dag, PlanError, file};

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use miette::Diagnostic;
 
 use super::{Ui, exit};
-use crate::exec::Provider;
+use crate::contract::Inventory;
+use crate::contract::Provider;
 use crate::report::diagnostics::render;
 use crate::spec::FileDiagnostic;
-use crate::state::{FileLock, FileStore, Inventory, StateStore};
+use crate::state::{FileLock, FileStore, StateStore};
 use crate::validate::{Model, validate_file};
 
 pub struct Session {
@@ -84,7 +85,7 @@ impl Observed {
         &'a self,
         session: &'a Session,
         state: &'a crate::state::State,
-        platform: &'a dyn crate::planner::Platform,
+        platform: &'a dyn crate::contract::Platform,
         parallelism: usize,
     ) -> crate::planner::PlanInput<'a> {
         crate::planner::PlanInput {

@@ -7,14 +7,14 @@ use clap::Subcommand;
 
 use super::session::{Session, report};
 use super::{Ui, exit};
-use crate::exec::ProviderError;
-use crate::planner::OpKind;
+use crate::contract::OpKind;
+use crate::contract::Power;
+use crate::contract::ProviderError;
 use crate::providers::sim::generate::{EstateShape, WorldOptions, generate_plan, world_for};
 use crate::providers::sim::world::{Fault, FaultKind};
 use crate::providers::sim::{World, WorldStore};
 use crate::spec::ProviderKind;
 use crate::spec::time_format::parse_rfc3339;
-use crate::state::Power;
 use crate::validate::Model;
 
 #[derive(Debug, clap::Args)]

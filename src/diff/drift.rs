@@ -3,8 +3,8 @@
 
 use similar::TextDiff;
 
+use crate::contract::MachineCopy;
 use crate::spec::time_format::human_bytes;
-use crate::state::MachineCopy;
 
 fn describe(copy: &MachineCopy) -> String {
     let mut out = String::from("settings:\n");

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 pub use drift::drift_text;
 pub use error::DiffError;
 
+use crate::contract::SyncMode;
+use crate::contract::{Inventory, MachineInventory, Power, RecoveryPoint, ReplicationHealth};
+use crate::spec::Via;
 use crate::spec::time_format::opt_duration_ms;
-use crate::spec::{SyncMode, Via};
-use crate::state::{Inventory, MachineInventory, Power, RecoveryPoint, ReplicationHealth};
 use crate::validate::{Destination, MachineId, Model, RecoveryPointSel, SiteId};
 
 /// The change for the whole plan.
@@ -384,7 +385,9 @@ pub fn choose_point(points: &[RecoveryPoint], selector: RecoveryPointSel) -> Opt
     let mut newest_first = points.iter().rev();
     match selector {
         RecoveryPointSel::Latest => newest_first.next(),
-        RecoveryPointSel::LatestAppConsistent => newest_first.find(|p| p.consistency == crate::state::Consistency::App),
+        RecoveryPointSel::LatestAppConsistent => {
+            newest_first.find(|p| p.consistency == crate::contract::Consistency::App)
+        }
         RecoveryPointSel::LatestProcessed => newest_first.find(|p| p.processed),
         RecoveryPointSel::At(t) => newest_first.find(|p| p.time <= t),
     }

@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::journal_writer::JournalHandle;
-use super::provider::{Provider, ProviderError};
 use super::script::run_script;
+use crate::contract::ProviderOp;
+use crate::contract::{Provider, ProviderError};
 use crate::planner::schedule::{Dispatch, ReadyQueue};
-use crate::planner::{ActionKind, ActionPlan, Dag, ProviderOp};
+use crate::planner::{ActionKind, ActionPlan, Dag};
 use crate::spec::OnFailure;
 use crate::state::{JournalEvent, StateStore};
 

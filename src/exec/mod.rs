@@ -2,10 +2,5 @@
 
 pub mod engine;
 pub mod journal_writer;
-pub mod outcome;
-pub mod provider;
 pub mod run_report;
 pub mod script;
-
-pub use outcome::{DataLoss, OpOutcome};
-pub use provider::{Provider, ProviderError, ProviderFuture};

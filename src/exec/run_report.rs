@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::outcome::{DataLoss, OpOutcome};
+use crate::contract::{DataLoss, OpOutcome};
 use crate::planner::{ActionKind, ActionPlan, Phase, RunKind};
 use crate::spec::time_format::{self, opt_time};
 use crate::state::{JournalEvent, JournalRecord};

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::ops::ProviderOp;
+use crate::contract::ProviderOp;
 use crate::spec::time_format;
 use crate::spec::{Direction, OnFailure, Operation};
 

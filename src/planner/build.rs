@@ -12,16 +12,18 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::action::{Action, ActionKind, ActionPlan, Count, FailurePolicy, LossSummary, Phase, PlanSummary, RunKind};
-use super::capabilities::{Capabilities, Platform};
 use super::dag::Dag;
 use super::error::PlanError;
 use super::fingerprint::fingerprint;
-use super::ops::{OpKind, ProviderOp};
 use super::schedule::simulate;
+use crate::contract::SyncMode;
+use crate::contract::{Capabilities, Platform};
+use crate::contract::{Inventory, Power};
+use crate::contract::{OpKind, ProviderOp};
 use crate::diff::{ChangeSet, MachineDiff, Movement, ProtectionChange, Transition};
 use crate::graph::GroupGraph;
-use crate::spec::{CommitMode, Direction, FileDiagnostic, OnFailure, SyncMode, Via};
-use crate::state::{Inventory, Power, State};
+use crate::spec::{CommitMode, Direction, FileDiagnostic, OnFailure, Via};
+use crate::state::State;
 use crate::validate::{Destination, GroupId, Model, Phase as StepPhase, RecoveryPointSel, StepKind, StepSpec};
 
 /// Nominal duration of a script step for the RTO estimate.

@@ -7,7 +7,7 @@ use super::ActionPlan;
 use super::action::{Action, ActionKind, FailurePolicy, Phase, RunKind};
 use super::build::{Builder, Mode, PlanInput, Route, assemble};
 use super::error::PlanError;
-use super::ops::ProviderOp;
+use crate::contract::ProviderOp;
 use crate::diff::{ChangeSet, DiffError, Transition, choose_point};
 use crate::graph::GroupGraph;
 use crate::spec::{Direction, FileDiagnostic, OnFailure};
@@ -83,7 +83,7 @@ pub fn build_drill(
     let caps = input.platform.capabilities();
     let provider = model.site(model.protection.primary).provider.as_str();
     if let Some(dir) = direction
-        && !caps.test_failover.allows(dir)
+        && !crate::contract::allows(caps.test_failover, dir)
     {
         let what = match dir {
             Direction::Forward => "test failover to the recovery site",

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::action::{ActionKind, ActionPlan, Fingerprint};
-use super::ops::ProviderOp;
-use crate::state::{Inventory, Power, ReplicationHealth, State};
+use crate::contract::ProviderOp;
+use crate::contract::{Inventory, Power, ReplicationHealth};
+use crate::state::State;
 
 /// The part of a machine's inventory a plan depends on. Replication lag and new recovery
 /// points do not make a plan stale; a point it relies on disappearing does.

@@ -2,19 +2,15 @@
 
 pub mod action;
 pub mod build;
-pub mod capabilities;
 pub mod dag;
 pub mod drill;
 pub mod error;
 pub mod file;
 pub mod fingerprint;
-pub mod ops;
 pub mod schedule;
 
 pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
 pub use build::{PlanInput, build, build_commit, build_rollback};
-pub use capabilities::{Capabilities, Directions, Platform};
 pub use dag::Dag;
 pub use drill::{DrillScope, build_drill, build_drill_cleanup};
 pub use error::PlanError;
-pub use ops::{NicAssignment, OpKind, ProviderOp};

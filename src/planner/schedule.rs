@@ -286,8 +286,9 @@ pub fn lower_bound(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::ProviderOp;
     use crate::planner::action::{Action, Fingerprint, PlanSummary, RunKind};
-    use crate::planner::{FailurePolicy, Phase, ProviderOp};
+    use crate::planner::{FailurePolicy, Phase};
     use crate::spec::OnFailure;
 
     fn start(machine: &str, site: &str, after: &[&str]) -> Action {

@@ -6,7 +6,7 @@ pub mod sim;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::exec::{Provider, ProviderError};
+use crate::contract::{Provider, ProviderError};
 use crate::spec::ProviderKind;
 use crate::validate::Model;
 

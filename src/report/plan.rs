@@ -5,10 +5,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::style::{Color, Painter};
+use crate::contract::ProviderOp;
+use crate::contract::SyncMode;
 use crate::diff::MachineDiff;
-use crate::planner::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, ProviderOp, RunKind};
+use crate::planner::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
+use crate::spec::OnFailure;
 use crate::spec::time_format::{human_bytes, human_duration};
-use crate::spec::{OnFailure, SyncMode};
 
 pub fn render(plan: &ActionPlan, painter: Painter) -> String {
     let mut out = String::new();
@@ -171,8 +173,8 @@ fn provider_line(op: &ProviderOp, diffs: &HashMap<&str, &MachineDiff>) -> (&'sta
                         format!(", loses up to {}{bytes}", human_duration(l.time))
                     });
                     let kind = match rp.consistency {
-                        crate::state::Consistency::App => "app-consistent",
-                        crate::state::Consistency::Crash => "crash-consistent",
+                        crate::contract::Consistency::App => "app-consistent",
+                        crate::contract::Consistency::Crash => "crash-consistent",
                     };
                     let preferred = if *prefer_synced { "the final sync if it completes, else " } else { "" };
                     format!("from {preferred}point {id} ({}, {kind}{loss})", humantime::format_rfc3339_seconds(rp.time))

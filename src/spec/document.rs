@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+pub use drplan_protocol::SyncMode;
+
 use super::named_map::NamedMap;
 use super::schema_types::{Cidr, DurationText, IpText, Name, RecoveryPointText};
 
@@ -338,17 +340,6 @@ pub enum Via {
     #[default]
     Planned,
     Unplanned,
-}
-
-/// Failback data synchronisation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SyncMode {
-    /// Only changed blocks move: phase 1 while the active copy runs, a manual gate, then the final delta.
-    #[default]
-    Delta,
-    /// Shut down, copy everything, start.
-    Full,
 }
 
 /// Where machines go on failback.

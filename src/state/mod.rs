@@ -1,17 +1,14 @@
-//! What is actually there: the provider's inventory (see [`inventory`]) and the engine's own
-//! state (lineage, serial, runs, drills, history, the journal) behind [`StateStore`].
+//! What is actually there, as the engine records it: its own state (lineage, serial, runs, drills, history, the journal) behind [`StateStore`].
 
 pub mod atomic;
 pub mod error;
 pub mod file_store;
-pub mod inventory;
 pub mod journal;
 pub mod lock;
 mod model;
 
 pub use error::StateError;
 pub use file_store::FileStore;
-pub use inventory::*;
 pub use journal::{JournalEvent, JournalRecord};
 pub use lock::{FileLock, LockHolder};
 pub use model::*;

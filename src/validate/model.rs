@@ -3,14 +3,16 @@
 //! Later layers consume this and never re-check what validation guarantees.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::spec::{CommitMode, Direction, OnFailure, Operation, ProviderKind, SourceFile, SyncMode, Via};
+use crate::contract::NicAssignment;
+use crate::spec::{CommitMode, Direction, OnFailure, Operation, ProviderKind, SourceFile, Via};
+
+use crate::contract::SyncMode;
 
 pub type SiteId = usize;
 pub type NetworkId = usize;
@@ -244,23 +246,6 @@ impl std::fmt::Display for RecoveryPointSel {
             RecoveryPointSel::LatestAppConsistent => f.write_str("latest-app-consistent"),
             RecoveryPointSel::LatestProcessed => f.write_str("latest-processed"),
             RecoveryPointSel::At(t) => write!(f, "{}", humantime::format_rfc3339_seconds(*t)),
-        }
-    }
-}
-
-/// An address given to a NIC on a network at the target site.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NicAssignment {
-    pub network: String,
-    /// None: DHCP.
-    pub ip: Option<IpAddr>,
-}
-
-impl fmt::Display for NicAssignment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            Some(ip) => write!(f, "{} {ip}", self.network),
-            None => write!(f, "{} dhcp", self.network),
         }
     }
 }

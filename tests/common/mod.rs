@@ -76,8 +76,8 @@ impl SimLab {
 
     /// Put every machine at `to` as after a committed, reprotected failover from `from`.
     pub fn fail_over_in_world(&self, from: &str, to: &str) {
+        use drplan::contract::Power;
         use drplan::providers::sim::world::{SimPoint, SimReplication};
-        use drplan::state::Power;
         self.edit_world(|w| {
             let now = w.clock.unwrap();
             for m in w.machines.values_mut() {

@@ -20,14 +20,15 @@ use blocks::{Baseline, BlockError, Hash, Transfer};
 use layout::{SiteLayout, disks_in};
 use records::{DrillRecord, MachineRecord, PointMeta, ReplicaState, Role};
 
-use crate::exec::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
-use crate::planner::{Capabilities, NicAssignment, Platform, ProviderOp};
-use crate::spec::time_format::human_bytes;
-use crate::spec::{ProviderKind, SyncMode};
-use crate::state::{
+use crate::contract::SyncMode;
+use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::contract::{
     Consistency, DiskInfo, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
     ReplicationHealth, SiteInventory, TestCopy,
 };
+use crate::contract::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::spec::ProviderKind;
+use crate::spec::time_format::human_bytes;
 use crate::validate::Model;
 
 /// Default replication block size.

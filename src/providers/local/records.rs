@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::ProviderError;
+use crate::contract::NicState;
+use crate::contract::ProviderError;
 use crate::spec::time_format::{self, opt_time};
-use crate::state::NicState;
 use crate::state::atomic::write_atomic;
 
 /// A machine's copy at this site.

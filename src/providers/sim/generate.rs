@@ -9,8 +9,8 @@ use super::rng::Rng;
 use super::world::{
     ReplicationSettings, SimCopy, SimMachine, SimPoint, SimReplication, SimSite, WORLD_FORMAT, World, default_latencies,
 };
-use crate::planner::Capabilities;
-use crate::state::{DiskInfo, NicState, Power};
+use crate::contract::Capabilities;
+use crate::contract::{DiskInfo, NicState, Power};
 use crate::validate::Model;
 
 /// What to generate.

@@ -8,14 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::rng::Rng;
 use super::world::{FaultKind, SimCopy, SimMachine, SimReplication, SimTestCopy, World, WorldStore};
-use crate::exec::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
-use crate::planner::{Capabilities, NicAssignment, Platform, ProviderOp};
-use crate::spec::time_format::human_bytes;
-use crate::spec::{ProviderKind, SyncMode};
-use crate::state::{
+use crate::contract::SyncMode;
+use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::contract::{
     Consistency, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
     ReplicationHealth, SiteInventory, TestCopy,
 };
+use crate::contract::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::spec::ProviderKind;
+use crate::spec::time_format::human_bytes;
 use crate::validate::Model;
 
 pub struct SimProvider {

@@ -13,11 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::ProviderError;
-use crate::planner::{Capabilities, OpKind};
+use crate::contract::ProviderError;
+use crate::contract::{Capabilities, OpKind};
+use crate::contract::{DiskInfo, NicState, Power};
 use crate::spec::time_format::{self, duration_ms, opt_time};
 use crate::state::atomic::write_atomic;
-use crate::state::{DiskInfo, NicState, Power};
 
 pub const WORLD_FORMAT: u32 = 1;
 

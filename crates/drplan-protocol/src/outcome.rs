@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::time_format::duration_ms;
+use crate::time::duration_ms;
 
 /// What an operation did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

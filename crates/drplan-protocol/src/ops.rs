@@ -1,12 +1,41 @@
-//! Operations the planner asks a provider to perform.
+//! Operations the engine asks a provider to perform.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::SyncMode;
-use crate::spec::time_format::duration_ms;
-pub use crate::validate::NicAssignment;
+use crate::time::duration_ms;
+
+/// An address given to a NIC on a network at the target site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NicAssignment {
+    pub network: String,
+    /// None: DHCP.
+    pub ip: Option<IpAddr>,
+}
+
+impl fmt::Display for NicAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{} {ip}", self.network),
+            None => write!(f, "{} dhcp", self.network),
+        }
+    }
+}
+
+/// Failback data synchronisation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// Only changed blocks move: phase 1 while the active copy runs, a manual gate, then the final delta.
+    #[default]
+    Delta,
+    /// Shut down, copy everything, start.
+    Full,
+}
 
 /// One thing a provider is asked to do. Every operation is idempotent: asking again for
 /// something already done reports `already_done` instead of doing it twice.

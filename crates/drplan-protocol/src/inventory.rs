@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::time_format::{self, opt_duration_ms};
+use crate::time::{self as time_format, opt_duration_ms};
 
 /// Everything a provider can see of the plan's machines, at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,12 +1,7 @@
 //! A provider's support matrix, checked when a plan is made (like a platform that allows
 //! no test failover in one direction).
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
-
-use super::ops::ProviderOp;
-use crate::spec::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directions {
@@ -16,13 +11,6 @@ pub struct Directions {
 
 impl Directions {
     pub const BOTH: Directions = Directions { forward: true, back: true };
-
-    pub fn allows(self, direction: Direction) -> bool {
-        match direction {
-            Direction::Forward => self.forward,
-            Direction::Back => self.back,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,11 +39,4 @@ impl Default for Capabilities {
             change_recovery_point: true,
         }
     }
-}
-
-/// What the planner needs to know about the platform: what it supports and how long its
-/// operations take (for the RTO estimate).
-pub trait Platform {
-    fn capabilities(&self) -> Capabilities;
-    fn estimate(&self, op: &ProviderOp) -> Duration;
 }
