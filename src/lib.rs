@@ -12,6 +12,7 @@ pub mod graph;
 pub mod planner;
 pub mod providers;
 pub mod report;
+pub mod runs;
 pub mod spec;
 pub mod state;
 pub mod validate;

@@ -72,7 +72,7 @@ fn a_drill_never_touches_production_and_complete_removes_everything() {
     assert_eq!(production(&lab), before);
     let history = json(&lab.run(&["history", "shop.yaml", "--format", "json"]));
     let entries = history["history"].as_array().unwrap();
-    assert_eq!(entries[0]["kind"], "drill cleanup", "newest first");
+    assert_eq!(entries[0]["kind"], "drill-cleanup", "newest first");
     assert_eq!(entries[1]["kind"], "drill");
     assert_eq!(entries[1]["notes"], "logins work");
     assert!(entries[1]["rto_ms"].as_u64().is_some());
@@ -140,7 +140,7 @@ fn an_old_drill_is_force_cleaned_by_the_next_command() {
     std::fs::write(&state_path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
     let out = lab.run(&["plan", "shop.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("removing its test copies"), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("its test copies were removed"), "{}", transcript(&out));
     assert_eq!(test_copies(&lab), 0);
     let history = json(&lab.run(&["history", "shop.yaml", "--format", "json"]));
     assert_eq!(history["history"][0]["status"], "force-cleaned");

@@ -3,16 +3,15 @@
 
 use std::path::PathBuf;
 
-use super::apply::{confirm, in_progress, show_plan};
-use super::run::{RunArgs, execute};
-use super::session::{Session, report, report_all};
+use super::review::{confirm, show_plan};
+use super::run::{RunArgs, announce, execute};
+use super::session::{fail, open};
 use super::{Ui, exit};
-use crate::planner::{build_commit, build_rollback};
-use crate::state::StateStore;
 use crate::validate::RecoveryPointSel;
 
 #[derive(Debug, clap::Args)]
 pub struct CommitArgs {
+    /// The plan document whose failovers to commit.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// Do not ask for confirmation.
@@ -24,12 +23,14 @@ pub struct CommitArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
+    /// The plan document whose uncommitted failovers to undo or move.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// Instead of undoing the failover, move it to this recovery point: `latest`,
     /// `latest-app-consistent`, `latest-processed` or an RFC 3339 time.
     #[arg(long, value_parser = super::parse_point)]
     point: Option<RecoveryPointSel>,
+    /// Do not ask for confirmation.
     #[arg(long)]
     auto_approve: bool,
     #[command(flatten)]
@@ -51,28 +52,26 @@ pub async fn rollback(args: RollbackArgs, ui: Ui) -> u8 {
 
 async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, what: What, ui: Ui) -> u8 {
     let result = async {
-        let session = Session::open(path, ui)?;
-        let _lock = session.lock("drplan commit")?;
-        let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
-        let provider = session.provider()?;
-        super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
-        if let Some(active) = &state.run {
-            return Err(report(ui, &in_progress(&session, active)));
-        }
-        let observed = session.observe(provider.as_ref()).await?;
-        let input = observed.input(&session, &state, provider.as_ref(), run.parallelism.unwrap_or(10) as usize);
-        let built = match what {
-            What::Commit => build_commit(&input),
-            What::Rollback(point) => build_rollback(&input, point),
+        let workspace = open(path, ui)?;
+        let command = match what {
+            What::Commit => "drplan commit",
+            What::Rollback(_) => "drplan rollback",
         };
-        let plan = built.map_err(|problems| report_all(ui, &problems))?;
+        let mut held = workspace.hold(command).await.map_err(|f| fail(ui, f))?;
+        announce(&held);
+        let parallelism = run.planning_parallelism();
+        let plan = match what {
+            What::Commit => held.prepare_commit(parallelism).await,
+            What::Rollback(point) => held.prepare_rollback(point, parallelism).await,
+        }
+        .map_err(|f| fail(ui, f))?;
         if !plan.has_changes() {
             outln!("No failover awaits commit.");
             return Ok(exit::OK);
         }
         show_plan(&plan, run.format, ui);
         confirm(auto_approve, ui, "Go ahead?")?;
-        Ok(execute(&session, provider, plan, state, run).await)
+        Ok(execute(&mut held, plan, run, ui, None).await)
     }
     .await;
     match result {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::session::Session;
+use super::session::open;
 use super::{Ui, exit};
 use crate::report::graph::{to_dot, to_mermaid};
 
@@ -16,6 +16,7 @@ enum GraphFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The plan document to draw.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -23,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: Ui) -> u8 {
-    let session = match Session::open(&args.plan, ui) {
+    let session = match open(&args.plan, ui) {
         Ok(s) => s,
         Err(code) => return code,
     };

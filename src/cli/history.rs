@@ -4,17 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::errors::RunError;
-use super::session::{Session, report};
+use super::session::{fail, open, report};
 use super::{Format, Ui, exit};
-use crate::exec::run_report::RunReport;
 use crate::planner::PlanError;
-use crate::spec::suggest;
+use crate::runs::Workspace;
 use crate::spec::time_format::human_duration;
-use crate::state::StateStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The plan document whose past runs to list.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// At most this many entries.
@@ -26,6 +24,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
+    /// The plan document the run belongs to.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// A run id (or a prefix of one) from `drplan history`.
@@ -53,10 +52,10 @@ fn verdict(value: Option<u64>, objective: u64) -> String {
 }
 
 /// The plan and its state, read without taking the lock (state files are replaced atomically).
-fn open_state(plan: &std::path::Path, ui: Ui) -> Result<(Session, crate::state::State), u8> {
-    let session = Session::open(plan, ui)?;
-    let state = session.store.load().map_err(|e| report(ui, &e))?;
-    Ok((session, state))
+fn open_state(plan: &std::path::Path, ui: Ui) -> Result<(Workspace, crate::state::State), u8> {
+    let workspace = open(plan, ui)?;
+    let state = workspace.load_state().map_err(|f| fail(ui, f))?;
+    Ok((workspace, state))
 }
 
 pub fn run(args: Args, ui: Ui) -> u8 {
@@ -105,33 +104,9 @@ pub fn write_report(args: ReportArgs, ui: Ui) -> u8 {
         Ok(pair) => pair,
         Err(code) => return code,
     };
-    let known: Vec<&str> =
-        state.history.iter().map(|h| h.run.as_str()).chain(state.run.as_ref().map(|r| r.id.as_str())).collect();
-    let Some(run) = known.iter().find(|r| r.starts_with(&args.run)).map(|r| r.to_string()) else {
-        let help = suggest::help_for("run", &args.run, known.iter().copied());
-        return report(ui, &RunError::UnknownRun { run: args.run.clone(), plan: session.model.name.clone(), help });
-    };
-    let bytes = match session.store.read_artifact(&format!("{run}.report.json")) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return report(
-                ui,
-                &PlanError::Unreadable {
-                    path: format!("{run}.report.json").into(),
-                    reason: "the run's report was not kept".into(),
-                },
-            );
-        }
-        Err(e) => return report(ui, &e),
-    };
-    let parsed: RunReport = match serde_json::from_slice(&bytes) {
+    let parsed = match session.run_report(&state, &args.run) {
         Ok(r) => r,
-        Err(e) => {
-            return report(
-                ui,
-                &PlanError::CorruptFile { path: format!("{run}.report.json").into(), reason: e.to_string() },
-            );
-        }
+        Err(failure) => return fail(ui, failure),
     };
     match crate::report::evidence::write_all(&parsed, &args.out) {
         Ok(files) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::session::{Session, report};
+use super::session::{fail, open, report};
 use super::{Ui, exit};
 use crate::contract::ProviderError;
 use crate::providers::local::lab::{self, LabOptions};
@@ -72,7 +72,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-fn fail(ui: Ui, message: String) -> u8 {
+fn fail_io(ui: Ui, message: String) -> u8 {
     report(ui, &ProviderError::setup(message, "see `drplan lab --help`"))
 }
 
@@ -89,7 +89,7 @@ pub fn run(args: Args, ui: Ui) -> u8 {
                 outln!("Next: `drplan apply {} --auto-approve` protects and starts them.", plan.display());
                 exit::OK
             }
-            Err(message) => fail(ui, message),
+            Err(message) => fail_io(ui, message),
         },
         LabCommand::Machine => match std::env::current_dir().and_then(|d| lab::run_machine(&d)) {
             Ok(()) => exit::OK,
@@ -123,36 +123,26 @@ fn init(dir: &Path, disk_size: u64, force: bool) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot create the lab in {}: {e}", dir.display()))
 }
 
-/// Stop every lab machine process (before removing a lab).
+/// Stop every lab machine (before removing a lab, and at the end of the demo).
 fn stop_machines(dir: &Path) {
-    for site in ["dc1", "dc2", "dc3"] {
-        for (machine, _, _) in lab::MACHINES {
-            let record = dir.join(site).join(".drplan/machines").join(format!("{machine}.json"));
-            if let Ok(text) = std::fs::read_to_string(record)
-                && let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
-                && let Some(pid) = value["process"]["pid"].as_u64()
-            {
-                // SAFETY: signalling the process group the lab started.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGTERM);
-                }
-            }
-        }
-    }
+    lab::stop_all(dir, &["dc1", "dc2", "dc3"]);
 }
 
 fn verify(dir: &Path, ui: Ui) -> u8 {
-    let session = match Session::open(&dir.join("lab.yaml"), ui) {
+    let session = match open(&dir.join("lab.yaml"), ui) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail_io(ui, format!("cannot start the async runtime: {e}")),
+    };
     let inventory = match session.provider() {
         Ok(p) => match runtime.block_on(p.inventory()) {
             Ok(i) => i,
             Err(e) => return report(ui, &e),
         },
-        Err(code) => return code,
+        Err(failure) => return fail(ui, failure),
     };
     let mut ok = true;
     for (machine, _, _) in lab::MACHINES {
@@ -212,7 +202,7 @@ fn set_active(plan: &Path, site: &str) -> Result<(), String> {
 fn demo(dir: &Path, disk_size: u64, ui: Ui) -> u8 {
     match demo_steps(dir, disk_size) {
         Ok(()) => exit::OK,
-        Err(message) => fail(ui, format!("the demo stopped: {message}")),
+        Err(message) => fail_io(ui, format!("the demo stopped: {message}")),
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use super::session::{Session, report, report_all};
+use super::run::announce;
+use super::session::{fail, open, report};
 use super::{Format, Ui, exit};
-use crate::planner::{build, file};
+use crate::planner::file;
 use crate::report::plan::render;
 use crate::report::style::Painter;
-use crate::state::StateStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,17 +35,13 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
 }
 
 async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
-    let session = Session::open(&args.plan, ui)?;
-    let _lock = session.lock("drplan plan")?;
-    let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
-    let provider = session.provider()?;
-    super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
-    let observed = session.observe(provider.as_ref()).await?;
-    let input = observed.input(&session, &state, provider.as_ref(), args.parallelism as usize);
-    let plan = build(&input).map_err(|problems| report_all(ui, &problems))?;
+    let workspace = open(&args.plan, ui)?;
+    let held = workspace.hold("drplan plan").await.map_err(|f| fail(ui, f))?;
+    announce(&held);
+    let plan = held.plan(args.parallelism as usize).await.map_err(|f| fail(ui, f))?;
     match args.format {
-        super::Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
-        super::Format::Json => super::output::json(&plan),
+        Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
+        Format::Json => super::output::json(&plan),
     }
     if let Some(out) = &args.out {
         file::save(&plan, out).map_err(|e| report(ui, &e))?;

@@ -2,20 +2,17 @@
 //! now (moving only what changed), or keep doing so.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-
-use super::session::{Session, report};
+use super::run::announce;
+use super::session::{fail, open};
 use super::{Format, Ui, exit};
-use crate::contract::ProviderOp;
+use crate::runs::Workspace;
 use crate::spec::time_format::{human_bytes, human_duration};
-use crate::state::StateStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The plan document whose protected machines to replicate.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// Keep taking points at this interval until interrupted (continuous protection).
@@ -30,7 +27,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ui: Ui) -> u8 {
-    let session = match Session::open(&args.plan, ui) {
+    let session = match open(&args.plan, ui) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -61,92 +58,29 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     }
 }
 
-async fn round(session: &Session, parallelism: usize, format: Format, ui: Ui) -> u8 {
+async fn round(session: &Workspace, parallelism: usize, format: Format, ui: Ui) -> u8 {
     // Points are not taken while a plan or a run holds the plan.
-    let _lock = match session.store.lock("drplan replicate") {
-        Ok(lock) => lock,
-        Err(e) => return report(ui, &e),
+    let held = match session.hold("drplan replicate").await {
+        Ok(held) => held,
+        Err(failure) => return fail(ui, failure),
     };
-    let provider = match session.provider() {
-        Ok(p) => p,
-        Err(code) => return code,
+    announce(&held);
+    let taken = match held.replicate(parallelism).await {
+        Ok(taken) => taken,
+        Err(failure) => return fail(ui, failure),
     };
-    let mut state = match session.store.load_or_init() {
-        Ok(s) => s,
-        Err(e) => return report(ui, &e),
-    };
-    if let Err(code) = super::drill::expire_old_drill(session, provider.as_ref(), &mut state).await {
-        return code;
-    }
-    let inventory = match session.inventory(provider.as_ref()).await {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
-    let ops: Vec<ProviderOp> = inventory
-        .machines
-        .iter()
-        .filter_map(|(name, m)| {
-            let r = m.replication.as_ref()?;
-            (m.active_site.as_deref() == Some(r.from.as_str())).then(|| ProviderOp::TakePoint {
-                machine: name.clone(),
-                from: r.from.clone(),
-                to: r.to.clone(),
-            })
-        })
-        .collect();
-    if ops.is_empty() {
-        if format == Format::Json {
-            outln!("{}", serde_json::json!({ "points": [] }));
-        } else {
-            outln!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
-        }
-        return exit::OK;
-    }
-    let limit = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
-    let mut tasks = JoinSet::new();
-    for op in ops {
-        let (provider, limit) = (provider.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = provider.execute(&op, CancellationToken::new()).await;
-            (op, result)
-        });
-    }
-    let mut failed = 0;
-    let mut moved = 0;
-    let mut records = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (machine, result) = match joined {
-            Ok((op, result)) => (op.machine().to_string(), result.map_err(|e| e.to_string())),
-            Err(e) => (String::new(), Err(format!("the replication task failed: {e}"))),
-        };
-        match result {
-            Ok(outcome) => {
-                moved += outcome.bytes_transferred.unwrap_or(0);
-                if format == Format::Human {
-                    outln!("✓ {}", outcome.summary);
-                }
-                records.push(serde_json::json!({
-                    "machine": machine,
-                    "point": outcome.point,
-                    "bytes_transferred": outcome.bytes_transferred,
-                    "summary": outcome.summary,
-                }));
-            }
-            Err(error) => {
-                failed += 1;
-                if format == Format::Human {
-                    outln!("✗ {machine}: {error}");
-                }
-                records.push(serde_json::json!({ "machine": machine, "error": error }));
+    if format == Format::Json {
+        outln!("{}", serde_json::json!({ "points": taken }));
+    } else if taken.is_empty() {
+        outln!("No machine of `{}` is protected yet: `drplan apply` protects them.", session.model.name);
+    } else {
+        for point in &taken {
+            match (&point.summary, &point.error) {
+                (Some(summary), _) => outln!("✓ {summary}"),
+                (None, error) => outln!("✗ {}: {}", point.machine, error.as_deref().unwrap_or_default()),
             }
         }
+        outln!("{} moved.", human_bytes(taken.iter().filter_map(|p| p.bytes_transferred).sum()));
     }
-    let _ = provider.flush().await;
-    records.sort_by(|a, b| a["machine"].as_str().cmp(&b["machine"].as_str()));
-    match format {
-        Format::Json => outln!("{}", serde_json::json!({ "points": records })),
-        Format::Human => outln!("{} moved.", human_bytes(moved)),
-    }
-    if failed > 0 { exit::ERROR } else { exit::OK }
+    if taken.iter().any(|p| p.error.is_some()) { exit::ERROR } else { exit::OK }
 }

@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 
 use super::Ui;
-use super::apply::load_run_plan;
-use super::errors::RunError;
-use super::run::{RunArgs, execute};
-use super::session::{Session, report};
-use crate::state::StateStore;
+use super::run::{RunArgs, announce, execute};
+use super::session::{fail, open};
+use crate::runs::RunsError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The plan document whose unfinished run to continue.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     #[command(flatten)]
@@ -20,16 +19,14 @@ pub struct Args {
 
 pub async fn run(args: Args, ui: Ui) -> u8 {
     let result = async {
-        let session = Session::open(&args.plan, ui)?;
-        let _lock = session.lock("drplan resume")?;
-        let mut state = session.store.load_or_init().map_err(|e| report(ui, &e))?;
-        let provider = session.provider()?;
-        super::drill::expire_old_drill(&session, provider.as_ref(), &mut state).await?;
-        let Some(active) = &state.run else {
-            return Err(report(ui, &RunError::NoActiveRun { plan: session.model.name.clone() }));
+        let workspace = open(&args.plan, ui)?;
+        let mut held = workspace.hold("drplan resume").await.map_err(|f| fail(ui, f))?;
+        announce(&held);
+        let Some(active) = &held.state.run else {
+            return Err(fail(ui, RunsError::NoActiveRun { plan: workspace.model.name.clone() }.into()));
         };
-        let plan = load_run_plan(&session, &active.id)?;
-        Ok(execute(&session, provider, plan, state, &args.run).await)
+        let plan = held.run_plan(&active.id.clone()).map_err(|f| fail(ui, f))?;
+        Ok(execute(&mut held, plan, &args.run, ui, None).await)
     }
     .await;
     match result {

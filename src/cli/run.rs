@@ -1,27 +1,21 @@
-//! Running an action plan: the shared driver of apply, resume, commit and rollback.
-//! It records the run in state, executes it with progress, handles Ctrl-C, and ends with
-//! a report and the right exit code (0 done, 1 failed, 3 waiting for an approval).
+//! Executing a run from a command: progress on stderr, Ctrl-C handling, prompts for manual
+//! steps in a terminal, and the outcome on stdout with the right exit code (0 done, 1 failed,
+//! 3 waiting for an approval). The run itself is the library's (`runs`).
 
-use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{Progress, Terminal};
-use super::session::{Session, report};
+use super::session::fail;
 use super::{Format, Ui, exit};
-use crate::contract::Provider;
-use crate::exec::engine::{Answer, Approver, Engine, EngineOptions, Prior, RunStatus};
-use crate::exec::run_report::{self, RunReport};
-use crate::planner::{ActionPlan, Dag, PlanError, file};
+use crate::exec::engine::{Answer, Approver, RunStatus};
+use crate::exec::run_report::RunReport;
+use crate::planner::ActionPlan;
 use crate::report::run::render_summary;
 use crate::report::style::Painter;
-use crate::state::{
-    ActiveRun, Approval, HISTORY_KEPT, HistoryEntry, JournalEvent, JournalRecord, LastApply, RunState, State,
-    StateStore, new_id,
-};
+use crate::runs::{Held, RunHooks, RunOptions, short};
 
 /// How to execute.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,239 +41,66 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// The checksum that identifies a saved plan (the run records it).
-pub fn plan_checksum(plan: &ActionPlan) -> String {
-    let bytes = file::to_bytes(plan).unwrap_or_default();
-    blake3::hash(&bytes).to_hex().to_string()
-}
-
-/// Execute `plan` as a new run, or continue `state.run` when it is this plan's run.
-pub async fn execute(
-    session: &Session,
-    provider: Arc<dyn Provider>,
-    plan: ActionPlan,
-    mut state: State,
-    args: &RunArgs,
-) -> u8 {
-    execute_with_notes(session, provider, plan, &mut state, args, None).await
-}
-
-/// As [`execute`], with notes for the report (a drill's observations) and the state kept for
-/// the caller (a drill records its copies in it).
-pub async fn execute_with_notes(
-    session: &Session,
-    provider: Arc<dyn Provider>,
-    plan: ActionPlan,
-    state: &mut State,
-    args: &RunArgs,
-    notes: Option<String>,
-) -> u8 {
-    let ui = session.ui;
-    let store = session.store.clone();
-    let dag = match Dag::new(&plan) {
-        Ok(dag) => Arc::new(dag),
-        Err(reason) => {
-            return report(
-                ui,
-                &PlanError::CorruptFile {
-                    path: plan.plan_path.clone(),
-                    reason: format!("invalid action graph: {reason}"),
-                },
-            );
-        }
-    };
-    let checksum = plan_checksum(&plan);
-    // A new run, or the continuation of an unfinished one.
-    let (run_id, prior) = match &state.run {
-        Some(active) if active.plan_checksum == checksum => {
-            let journal = match store.read_journal(&active.id) {
-                Ok(j) => j,
-                Err(e) => return report(ui, &e),
-            };
-            errln!("Continuing run {} ({}).", short(&active.id), active.kind);
-            (active.id.clone(), prior_from(&journal, active))
-        }
-        Some(active) => {
-            return report(
-                ui,
-                &crate::cli::errors::RunError::InProgress {
-                    plan: session.model.name.clone(),
-                    run: short(&active.id),
-                    kind: active.kind.clone(),
-                    state: format!("{:?}", active.status).to_lowercase(),
-                    path: session.path.display().to_string(),
-                },
-            );
-        }
-        None => {
-            let id = new_id();
-            let bytes = match file::to_bytes(&plan) {
-                Ok(b) => b,
-                Err(reason) => return report(ui, &PlanError::Unwritable { path: "run plan".into(), reason }),
-            };
-            if let Err(e) = store.write_artifact(&format!("{id}.plan"), &bytes) {
-                return report(ui, &e);
-            }
-            state.run = Some(ActiveRun {
-                id: id.clone(),
-                kind: plan.run.title().to_string(),
-                plan_checksum: checksum.clone(),
-                document_hash: plan.fingerprint.document_hash.clone(),
-                started_at: SystemTime::now(),
-                status: RunState::Running,
-                awaiting: Vec::new(),
-                approvals: Default::default(),
-            });
-            if let Err(e) = store.save(state) {
-                return report(ui, &e);
-            }
-            let start = JournalRecord {
-                run: id.clone(),
-                seq: 1,
-                at: SystemTime::now(),
-                step: String::new(),
-                event: JournalEvent::RunStarted {
-                    operation: plan.run.title().to_string(),
-                    plan_hash: checksum.clone(),
-                },
-            };
-            if let Err(e) = store.append_journal(&id, &[start]) {
-                return report(ui, &e);
-            }
-            (id, Prior { last_seq: 1, ..Prior::default() })
-        }
-    };
-    if let Some(active) = state.run.as_mut() {
-        active.status = RunState::Running;
-        active.awaiting.clear();
-    }
-    if let Err(e) = store.save(state) {
-        return report(ui, &e);
+impl RunArgs {
+    /// Parallelism for planning: the flag, else 10.
+    pub fn planning_parallelism(&self) -> usize {
+        self.parallelism.unwrap_or(10) as usize
     }
 
-    let plan = Arc::new(plan);
+    fn options(&self, notes: Option<String>) -> RunOptions {
+        RunOptions {
+            parallelism: self.parallelism.map(|p| p as usize),
+            op_timeout: Some(self.op_timeout),
+            report_dir: self.report.clone(),
+            notes,
+        }
+    }
+}
+
+/// Execute `plan` (a new run, or the continuation of the unfinished one) and print the outcome.
+pub async fn execute(held: &mut Held<'_>, plan: ActionPlan, args: &RunArgs, ui: Ui, notes: Option<String>) -> u8 {
+    let plan_arc = Arc::new(plan.clone());
     let interactive = !args.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let progress = Progress::start(plan.clone(), ui, std::io::stderr().is_terminal());
+    let progress = Progress::start(plan_arc, ui, std::io::stderr().is_terminal());
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
     let signals = watch_interrupts(stop.clone(), abort.clone());
-    let options = EngineOptions {
-        parallelism: args.parallelism.map_or(plan.parallelism, |p| p as usize),
-        op_timeout: args.op_timeout,
+    let hooks = RunHooks {
+        events: Some(progress.sender()),
         approver: interactive
             .then(|| Arc::new(TerminalApprover { terminal: progress.terminal() }) as Arc<dyn Approver>),
-        ..EngineOptions::default()
-    };
-    let engine = Engine {
-        plan: plan.clone(),
-        dag,
-        provider: provider.clone(),
-        store: store.clone(),
-        run_id: run_id.clone(),
-        options,
-        events: Some(progress.sender()),
-        stop: stop.clone(),
+        stop,
         abort,
     };
-    let outcome = engine.run(prior).await;
+    if let Some(active) = &held.state.run {
+        errln!("Continuing run {} ({}).", short(&active.id), active.kind);
+    }
+    let result = held.execute(plan, &args.options(notes), hooks).await;
     signals.abort();
     progress.finish().await;
-    if let Err(e) = provider.flush().await {
-        report(ui, &e);
-    }
-
-    // Record the outcome in state, then report.
-    let status_word = match outcome.status {
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::CompletedWithErrors => "completed-with-errors",
-        RunStatus::Failed => "failed",
-        RunStatus::Paused => "paused",
-        RunStatus::Interrupted => "interrupted",
+    let result = match result {
+        Ok(r) => r,
+        Err(failure) => return fail(ui, failure),
     };
-    let finished = matches!(outcome.status, RunStatus::Succeeded | RunStatus::CompletedWithErrors);
-    let mut journal = store.read_journal(&run_id).unwrap_or_default();
-    if finished {
-        let record = JournalRecord {
-            run: run_id.clone(),
-            seq: journal.iter().map(|r| r.seq).max().unwrap_or(0) + 1,
-            at: SystemTime::now(),
-            step: String::new(),
-            event: JournalEvent::RunFinished { status: status_word.into() },
-        };
-        if let Err(e) = store.append_journal(&run_id, std::slice::from_ref(&record)) {
-            report(ui, &e);
+    for warning in &result.warnings {
+        errln!("warning: {warning}");
+    }
+    match (&result.evidence, &args.report) {
+        (Some(Ok(files)), _) if args.format == Format::Human => {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            errln!("Wrote {}.", names.join(", "));
         }
-        journal.push(record);
-    }
-    let mut run_report = run_report::build(&run_id, &plan, &journal, status_word, SystemTime::now());
-    run_report.git_commit = super::git::commit_of(&session.path);
-    run_report.notes.extend(notes);
-    let report_bytes = serde_json::to_vec_pretty(&run_report).unwrap_or_default();
-    if let Err(e) = store.write_artifact(&format!("{run_id}.report.json"), &report_bytes) {
-        report(ui, &e);
-    }
-    if let Some(dir) = &args.report {
-        match crate::report::evidence::write_all(&run_report, dir) {
-            Ok(files) if args.format == Format::Human => {
-                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                errln!("Wrote {}.", names.join(", "));
-            }
-            Ok(_) => {}
-            Err(e) => errln!("warning: cannot write the reports into {}: {e}", dir.display()),
-        }
-    }
-    if let Some(active) = state.run.as_mut() {
-        for (step, by) in &outcome.approvals {
-            active.approvals.insert(step.clone(), Approval { by: by.clone(), at: SystemTime::now() });
-        }
-        active.awaiting = outcome.awaiting.clone();
-        active.status = match outcome.status {
-            RunStatus::Paused => RunState::Paused,
-            RunStatus::Interrupted => RunState::Interrupted,
-            _ => RunState::Failed,
-        };
-    }
-    if finished {
-        state.run = None;
-        record_history(state, &run_report, None);
-        state.last_apply = Some(LastApply {
-            run: run_id.clone(),
-            operation: plan.run.title().to_string(),
-            document_hash: plan.fingerprint.document_hash.clone(),
-            finished_at: SystemTime::now(),
-            status: status_word.to_string(),
-        });
-    }
-    if let Err(e) = store.save(state) {
-        return report(ui, &e);
+        (Some(Err(e)), Some(dir)) => errln!("warning: cannot write the reports into {}: {e}", dir.display()),
+        _ => {}
     }
     if !args.quiet {
-        print_outcome(&run_report, args.format, ui, &session.path);
+        print_outcome(&result.report, args.format, ui, &held.workspace.path);
     }
-    match outcome.status {
+    match result.status {
         RunStatus::Succeeded => exit::OK,
         RunStatus::Paused => exit::AWAITING_APPROVAL,
         _ => exit::ERROR,
     }
-}
-
-/// Remember a finished run for `drplan history`.
-pub fn record_history(state: &mut State, run: &RunReport, drill: Option<String>) {
-    state.history.push(HistoryEntry {
-        run: run.run.clone(),
-        kind: run.kind.title().to_string(),
-        status: run.status.clone(),
-        started_at: run.started_at,
-        finished_at: run.finished_at,
-        rto_ms: run.rto.as_ref().map(|r| r.measured_ms),
-        rto_objective_ms: run.objectives.rto_ms,
-        data_loss_ms: run.data_loss.as_ref().map(|l| l.max_time_ms),
-        rpo_objective_ms: run.objectives.rpo_ms,
-        drill,
-        notes: (!run.notes.is_empty()).then(|| run.notes.join("\n")),
-    });
-    let excess = state.history.len().saturating_sub(HISTORY_KEPT);
-    state.history.drain(..excess);
 }
 
 fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std::path::Path) {
@@ -297,29 +118,6 @@ fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std
             }
         }
     }
-}
-
-/// What the journal (and the recorded approvals) say was already done.
-fn prior_from(journal: &[JournalRecord], active: &ActiveRun) -> Prior {
-    let mut succeeded = HashSet::new();
-    let mut last_seq = 0;
-    for record in journal {
-        last_seq = last_seq.max(record.seq);
-        match &record.event {
-            JournalEvent::Succeeded { .. } | JournalEvent::Approved { .. } => {
-                succeeded.insert(record.step.clone());
-            }
-            // A later failure or restart of the same step replaces an earlier success only
-            // when the step was retried, which the engine never does after success.
-            _ => {}
-        }
-    }
-    let approved = active.approvals.iter().map(|(k, v)| (k.clone(), v.by.clone())).collect();
-    Prior { succeeded, approved, last_seq }
-}
-
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
 }
 
 /// First Ctrl-C: start nothing new and let running steps finish. Second: abort them (a data
@@ -368,6 +166,22 @@ impl Approver for TerminalApprover {
             }
             "n" | "no" => Answer::Rejected { by: user },
             _ => Answer::Later,
+        }
+    }
+}
+
+/// Say what the command found when it took the plan (a drill open too long was cleaned up).
+pub fn announce(held: &Held<'_>) {
+    if let Some(expired) = &held.expired {
+        use crate::spec::time_format::human_duration;
+        errln!(
+            "Drill {} had been open for {} (more than its maximum {}): its test copies were removed.",
+            expired.id,
+            human_duration(expired.age),
+            human_duration(expired.max_age)
+        );
+        if !expired.failed.is_empty() {
+            errln!("warning: could not remove every copy of drill {}: {}", expired.id, expired.failed.join("; "));
         }
     }
 }

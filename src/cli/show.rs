@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::session::{Session, report};
+use super::session::{fail, open, report};
 use super::{Format, Ui, exit};
-use crate::planner::fingerprint::staleness;
 use crate::planner::{ActionPlan, PlanError, file};
 use crate::report::plan::render;
 use crate::report::style::Painter;
-use crate::state::StateStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,8 +22,11 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
         Ok(plan) => plan,
         Err(e) => return report(ui, &e),
     };
-    let stale = match check(&plan, ui).await {
-        Ok(reasons) => reasons,
+    let stale = match open(&plan.plan_path, ui) {
+        Ok(workspace) => match workspace.staleness(&plan).await {
+            Ok(reasons) => reasons,
+            Err(failure) => return fail(ui, failure),
+        },
         Err(code) => return code,
     };
     match args.format {
@@ -48,21 +49,4 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
         }
     }
     exit::OK
-}
-
-/// Why the saved plan is stale (empty when it is fresh).
-pub async fn check(plan: &ActionPlan, ui: Ui) -> Result<Vec<String>, u8> {
-    let session = Session::open(&plan.plan_path, ui)?;
-    if session.model.name != plan.plan {
-        return Ok(vec![format!(
-            "`{}` now holds plan `{}`, not `{}`",
-            plan.plan_path.display(),
-            session.model.name,
-            plan.plan
-        )]);
-    }
-    let state = session.store.load().map_err(|e| report(ui, &e))?;
-    let provider = session.provider()?;
-    let inventory = session.inventory(provider.as_ref()).await?;
-    Ok(staleness(plan, &session.model.document_hash, &state, &inventory))
 }

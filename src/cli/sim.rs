@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::session::{Session, report};
+use super::session::{open, report};
 use super::{Ui, exit};
 use crate::contract::OpKind;
 use crate::contract::Power;
@@ -15,6 +15,7 @@ use crate::providers::sim::world::{Fault, FaultKind};
 use crate::providers::sim::{World, WorldStore};
 use crate::spec::ProviderKind;
 use crate::spec::time_format::parse_rfc3339;
+use crate::state::StateStore;
 use crate::validate::Model;
 
 #[derive(Debug, clap::Args)]
@@ -170,8 +171,8 @@ fn edit_world(
     command: &str,
     change: impl FnOnce(&mut World) -> Result<String, String>,
 ) -> Result<(), u8> {
-    let session = Session::open(plan, ui)?;
-    let _lock = session.lock(command)?;
+    let session = open(plan, ui)?;
+    let _lock = session.store.lock(command).map_err(|e| report(ui, &e))?;
     let path = world_path(&session.model, ui)?;
     let mut store = WorldStore::new(&path);
     let mut world = store.load().map_err(|e| report(ui, &e))?;
@@ -184,8 +185,8 @@ fn edit_world(
 fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
     match args.command {
         SimCommand::Init { plan, world, force } => {
-            let session = Session::open(&plan, ui)?;
-            let _lock = session.lock("drplan sim init")?;
+            let session = open(&plan, ui)?;
+            let _lock = session.store.lock("drplan sim init").map_err(|e| report(ui, &e))?;
             let path = world_path(&session.model, ui)?;
             if path.exists() && !force {
                 return Err(fail(
@@ -217,7 +218,7 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
             let text = generate_plan(&shape);
             crate::state::atomic::write_atomic(&plan_path, text.as_bytes())
                 .map_err(|e| fail(ui, format!("cannot write {}: {e}", plan_path.display()), "check the path"))?;
-            let session = Session::open(&plan_path, ui)?;
+            let session = open(&plan_path, ui)?;
             let w = world_for(&session.model, &options);
             WorldStore::new(&out.join("world.json")).save(&w).map_err(|e| report(ui, &e))?;
             outln!(
@@ -266,7 +267,7 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
             })
         }
         SimCommand::Show { plan } => {
-            let session = Session::open(&plan, ui)?;
+            let session = open(&plan, ui)?;
             let path = world_path(&session.model, ui)?;
             let world = WorldStore::new(&path).load().map_err(|e| report(ui, &e))?;
             out!("{}", describe(&world));

@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use super::session::{Session, report};
+use super::session::{open, report};
 use super::{Ui, exit};
 use crate::state::{StateStore, UnlockOutcome};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The plan document whose lock to release.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
     /// Also break a lock whose holder still runs (only when you are sure it is stuck).
@@ -16,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: Ui) -> u8 {
-    let session = match Session::open(&args.plan, ui) {
+    let session = match open(&args.plan, ui) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::ProviderOp;
 use crate::spec::time_format;
-use crate::spec::{Direction, OnFailure, Operation};
+use crate::spec::{Direction, OnFailure};
+pub use crate::state::RunKind;
 
 /// Version of the plan file format.
 pub const PLAN_FILE_FORMAT: u32 = 1;
@@ -49,47 +50,6 @@ impl ActionPlan {
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.actions.iter().position(|a| a.id == id)
-    }
-}
-
-/// What kind of run the plan performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunKind {
-    /// Nothing moves: protection, commits, power.
-    Converge,
-    PlannedFailover,
-    UnplannedFailover,
-    Failback,
-    Drill,
-    DrillCleanup,
-    Commit,
-    Rollback,
-}
-
-impl RunKind {
-    /// The operation step filters (`only:`) see, if steps run at all.
-    pub fn step_operation(self) -> Option<Operation> {
-        match self {
-            RunKind::PlannedFailover => Some(Operation::Planned),
-            RunKind::UnplannedFailover => Some(Operation::Unplanned),
-            RunKind::Failback => Some(Operation::Failback),
-            RunKind::Drill => Some(Operation::Drill),
-            _ => None,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            RunKind::Converge => "converge",
-            RunKind::PlannedFailover => "planned failover",
-            RunKind::UnplannedFailover => "unplanned failover",
-            RunKind::Failback => "failback",
-            RunKind::Drill => "drill",
-            RunKind::DrillCleanup => "drill cleanup",
-            RunKind::Commit => "commit",
-            RunKind::Rollback => "rollback",
-        }
     }
 }
 

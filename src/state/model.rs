@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::Operation;
 use crate::spec::time_format::{self, opt_time};
 
 /// The state format this build reads and writes.
@@ -33,6 +34,57 @@ pub struct State {
     pub history: Vec<HistoryEntry>,
 }
 
+/// What kind of run a plan performs. State files written before this was typed hold the
+/// titles (`planned failover`), which still read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// Nothing moves: protection, commits, power.
+    Converge,
+    #[serde(alias = "planned failover")]
+    PlannedFailover,
+    #[serde(alias = "unplanned failover")]
+    UnplannedFailover,
+    Failback,
+    Drill,
+    #[serde(alias = "drill cleanup")]
+    DrillCleanup,
+    Commit,
+    Rollback,
+}
+
+impl RunKind {
+    /// The operation step filters (`only:`) see, if steps run at all.
+    pub fn step_operation(self) -> Option<Operation> {
+        match self {
+            RunKind::PlannedFailover => Some(Operation::Planned),
+            RunKind::UnplannedFailover => Some(Operation::Unplanned),
+            RunKind::Failback => Some(Operation::Failback),
+            RunKind::Drill => Some(Operation::Drill),
+            _ => None,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            RunKind::Converge => "converge",
+            RunKind::PlannedFailover => "planned failover",
+            RunKind::UnplannedFailover => "unplanned failover",
+            RunKind::Failback => "failback",
+            RunKind::Drill => "drill",
+            RunKind::DrillCleanup => "drill cleanup",
+            RunKind::Commit => "commit",
+            RunKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
 /// How many finished runs the state remembers.
 pub const HISTORY_KEPT: usize = 500;
 
@@ -57,7 +109,7 @@ pub struct OpenDrill {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub run: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub status: String,
     #[serde(with = "time_format")]
     pub started_at: SystemTime,
@@ -106,8 +158,7 @@ pub struct LastApply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveRun {
     pub id: String,
-    /// The kind of run (planned failover, failback, ...).
-    pub kind: String,
+    pub kind: RunKind,
     /// Identifies the saved plan it executes (its checksum).
     pub plan_checksum: String,
     pub document_hash: String,

@@ -208,3 +208,19 @@ pub fn check_records(disk_path: &Path, machine: &str) -> std::io::Result<RecordC
 pub fn data_disk(site_dir: &Path, machine: &str) -> PathBuf {
     site_dir.join(machine).join("disks").join(DATA_DISK)
 }
+
+/// Stop the running programs of every lab machine recorded at `sites` under `dir`, as a
+/// shutdown would: SIGTERM, then SIGKILL after a grace period.
+pub fn stop_all(dir: &Path, sites: &[&str]) {
+    for site in sites {
+        let layout = super::layout::SiteLayout { name: site.to_string(), root: dir.join(site) };
+        for (machine, _, _) in MACHINES {
+            let record = super::records::load::<super::records::MachineRecord>(&layout.record_path(machine));
+            if let Ok(Some(record)) = record
+                && let Some(process) = &record.process
+            {
+                let _ = super::process::stop(process, Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! What a state-changing command is about to execute: a new plan to review, or the unfinished
+//! run to continue; refused when it would cross another run or act on a stale view.
+
+use std::path::Path;
+
+use super::error::Failure;
+use super::execute::plan_checksum;
+use super::workspace::{Held, Workspace};
+use crate::planner::fingerprint::staleness;
+use crate::planner::{ActionPlan, PlanError, build, build_commit, build_rollback};
+use crate::validate::RecoveryPointSel;
+
+/// What an apply will execute.
+pub enum Prepared {
+    /// The unfinished run of this plan, continued where it stopped.
+    Continue(ActionPlan),
+    /// A new plan, to show and confirm first.
+    New(ActionPlan),
+}
+
+impl Held<'_> {
+    /// What applying the plan document would do now.
+    pub async fn plan(&self, parallelism: usize) -> Result<ActionPlan, Failure> {
+        let observed = self.observe().await?;
+        Ok(build(&self.input(&observed, parallelism))?)
+    }
+
+    /// Apply the plan document: continue its unfinished run (if the document is the one that
+    /// run was planned from), or plan anew.
+    pub async fn prepare_apply(&self, parallelism: usize) -> Result<Prepared, Failure> {
+        if let Some(active) = &self.state.run {
+            if active.document_hash != self.model().document_hash {
+                return Err(self.in_progress(active).into());
+            }
+            return Ok(Prepared::Continue(self.run_plan(&active.id)?));
+        }
+        Ok(Prepared::New(self.plan(parallelism).await?))
+    }
+
+    /// Apply a saved plan exactly: continue its own unfinished run, or refuse it when anything
+    /// it was computed from changed.
+    pub async fn prepare_saved(&self, plan: ActionPlan, file: &Path) -> Result<Prepared, Failure> {
+        if let Some(active) = &self.state.run {
+            if active.plan_checksum != plan_checksum(&plan) {
+                return Err(self.in_progress(active).into());
+            }
+            return Ok(Prepared::Continue(plan));
+        }
+        let inventory = self.inventory().await?;
+        let mut reasons = staleness(&plan, &self.model().document_hash, &self.state, &inventory);
+        if self.model().name != plan.plan {
+            reasons.insert(0, format!("the document now holds plan `{}`", self.model().name));
+        }
+        if !reasons.is_empty() {
+            return Err(PlanError::Stale { path: file.to_path_buf(), reasons: reasons.join("; ") }.into());
+        }
+        Ok(Prepared::New(plan))
+    }
+
+    /// `drplan commit`: commit every failover that awaits it, then reprotect.
+    pub async fn prepare_commit(&self, parallelism: usize) -> Result<ActionPlan, Failure> {
+        self.refuse_unfinished()?;
+        let observed = self.observe().await?;
+        Ok(build_commit(&self.input(&observed, parallelism))?)
+    }
+
+    /// `drplan rollback`: undo failovers that await commit, or move them to another point.
+    pub async fn prepare_rollback(
+        &self,
+        point: Option<RecoveryPointSel>,
+        parallelism: usize,
+    ) -> Result<ActionPlan, Failure> {
+        self.refuse_unfinished()?;
+        let observed = self.observe().await?;
+        Ok(build_rollback(&self.input(&observed, parallelism), point)?)
+    }
+}
+
+impl Workspace {
+    /// Why a saved plan no longer matches the world (empty when it still does).
+    pub async fn staleness(&self, plan: &ActionPlan) -> Result<Vec<String>, Failure> {
+        if self.model.name != plan.plan {
+            return Ok(vec![format!(
+                "`{}` now holds plan `{}`, not `{}`",
+                plan.plan_path.display(),
+                self.model.name,
+                plan.plan
+            )]);
+        }
+        let state = self.load_state()?;
+        let inventory = self.provider()?.inventory().await?;
+        Ok(staleness(plan, &self.model.document_hash, &state, &inventory))
+    }
+}
