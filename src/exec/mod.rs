@@ -1,6 +1,8 @@
 //! Executing an action plan against a provider.
 
+mod dispatch;
 pub mod engine;
 pub mod journal_writer;
 pub mod run_report;
 pub mod script;
+mod worker;

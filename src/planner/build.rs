@@ -7,7 +7,7 @@
 //! - failback with delta sync: sync while running, the "complete failover" gate, shut down,
 //!   final delta, fail over, boot; with full sync: shut down, full copy, fail over, boot.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,6 @@ use crate::contract::{Capabilities, Platform};
 use crate::contract::{Inventory, Power};
 use crate::contract::{OpKind, ProviderOp};
 use crate::diff::{ChangeSet, MachineDiff, Movement, ProtectionChange, Transition};
-use crate::graph::GroupGraph;
 use crate::spec::{CommitMode, Direction, FileDiagnostic, OnFailure, Via};
 use crate::state::State;
 use crate::validate::{Destination, GroupId, Model, Phase as StepPhase, RecoveryPointSel, StepKind, StepSpec};
@@ -312,7 +311,7 @@ impl<'a> Builder<'a> {
         id
     }
 
-    fn provider(&mut self, id: String, phase: Phase, d: &MachineDiff, op: ProviderOp, deps: Deps) -> String {
+    pub(super) fn provider(&mut self, id: String, phase: Phase, d: &MachineDiff, op: ProviderOp, deps: Deps) -> String {
         self.push(Action {
             id,
             phase,
@@ -340,308 +339,6 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn build(&mut self, changes: &ChangeSet) {
-        let model = self.model;
-        let graph = GroupGraph::new(model);
-        let moving: Vec<&MachineDiff> = changes.machines.iter().filter(|d| d.movement != Movement::Stay).collect();
-        // Positions in `diffs` by group, computed once per list.
-        let group_index = |diffs: &[&MachineDiff]| -> Vec<Vec<usize>> {
-            let mut index = vec![Vec::new(); model.groups.len()];
-            for (i, d) in diffs.iter().enumerate() {
-                index[model.machines[d.id].group].push(i);
-            }
-            index
-        };
-        let moving_by_group = group_index(&moving);
-        let unplanned = self.run == RunKind::UnplannedFailover;
-        let failback_sync = (self.run == RunKind::Failback).then_some(model.target.sync);
-
-        // Failback with delta sync, phase 1: copy while the live machines keep running.
-        let mut gate = None;
-        if failback_sync == Some(SyncMode::Delta) && !moving.is_empty() {
-            let mut presyncs = Vec::new();
-            for d in &moving {
-                let (from, to) = ends(d);
-                let op =
-                    ProviderOp::Sync { machine: d.name.clone(), from, to, mode: SyncMode::Delta, final_sync: false };
-                presyncs.push(self.provider(format!("presync/{}", d.name), Phase::PreSync, d, op, Deps::none()));
-            }
-            let (from, to) = ends(moving[0]);
-            gate = Some(self.push(Action {
-                id: "gate/complete-failover".into(),
-                phase: Phase::Gate,
-                group: None,
-                machine: None,
-                kind: ActionKind::Manual {
-                    prompt: format!(
-                        "Complete the failover: shut down the machines at {from}, transfer the last changes and start them at {to}"
-                    ),
-                    approvers: Vec::new(),
-                },
-                needs: presyncs,
-                after: Vec::new(),
-                estimate_ms: 0,
-                on_failure: OnFailure::Stop,
-            }));
-        }
-
-        // Shut down in reverse group order: a group stops once the groups waiting for it have.
-        let shut_down = !moving.is_empty() && (!unplanned || model.target.try_shutdown);
-        let mut shutdown_of: HashMap<usize, String> = HashMap::new();
-        let mut sync_of: HashMap<usize, String> = HashMap::new();
-        if shut_down {
-            let mut stopped: HashMap<GroupId, String> = HashMap::new();
-            for g in graph.shutdown_order() {
-                let after_dependents: Vec<String> =
-                    graph.dependents(g).iter().filter_map(|d| stopped.get(d).cloned()).collect();
-                let mut ids = Vec::new();
-                for &i in &moving_by_group[g] {
-                    let d = moving[i];
-                    if d.power == Some(Power::Off) {
-                        continue;
-                    }
-                    let (from, _) = ends(d);
-                    let timeout = model.machines[d.id].boot_timeout;
-                    let op = ProviderOp::Shutdown { machine: d.name.clone(), site: from, timeout };
-                    let deps = Deps {
-                        needs: gate.iter().cloned().collect(),
-                        after: after_dependents.clone(),
-                        on_failure: if unplanned { OnFailure::Continue } else { OnFailure::Stop },
-                    };
-                    let id = self.provider(format!("shutdown/{}", d.name), Phase::Shutdown, d, op, deps);
-                    shutdown_of.insert(i, id.clone());
-                    ids.push(id);
-                }
-                if !ids.is_empty() || !after_dependents.is_empty() {
-                    let mut after = ids;
-                    after.extend(after_dependents);
-                    let id = self.barrier(
-                        format!("stopped/{}", model.groups[g].name),
-                        Phase::Shutdown,
-                        Some(model.groups[g].name.clone()),
-                        after,
-                    );
-                    stopped.insert(g, id);
-                }
-            }
-            // The final sync: everything the source wrote reaches the target.
-            let syncs = self.mode == Mode::Normal;
-            for (i, d) in moving.iter().enumerate().filter(|_| syncs) {
-                let (from, to) = ends(d);
-                let mode = failback_sync.unwrap_or(SyncMode::Delta);
-                let op = ProviderOp::Sync { machine: d.name.clone(), from, to, mode, final_sync: true };
-                let previous: Vec<String> = shutdown_of.get(&i).cloned().into_iter().chain(gate.clone()).collect();
-                let deps = if unplanned {
-                    Deps { needs: Vec::new(), after: previous, on_failure: OnFailure::Continue }
-                } else {
-                    Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
-                };
-                let id = self.provider(format!("sync/{}", d.name), Phase::FinalSync, d, op, deps);
-                sync_of.insert(i, id);
-            }
-        }
-
-        let shut_down_ids: HashSet<&str> = shutdown_of.keys().map(|&i| moving[i].name.as_str()).collect();
-        // Fail over every moving machine; booting is ordered separately, by group.
-        let mut failover_of: HashMap<&str, String> = HashMap::new();
-        for (i, d) in moving.iter().enumerate() {
-            let (from, to) = ends(d);
-            let destination =
-                if matches!(d.movement, Movement::Forward { .. }) { Destination::Recovery } else { Destination::Home };
-            let point = if unplanned { d.point.as_ref().map(|p| p.id) } else { None };
-            let (id, op) = match self.mode {
-                Mode::Revert => {
-                    (format!("revert/{}", d.name), ProviderOp::Revert { machine: d.name.clone(), from, to })
-                }
-                Mode::Repoint(_) => (
-                    format!("repoint/{}", d.name),
-                    ProviderOp::ChangePoint {
-                        machine: d.name.clone(),
-                        site: to,
-                        point: d.point.as_ref().map_or(0, |p| p.id),
-                    },
-                ),
-                _ => (
-                    format!("failover/{}", d.name),
-                    ProviderOp::Failover {
-                        machine: d.name.clone(),
-                        from,
-                        to,
-                        point,
-                        prefer_synced: unplanned && model.target.try_shutdown,
-                        nics: model.addresses(d.id, destination),
-                    },
-                ),
-            };
-            let previous: Vec<String> = sync_of
-                .get(&i)
-                .cloned()
-                .into_iter()
-                .chain(shutdown_of.get(&i).cloned().filter(|_| self.mode != Mode::Normal))
-                .collect();
-            let deps = if unplanned {
-                Deps { needs: Vec::new(), after: previous, on_failure: OnFailure::Continue }
-            } else {
-                Deps { needs: previous, after: Vec::new(), on_failure: OnFailure::Stop }
-            };
-            let id = self.provider(id, Phase::Failover, d, op, deps);
-            failover_of.insert(d.name.as_str(), id);
-        }
-
-        // Boot groups in order, with their steps.
-        let starting: Vec<&MachineDiff> =
-            changes.machines.iter().filter(|d| d.movement != Movement::Stay || d.start).collect();
-        let steps_run = self.run.step_operation().is_some() && !moving.is_empty();
-        let mut done_of: HashMap<GroupId, String> = HashMap::new();
-        let mut start_of: HashMap<&str, String> = HashMap::new();
-        let mut boot_done = Vec::new();
-        let starting_by_group = group_index(&starting);
-        if !starting.is_empty() {
-            for g in graph.boot_order() {
-                let group = &model.groups[g];
-                let members = &starting_by_group[g];
-                let context = self.group_context(&starting, members);
-                let runs_steps = steps_run && (!members.is_empty() || group.machines.is_empty());
-                if members.is_empty() && !runs_steps {
-                    // Nothing to do here; keep the ordering through it.
-                    let after: Vec<String> =
-                        graph.dependencies(g).iter().filter_map(|d| done_of.get(d).cloned()).collect();
-                    if !after.is_empty() {
-                        let id =
-                            self.barrier(format!("done/{}", group.name), Phase::Boot, Some(group.name.clone()), after);
-                        done_of.insert(g, id);
-                    }
-                    continue;
-                }
-                let after_deps: Vec<String> =
-                    graph.dependencies(g).iter().filter_map(|d| done_of.get(d).cloned()).collect();
-                let begin =
-                    self.barrier(format!("begin/{}", group.name), Phase::Boot, Some(group.name.clone()), after_deps);
-                let mut last = begin.clone();
-                if runs_steps {
-                    for step in self.applicable(&group.before) {
-                        last = self.step(g, step, StepPhase::Before, vec![last], &context);
-                    }
-                }
-                let mut started = Vec::new();
-                for i in members.iter().copied() {
-                    let d = starting[i];
-                    let site = d.desired.clone();
-                    let destination = match d.movement {
-                        Movement::Forward { .. } => Destination::Recovery,
-                        Movement::Back { .. } => Destination::Home,
-                        // A staying machine keeps its addresses.
-                        Movement::Stay => Destination::Recovery,
-                    };
-                    let nics =
-                        if d.movement == Movement::Stay { Vec::new() } else { model.addresses(d.id, destination) };
-                    let timeout = model.machines[d.id].boot_timeout;
-                    let op = ProviderOp::Start { machine: d.name.clone(), site, nics, timeout };
-                    let needs: Vec<String> = failover_of.get(d.name.as_str()).cloned().into_iter().collect();
-                    let deps = Deps {
-                        needs,
-                        after: vec![last.clone()],
-                        on_failure: if self.run == RunKind::UnplannedFailover || self.run == RunKind::Converge {
-                            OnFailure::Continue
-                        } else {
-                            OnFailure::Stop
-                        },
-                    };
-                    let id = self.provider(format!("start/{}", d.name), Phase::Boot, d, op, deps);
-                    start_of.insert(d.name.as_str(), id.clone());
-                    started.push(id);
-                }
-                let mut after_starts = started.clone();
-                if after_starts.is_empty() {
-                    after_starts.push(last.clone());
-                }
-                if runs_steps {
-                    let mut previous = after_starts;
-                    for step in self.applicable(&group.after) {
-                        let id = self.step(g, step, StepPhase::After, previous, &context);
-                        previous = vec![id];
-                    }
-                    after_starts = previous;
-                }
-                let done =
-                    self.barrier(format!("done/{}", group.name), Phase::Boot, Some(group.name.clone()), after_starts);
-                done_of.insert(g, done.clone());
-                boot_done.push(done);
-            }
-        }
-        let booted = (!boot_done.is_empty()).then(|| self.barrier("booted".into(), Phase::Boot, None, boot_done));
-
-        // Commit, then protection (reverse replication waits for the commit).
-        let auto_commit = model.target.commit == CommitMode::Auto;
-        for d in &changes.machines {
-            let moved = d.movement != Movement::Stay && self.mode == Mode::Normal;
-            let commit = (moved && auto_commit) || d.commit;
-            let mut previous: Vec<String> = Vec::new();
-            if commit {
-                let op = ProviderOp::Commit { machine: d.name.clone(), site: d.desired.clone() };
-                let deps = Deps {
-                    needs: start_of.get(d.name.as_str()).cloned().into_iter().collect(),
-                    after: booted.iter().cloned().collect(),
-                    on_failure: OnFailure::Continue,
-                };
-                previous.push(self.provider(format!("commit/{}", d.name), Phase::Commit, d, op, deps));
-            }
-            let protection = if moved {
-                let partner = model.site(model.partner_of(model.site_id(&d.desired).unwrap_or_default())).name.clone();
-                let partner_up = self.inventory.sites.get(&partner).is_none_or(|s| s.reachable);
-                if model.target.reprotect && auto_commit && partner_up {
-                    ProtectionChange::Reprotect { from: d.desired.clone(), to: partner }
-                } else {
-                    if model.target.reprotect && auto_commit {
-                        let note = format!(
-                            "{partner} is unreachable: reprotection waits for it (apply again once it is back)"
-                        );
-                        if !self.notes.contains(&note) {
-                            self.notes.push(note);
-                        }
-                    }
-                    ProtectionChange::None
-                }
-            } else {
-                d.protection.clone()
-            };
-            // After an unplanned failover the old source may still run: it must stop before
-            // it is overwritten by reverse replication.
-            let stale = match (&d.stop_stale_copy, &protection) {
-                (Some(site), _) => Some(site.clone()),
-                (None, ProtectionChange::Reprotect { to, .. })
-                    if moved && d.power == Some(Power::On) && !shut_down_ids.contains(d.name.as_str()) =>
-                {
-                    Some(to.clone())
-                }
-                _ => None,
-            };
-            if let Some(site) = &stale {
-                let timeout = model.machines[d.id].boot_timeout;
-                let op = ProviderOp::Shutdown { machine: d.name.clone(), site: site.clone(), timeout };
-                let deps = Deps { needs: previous.clone(), after: Vec::new(), on_failure: OnFailure::Stop };
-                previous = vec![self.provider(format!("stop-stale/{}", d.name), Phase::Protect, d, op, deps)];
-            }
-            let (id, op) = match protection {
-                ProtectionChange::None => continue,
-                ProtectionChange::Enable { from, to } => {
-                    (format!("protect/{}", d.name), ProviderOp::EnableProtection { machine: d.name.clone(), from, to })
-                }
-                ProtectionChange::Reprotect { from, to } => {
-                    (format!("reprotect/{}", d.name), ProviderOp::Reprotect { machine: d.name.clone(), from, to })
-                }
-                ProtectionChange::Resync { from, to } => (
-                    format!("resync/{}", d.name),
-                    ProviderOp::Sync { machine: d.name.clone(), from, to, mode: SyncMode::Delta, final_sync: false },
-                ),
-            };
-            // A staying machine is protected after it starts, whether or not the start worked.
-            let after = if moved { Vec::new() } else { start_of.get(d.name.as_str()).cloned().into_iter().collect() };
-            let deps = Deps { needs: previous, after, on_failure: OnFailure::Continue };
-            self.provider(id, Phase::Protect, d, op, deps);
-        }
-    }
-
     pub(super) fn applicable<'s>(&self, steps: &'s [StepSpec]) -> Vec<&'s StepSpec> {
         let (Some(operation), Some(direction)) = (self.run.step_operation(), self.direction) else {
             return Vec::new();
@@ -650,7 +347,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The site and addresses a group's scripts are told about, for a failover or failback.
-    fn group_context(&self, starting: &[&MachineDiff], members: &[usize]) -> (String, Vec<String>) {
+    pub(super) fn group_context(&self, starting: &[&MachineDiff], members: &[usize]) -> (String, Vec<String>) {
         let site = members.first().map(|&i| starting[i].desired.clone()).or_else(|| self.actions_site());
         let ips = members
             .iter()
@@ -738,19 +435,19 @@ impl<'a> Builder<'a> {
 }
 
 /// What an action waits for.
-struct Deps {
-    needs: Vec<String>,
-    after: Vec<String>,
-    on_failure: OnFailure,
+pub(super) struct Deps {
+    pub(super) needs: Vec<String>,
+    pub(super) after: Vec<String>,
+    pub(super) on_failure: OnFailure,
 }
 
 impl Deps {
-    fn none() -> Self {
+    pub(super) fn none() -> Self {
         Deps { needs: Vec::new(), after: Vec::new(), on_failure: OnFailure::Stop }
     }
 }
 
-fn ends(d: &MachineDiff) -> (String, String) {
+pub(super) fn ends(d: &MachineDiff) -> (String, String) {
     match &d.movement {
         Movement::Forward { from, to } | Movement::Back { from, to } => (from.clone(), to.clone()),
         Movement::Stay => (d.desired.clone(), d.desired.clone()),

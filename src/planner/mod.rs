@@ -8,6 +8,7 @@ pub mod error;
 pub mod file;
 pub mod fingerprint;
 pub mod schedule;
+mod transition;
 
 pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
 pub use build::{PlanInput, build, build_commit, build_rollback};

@@ -2,6 +2,7 @@
 //! scale benchmarks.
 
 pub mod generate;
+mod ops;
 pub mod provider;
 mod rng;
 pub mod world;

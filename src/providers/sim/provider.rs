@@ -6,17 +6,17 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::ops::apply_op;
 use super::rng::Rng;
-use super::world::{FaultKind, SimCopy, SimMachine, SimReplication, SimTestCopy, World, WorldStore};
+use super::world::{FaultKind, SimCopy, SimMachine, World, WorldStore};
 use crate::contract::SyncMode;
 use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
 use crate::contract::{
     Consistency, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
     ReplicationHealth, SiteInventory, TestCopy,
 };
-use crate::contract::{DataLoss, OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::contract::{OpOutcome, Provider, ProviderError, ProviderFuture};
 use crate::spec::ProviderKind;
-use crate::spec::time_format::human_bytes;
 use crate::validate::Model;
 
 pub struct SimProvider {
@@ -213,7 +213,7 @@ fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
     Duration::from_millis(ms) + transfer_time(world, op, id)
 }
 
-fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
+pub(super) fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
     match op {
         ProviderOp::EnableProtection { .. } => m.disk_bytes,
         ProviderOp::Sync { to, mode: SyncMode::Full, .. } => {
@@ -254,7 +254,7 @@ fn blank_copy(template: Option<&SimCopy>) -> SimCopy {
 }
 
 /// Bring the copy at `to` up to the live data at `from`, creating it when absent.
-fn refresh_copy<'m>(m: &'m mut SimMachine, from: &str, to: &str) -> &'m mut SimCopy {
+pub(super) fn refresh_copy<'m>(m: &'m mut SimMachine, from: &str, to: &str) -> &'m mut SimCopy {
     let template = m.copies.get(from).cloned();
     let written = m.written;
     let target = m.copies.entry(to.to_string()).or_insert_with(|| blank_copy(template.as_ref()));
@@ -263,308 +263,29 @@ fn refresh_copy<'m>(m: &'m mut SimMachine, from: &str, to: &str) -> &'m mut SimC
     target
 }
 
-fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
+pub(super) fn nic_states(nics: &[NicAssignment]) -> Vec<NicState> {
     nics.iter().map(|n| NicState { network: n.network.clone(), ip: n.ip }).collect()
 }
 
-fn done(summary: impl Into<String>) -> OpOutcome {
+pub(super) fn done(summary: impl Into<String>) -> OpOutcome {
     OpOutcome { summary: summary.into(), already_done: true, ..OpOutcome::default() }
 }
 
-fn did(summary: impl Into<String>) -> OpOutcome {
+pub(super) fn did(summary: impl Into<String>) -> OpOutcome {
     OpOutcome { summary: summary.into(), ..OpOutcome::default() }
 }
 
-fn fail(message: impl Into<String>) -> ProviderError {
+pub(super) fn fail(message: impl Into<String>) -> ProviderError {
     ProviderError::failed(message)
 }
 
 /// A point of the live data, taken now.
-fn new_point(m: &mut SimMachine, now: SystemTime, app_every: u32) -> u64 {
+pub(super) fn new_point(m: &mut SimMachine, now: SystemTime, app_every: u32) -> u64 {
     let id = m.push_point(now, m.written, app_every);
     if let Some(rep) = m.replication.as_mut() {
         rep.last_point = now;
     }
     id
-}
-
-/// The effect of an operation on one machine. Repeating a finished operation is a no-op.
-fn apply_op(m: &mut SimMachine, op: &ProviderOp, now: SystemTime, app_every: u32) -> Result<OpOutcome, ProviderError> {
-    let name = op.machine();
-    match op {
-        ProviderOp::EnableProtection { from, to, .. } => {
-            if m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
-                return Ok(done(format!("{name} already replicates {from} → {to}")));
-            }
-            if &m.active != from {
-                return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
-            }
-            let bytes = m.disk_bytes;
-            refresh_copy(m, from, to).power = Power::Off;
-            m.points.clear();
-            m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });
-            let point = new_point(m, now, app_every);
-            Ok(OpOutcome {
-                summary: format!("{name}: initial replication {from} → {to} ({}), point {point}", human_bytes(bytes)),
-                bytes_transferred: Some(bytes),
-                point: Some(point),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::TakePoint { from, to, .. } => {
-            if !m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
-                return Err(fail(format!("{name} does not replicate {from} → {to}")));
-            }
-            let bytes = transfer_bytes(m, op);
-            let point = new_point(m, now, app_every);
-            if let Some(replica) = m.copies.get_mut(to) {
-                replica.generation = m.written;
-            }
-            Ok(OpOutcome {
-                summary: format!("{name}: point {point} ({} transferred)", human_bytes(bytes)),
-                bytes_transferred: Some(bytes),
-                point: Some(point),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::Shutdown { site, .. } => {
-            let copy = m
-                .copies
-                .get_mut(site)
-                .ok_or_else(|| ProviderError::NotFound { machine: name.to_string(), site: site.clone() })?;
-            if copy.power == Power::Off {
-                return Ok(done(format!("{name} is already off at {site}")));
-            }
-            copy.power = Power::Off;
-            Ok(did(format!("{name} shut down at {site}")))
-        }
-        ProviderOp::Start { site, nics, .. } => {
-            if &m.active != site {
-                return Err(fail(format!("{name}: the live copy is at {}, not {site}; fail over first", m.active)));
-            }
-            let copy = m
-                .copies
-                .get_mut(site)
-                .ok_or_else(|| ProviderError::NotFound { machine: name.to_string(), site: site.clone() })?;
-            if !copy.consistent {
-                return Err(fail(format!("{name} at {site} is inconsistent; it must be synced before it can start")));
-            }
-            if copy.power == Power::On {
-                return Ok(done(format!("{name} is already running at {site}")));
-            }
-            copy.power = Power::On;
-            if !nics.is_empty() {
-                copy.nics = nic_states(nics);
-            }
-            Ok(did(format!("{name} started at {site}")))
-        }
-        ProviderOp::Sync { from, to, mode, final_sync, .. } => {
-            if &m.active != from {
-                return Err(fail(format!("{name}: sync source {from} is not the live copy ({})", m.active)));
-            }
-            let source_power = m.copies.get(from).map(|c| c.power);
-            if *final_sync && source_power == Some(Power::On) {
-                return Err(fail(format!("{name}: a final sync needs {from} shut down first")));
-            }
-            if m.copies.get(to).is_some_and(|c| c.consistent && c.generation == m.written) {
-                return Ok(done(format!("{name}: {to} already holds the latest data")));
-            }
-            let bytes = transfer_bytes(m, op);
-            let written = m.written;
-            refresh_copy(m, from, to).power = Power::Off;
-            let kind = match mode {
-                SyncMode::Delta => "delta",
-                SyncMode::Full => "full copy",
-            };
-            let when = if *final_sync { "final " } else { "" };
-            Ok(OpOutcome {
-                summary: format!("{name}: {when}{kind} {from} → {to}, {}", human_bytes(bytes)),
-                bytes_transferred: Some(bytes),
-                verified: Some(format!("generation {written} at {to} equals {from}")),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::Failover { from, to, point, prefer_synced, nics, .. } => {
-            if &m.active == to {
-                return Ok(done(format!("{name} already runs from {to}")));
-            }
-            let copy = m.copies.get(to).ok_or_else(|| fail(format!("{name} has no copy at {to}; protect it first")))?;
-            if !copy.consistent {
-                return Err(fail(format!("{name} at {to} is inconsistent; sync it again before failing over")));
-            }
-            let synced = copy.generation == m.written;
-            let point = if *prefer_synced && synced { &None } else { point };
-            let (generation, loss, used_point) = match point {
-                None => {
-                    if copy.generation != m.written {
-                        return Err(fail(format!(
-                            "{name}: {to} is {} behind {from}; a final sync must come first",
-                            human_bytes(m.written.abs_diff(copy.generation))
-                        )));
-                    }
-                    (m.written, DataLoss { time: Duration::ZERO, bytes: Some(0) }, None)
-                }
-                Some(id) => {
-                    let p = m.points.iter().find(|p| p.id == *id).ok_or_else(|| {
-                        fail(format!("{name}: recovery point {id} no longer exists (retention or commit)"))
-                    })?;
-                    let loss = DataLoss {
-                        time: now.duration_since(p.time).unwrap_or_default(),
-                        bytes: Some(m.written.saturating_sub(p.generation)),
-                    };
-                    (p.generation, loss, Some(p.id))
-                }
-            };
-            let source_written = m.written;
-            let target = m.copies.get_mut(to).expect("checked above");
-            target.generation = generation;
-            target.power = Power::Off;
-            if !nics.is_empty() {
-                target.nics = nic_states(nics);
-            }
-            m.active = to.clone();
-            m.written = generation;
-            m.written_at = now;
-            m.replication = None;
-            m.commit_pending = true;
-            let verified = match used_point {
-                None => format!("generation {generation} equals {from} at shutdown"),
-                Some(p) => format!("generation {generation} equals point {p}"),
-            };
-            let what = used_point.map_or_else(|| "latest synced data".to_string(), |p| format!("point {p}"));
-            Ok(OpOutcome {
-                summary: format!(
-                    "{name} failed over {from} → {to} from {what}{}",
-                    if source_written > generation {
-                        format!(", {} lost", human_bytes(source_written - generation))
-                    } else {
-                        String::new()
-                    }
-                ),
-                point: used_point,
-                data_loss: Some(loss),
-                verified: Some(verified),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::Commit { site, .. } => {
-            if !m.commit_pending {
-                return Ok(done(format!("{name}: nothing to commit at {site}")));
-            }
-            m.commit_pending = false;
-            m.points.clear();
-            Ok(did(format!("{name}: failover committed at {site}")))
-        }
-        ProviderOp::ChangePoint { site, point, .. } => {
-            if &m.active != site || !m.commit_pending {
-                return Err(fail(format!("{name} has no uncommitted failover at {site}")));
-            }
-            if m.copies.get(site).is_some_and(|c| c.power == Power::On) {
-                return Err(fail(format!(
-                    "{name} is running at {site}; shut it down before changing its recovery point"
-                )));
-            }
-            let p = m
-                .points
-                .iter()
-                .find(|p| p.id == *point)
-                .cloned()
-                .ok_or_else(|| fail(format!("{name}: recovery point {point} does not exist")))?;
-            if m.copies.get(site).is_some_and(|c| c.generation == p.generation) && m.written == p.generation {
-                return Ok(done(format!("{name} already runs from point {point}")));
-            }
-            if let Some(copy) = m.copies.get_mut(site) {
-                copy.generation = p.generation;
-            }
-            m.written = p.generation;
-            m.written_at = now;
-            Ok(OpOutcome {
-                summary: format!("{name} at {site} now holds point {point}"),
-                point: Some(*point),
-                verified: Some(format!("generation {} equals point {point}", p.generation)),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::Revert { from, to, .. } => {
-            if &m.active == to && !m.commit_pending {
-                return Ok(done(format!("{name} already runs from {to}")));
-            }
-            if &m.active != from || !m.commit_pending {
-                return Err(fail(format!("{name} has no uncommitted failover to {from} to revert")));
-            }
-            let old = m.copies.get(to).ok_or_else(|| fail(format!("{name} has no copy at {to} to return to")))?.clone();
-            if m.copies.get(from).is_some_and(|c| c.power == Power::On) {
-                return Err(fail(format!("{name} is running at {from}; shut it down first")));
-            }
-            m.active = to.clone();
-            m.written = old.generation;
-            m.written_at = now;
-            m.commit_pending = false;
-            m.points.clear();
-            m.replication = None;
-            if let Some(discarded) = m.copies.get_mut(from) {
-                discarded.consistent = false;
-            }
-            Ok(did(format!("{name}: failover to {from} undone; {to} is live again")))
-        }
-        ProviderOp::Reprotect { from, to, .. } => {
-            if m.replication.as_ref().is_some_and(|r| &r.from == from && &r.to == to) {
-                return Ok(done(format!("{name} already replicates {from} → {to}")));
-            }
-            if &m.active != from {
-                return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
-            }
-            if m.copies.get(to).is_some_and(|c| c.power == Power::On) {
-                return Err(fail(format!("{name}: the old copy at {to} is running; shut it down before reprotecting")));
-            }
-            let bytes = transfer_bytes(m, op);
-            refresh_copy(m, from, to);
-            m.points.clear();
-            m.commit_pending = false;
-            m.replication = Some(SimReplication { from: from.clone(), to: to.clone(), since: now, last_point: now });
-            let point = new_point(m, now, app_every);
-            Ok(OpOutcome {
-                summary: format!(
-                    "{name}: reverse replication {from} → {to} ({} delta), point {point}",
-                    human_bytes(bytes)
-                ),
-                bytes_transferred: Some(bytes),
-                point: Some(point),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::CreateTestCopy { site, point, nics, drill, .. } => {
-            if m.test_copies.iter().any(|t| &t.drill == drill && &t.site == site) {
-                return Ok(done(format!("{name}: test copy for drill {drill} exists at {site}")));
-            }
-            if m.replication.as_ref().is_none_or(|r| &r.to != site) {
-                return Err(fail(format!("{name} has no replica at {site}")));
-            }
-            if !m.points.iter().any(|p| p.id == *point) {
-                return Err(fail(format!("{name}: recovery point {point} no longer exists")));
-            }
-            m.test_copies.push(SimTestCopy {
-                site: site.clone(),
-                drill: drill.clone(),
-                point: *point,
-                nics: nic_states(nics),
-                power: Power::On,
-            });
-            Ok(OpOutcome {
-                summary: format!("{name}: test copy from point {point} running at {site}"),
-                point: Some(*point),
-                ..OpOutcome::default()
-            })
-        }
-        ProviderOp::RemoveTestCopy { site, drill, .. } => {
-            let before = m.test_copies.len();
-            m.test_copies.retain(|t| !(&t.drill == drill && &t.site == site));
-            if m.test_copies.len() == before {
-                return Ok(done(format!("{name}: no test copy of drill {drill} at {site}")));
-            }
-            Ok(did(format!("{name}: test copy of drill {drill} removed from {site}")))
-        }
-    }
 }
 
 fn machine_inventory(world: &World, m: &SimMachine, now: SystemTime, processing_delay: Duration) -> MachineInventory {

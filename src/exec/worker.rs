@@ -1,0 +1,174 @@
+//! What runs one step: journal its attempts, report progress, retry what may be retried,
+//! and come back with how it ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Event;
+use super::journal_writer::JournalHandle;
+use super::script::run_script;
+use crate::contract::{Provider, ProviderError, ProviderOp};
+use crate::state::JournalEvent;
+
+/// How a step ended, as its worker reports it.
+pub(super) enum Done {
+    Ok(String),
+    Approved {
+        by: String,
+    },
+    Failed(String),
+    /// Nobody could answer a manual step now: the run pauses.
+    Later,
+}
+
+pub(super) fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
+    match op {
+        ProviderOp::Start { timeout, .. } | ProviderOp::Shutdown { timeout, .. } => *timeout,
+        _ => default,
+    }
+}
+
+/// What every worker does around its attempts: journal, progress events, abortable waits.
+pub(super) struct StepLog {
+    pub(super) index: usize,
+    pub(super) id: String,
+    pub(super) journal: JournalHandle,
+    pub(super) abort: CancellationToken,
+    pub(super) events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl StepLog {
+    fn emit(&self, event: Event) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    fn started(&self, attempt: u32) {
+        self.journal.note(&self.id, JournalEvent::Started { attempt });
+        self.emit(Event::Started { index: self.index, attempt });
+    }
+
+    /// Record success durably; only then may dependents start.
+    async fn succeeded(&self, detail: String, outcome: serde_json::Value) -> Done {
+        match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome }).await {
+            Ok(()) => Done::Ok(detail),
+            Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
+        }
+    }
+
+    /// Note a failed attempt and wait before the next one (cut short by an abort).
+    async fn retry_after(&self, attempt: u32, error: String, wait: Duration) {
+        self.journal.note(&self.id, JournalEvent::Failed { error: error.clone(), attempt });
+        self.emit(Event::Retrying { index: self.index, attempt, error, delay: wait });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.abort.cancelled() => {}
+        }
+    }
+
+    async fn failed(&self, error: &str, attempt: u32) {
+        let _ = self.journal.commit(&self.id, JournalEvent::Failed { error: error.to_string(), attempt }).await;
+    }
+
+    fn may_retry(&self, attempt: u32, retries: u32) -> bool {
+        attempt <= retries && !self.abort.is_cancelled()
+    }
+}
+
+pub(super) struct ProviderWorker {
+    pub(super) log: StepLog,
+    pub(super) op: ProviderOp,
+    pub(super) timeout: Duration,
+    pub(super) provider: Arc<dyn Provider>,
+    pub(super) retries: u32,
+    pub(super) backoff: Duration,
+}
+
+impl ProviderWorker {
+    pub(super) async fn run(self) -> Done {
+        let log = &self.log;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            log.started(attempt);
+            let call = self.provider.execute(&self.op, log.abort.child_token());
+            let result = match tokio::time::timeout(self.timeout, call).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::TimedOut { after: self.timeout }),
+            };
+            match result {
+                Ok(outcome) => {
+                    let value = serde_json::to_value(&outcome).unwrap_or_default();
+                    return log.succeeded(outcome.summary, value).await;
+                }
+                Err(e) if e.is_transient() && log.may_retry(attempt, self.retries) => {
+                    let backoff = self.backoff * 2u32.pow(attempt - 1);
+                    let wait = match &e {
+                        ProviderError::Throttled { retry_after } => (*retry_after).max(backoff),
+                        _ => backoff,
+                    };
+                    log.retry_after(attempt, e.to_string(), wait.min(Duration::from_secs(60))).await;
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    let interrupted = matches!(e, ProviderError::Cancelled | ProviderError::TimedOut { .. });
+                    if interrupted && self.op.moves_data() {
+                        // The target is not trusted until the transfer is redone.
+                        let reason = format!("data transfer did not finish ({error})");
+                        let _ = log.journal.commit(&log.id, JournalEvent::Interrupted { reason }).await;
+                    }
+                    log.failed(&error, attempt).await;
+                    return Done::Failed(error);
+                }
+            }
+        }
+    }
+}
+
+pub(super) struct ScriptWorker {
+    pub(super) log: StepLog,
+    pub(super) program: std::path::PathBuf,
+    pub(super) args: Vec<String>,
+    pub(super) dir: std::path::PathBuf,
+    pub(super) env: std::collections::BTreeMap<String, String>,
+    pub(super) timeout: Duration,
+    pub(super) retries: u32,
+}
+
+impl ScriptWorker {
+    pub(super) async fn run(self) -> Done {
+        let log = &self.log;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            log.started(attempt);
+            let result = tokio::select! {
+                r = run_script(&self.program, &self.args, &self.dir, &self.env, self.timeout) => r,
+                _ = log.abort.cancelled() => Err("aborted".to_string()),
+            };
+            let (ok, detail, output) = match result {
+                Ok(r) => (r.success, r.describe(), r.output),
+                Err(e) => (false, e, String::new()),
+            };
+            if ok {
+                let value = serde_json::json!({ "summary": detail, "output": output });
+                return log.succeeded(detail, value).await;
+            }
+            let error = match output.trim().lines().last() {
+                Some(last) => format!("{detail}: {last}"),
+                None => detail,
+            };
+            if log.may_retry(attempt, self.retries) {
+                let wait = (Duration::from_millis(500) * 2u32.pow(attempt - 1)).min(Duration::from_secs(30));
+                log.retry_after(attempt, error, wait).await;
+                continue;
+            }
+            log.failed(&error, attempt).await;
+            return Done::Failed(format!("{error} (after {attempt} attempt{})", if attempt == 1 { "" } else { "s" }));
+        }
+    }
+}
