@@ -7,14 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::{SimLab, transcript};
+use common::{SimLab, report, step, transcript};
 use drplan::providers::sim::world::{Fault, FaultKind};
 use drplan::state::{JournalEvent, StateStore};
 use serde_json::Value;
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}): {}", transcript(out)))
-}
 
 fn apply(lab: &SimLab, extra: &[&str]) -> Output {
     let mut args = vec!["apply", "shop.yaml", "--auto-approve", "--format", "json"];
@@ -24,10 +20,6 @@ fn apply(lab: &SimLab, extra: &[&str]) -> Output {
 
 fn resume(lab: &SimLab) -> Output {
     lab.run(&["resume", "shop.yaml", "--format", "json"])
-}
-
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
 }
 
 fn time_of(v: &Value) -> SystemTime {

@@ -404,7 +404,7 @@ impl<'a> Builder<'a> {
                     timeout: script.timeout,
                     retries: script.retries,
                 };
-                (kind, estimate, script.on_failure)
+                (kind, estimate, script.on_failure.unwrap_or_else(|| self.run.script_failure_policy()))
             }
             StepKind::Manual(manual) => (
                 ActionKind::Manual { prompt: manual.prompt.clone(), approvers: manual.approvers.clone() },

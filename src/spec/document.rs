@@ -236,9 +236,10 @@ pub struct ScriptStep {
     /// Extra attempts after a failure.
     #[serde(default)]
     pub retries: u32,
-    /// What a failure does to the run (default `stop`).
+    /// What a failure does to the run. Default: the operation's policy, `stop` in a planned
+    /// failover and a failback, `continue` in an unplanned failover and a drill.
     #[serde(default)]
-    pub on_failure: OnFailure,
+    pub on_failure: Option<OnFailure>,
     /// Run only in these operations (default: all).
     #[serde(default)]
     pub only: Option<Vec<Operation>>,
@@ -287,11 +288,10 @@ pub enum Direction {
 }
 
 /// What a failed script does to the run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// Stop the run (steps already started finish).
-    #[default]
     Stop,
     /// Record the failure and go on.
     Continue,

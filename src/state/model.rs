@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Operation;
 use crate::spec::time_format::{self, opt_time};
+use crate::spec::{OnFailure, Operation};
 
 /// The state format this build reads and writes.
 pub const STATE_FORMAT: u32 = 1;
@@ -62,6 +62,15 @@ impl RunKind {
             RunKind::Failback => Some(Operation::Failback),
             RunKind::Drill => Some(Operation::Drill),
             _ => None,
+        }
+    }
+
+    /// What a script without `on_failure` does when it fails: a planned failover or a failback
+    /// stops (re-running continues), an unplanned failover and a drill run to completion.
+    pub fn script_failure_policy(self) -> OnFailure {
+        match self {
+            RunKind::UnplannedFailover | RunKind::Drill | RunKind::Converge => OnFailure::Continue,
+            _ => OnFailure::Stop,
         }
     }
 

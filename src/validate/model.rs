@@ -193,7 +193,8 @@ pub struct ScriptSpec {
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
     pub retries: u32,
-    pub on_failure: OnFailure,
+    /// None: the operation's policy decides.
+    pub on_failure: Option<OnFailure>,
 }
 
 #[derive(Debug, Clone, Serialize)]

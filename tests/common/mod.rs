@@ -15,6 +15,16 @@ pub fn drplan(cwd: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The run report an `--format json` command printed.
+pub fn report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}): {}", transcript(out)))
+}
+
+/// A step of a run report, by id.
+pub fn step<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+}
+
 /// Exit code, stdout and stderr in one snapshot-friendly text.
 pub fn transcript(output: &Output) -> String {
     format!(
@@ -61,6 +71,14 @@ impl SimLab {
         let head = &text[..text.find("\ntarget:\n").unwrap()];
         let body: String = lines.lines().map(|l| format!("  {}\n", l.trim())).collect();
         std::fs::write(&plan, format!("{head}\ntarget:\n{body}")).unwrap();
+    }
+
+    /// Replace `old` (which must occur) with `new` in the plan document.
+    pub fn edit_plan(&self, old: &str, new: &str) {
+        let plan = self.path().join("shop.yaml");
+        let text = std::fs::read_to_string(&plan).unwrap();
+        assert!(text.contains(old), "the plan has no `{old}`");
+        std::fs::write(&plan, text.replacen(old, new, 1)).unwrap();
     }
 
     pub fn world(&self) -> drplan::providers::sim::World {
