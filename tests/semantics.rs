@@ -65,3 +65,111 @@ fn a_failing_script_without_on_failure_does_not_stop_a_drill() {
     assert_eq!(step(&r, "app/after/drill-only")["status"], "failed");
     assert_eq!(step(&r, "test-copy/web1")["status"], "succeeded", "later groups still get their copies");
 }
+
+/// Machines live at dc2 and replicating back to dc1, points taken for ten minutes, then dc2
+/// goes dark.
+fn recovery_site_lost() -> SimLab {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "12m"]).status.code(), Some(0));
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc2", "--down"]).status.code(), Some(0));
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "1m"]).status.code(), Some(0));
+    lab
+}
+
+#[test]
+fn unplanned_failback_comes_home_from_the_latest_point_with_the_loss_shown_exactly() {
+    let lab = recovery_site_lost();
+    lab.target("active: dc1\nvia: unplanned");
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["run"], "unplanned-failback");
+    assert_eq!(plan["direction"], "back");
+    assert_eq!(plan["policy"], "continue");
+    // The newest point reached dc1 at minute 10; dc2 went dark at minute 12, the plan is at 13.
+    for m in plan["machines"].as_array().unwrap() {
+        assert_eq!(m["expected_loss"]["time"], 3 * 60 * 1000, "{m}");
+    }
+    // What the world itself says came after the newest point (the clock is fixed).
+    let mut world = lab.world();
+    let now = world.now();
+    let ids: Vec<String> = world.machines.keys().cloned().collect();
+    for id in &ids {
+        world.catch_up(id, now, 12);
+    }
+    let expected: std::collections::BTreeMap<String, u64> = world
+        .machines
+        .iter()
+        .map(|(name, m)| (name.clone(), m.written - m.points.last().unwrap().generation))
+        .collect();
+    assert!(expected.values().all(|&b| b > 0), "the machines wrote after the point: {expected:?}");
+    for m in plan["machines"].as_array().unwrap() {
+        assert_eq!(m["expected_loss"]["bytes"].as_u64(), Some(expected[m["name"].as_str().unwrap()]), "{m}");
+    }
+
+    let out = apply(&lab, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let r = report(&out);
+    assert_eq!(r["kind"], "unplanned-failback");
+    let losses = r["data_loss"]["machines"].as_array().unwrap();
+    assert_eq!(losses.len(), 5);
+    for loss in losses {
+        let machine = loss["machine"].as_str().unwrap();
+        assert_eq!(loss["bytes"].as_u64(), Some(expected[machine]), "{machine}: exactly what came after the point");
+        assert_eq!(loss["time_ms"], 3 * 60 * 1000);
+    }
+    assert!(
+        r["notes"].to_string().contains("reprotection waits")
+            || lab.world().machines.values().all(|m| m.replication.is_none())
+    );
+    for m in lab.world().machines.values() {
+        assert_eq!(m.active, "dc1");
+    }
+    let history = lab.run(&["history", "shop.yaml", "--format", "json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history["history"][0]["kind"], "unplanned-failback");
+    assert_eq!(history["history"][0]["data_loss_ms"], 3 * 60 * 1000);
+}
+
+#[test]
+fn a_planned_failback_to_a_dark_recovery_site_still_says_to_go_unplanned() {
+    let lab = recovery_site_lost();
+    lab.target("active: dc1");
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::site_unreachable"), "{}", transcript(&out));
+}
+
+#[test]
+fn unplanned_failback_honours_the_recovery_point() {
+    let lab = recovery_site_lost();
+    // Points were taken at minutes 5 and 10 after the clock's start; ask for the one at 5.
+    lab.target("active: dc1\nvia: unplanned\nrecovery_point: 2026-11-01T00:07:00Z");
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for m in plan["machines"].as_array().unwrap() {
+        assert_eq!(m["expected_loss"]["time"], 8 * 60 * 1000, "{m}");
+    }
+    let r = report(&apply(&lab, &[]));
+    assert_eq!(r["data_loss"]["max_time_ms"], 8 * 60 * 1000);
+}
+
+#[test]
+fn a_planned_failback_refuses_a_recovery_point_at_its_line() {
+    let lab = SimLab::new(true);
+    lab.fail_over_in_world("dc1", "dc2");
+    lab.target("active: dc1\nrecovery_point: latest-app-consistent");
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::recovery_point_not_used"), "{stderr}");
+    let line = std::fs::read_to_string(lab.path().join("shop.yaml"))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("recovery_point"))
+        .unwrap()
+        + 1;
+    assert!(stderr.contains(&format!("shop.yaml:{line}:")), "points at line {line}: {stderr}");
+}

@@ -83,6 +83,20 @@ pub enum DiffError {
         at: SourceSpan,
     },
 
+    #[error("`{machine}` cannot fail back unplanned to the alternate location {site}")]
+    #[diagnostic(
+        code(drplan::unsupported_operation),
+        help(
+            "an unplanned failback restores the points reverse replication brought to the primary; use `location: original`, or bring the recovery site back and fail back planned to the alternate location"
+        )
+    )]
+    UnplannedAlternate {
+        machine: String,
+        site: String,
+        #[label("unplanned failback requested here")]
+        at: SourceSpan,
+    },
+
     #[error("`{machine}` has an uncommitted failover to {site}")]
     #[diagnostic(
         code(drplan::commit_pending),

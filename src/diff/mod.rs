@@ -32,6 +32,7 @@ pub enum Transition {
         to: String,
     },
     Failback {
+        via: Via,
         sync: SyncMode,
         from: String,
         to: String,
@@ -208,7 +209,7 @@ pub fn diff(model: &Model, inventory: &Inventory) -> ChangeSet {
             if forward {
                 plan_forward(model, inv, inventory.taken_at, &mut d, (&from, &to), &reachable, &mut problems);
             } else {
-                plan_back(model, inv, &mut d, (&from, &to), &reachable, &mut problems);
+                plan_back(model, inv, inventory.taken_at, &mut d, (&from, &to), &reachable, &mut problems);
             }
         }
         machines.push(d);
@@ -242,6 +243,7 @@ fn transition_of(model: &Model, machines: &[MachineDiff]) -> Transition {
     if let Some(d) = machines.iter().find(|d| matches!(d.movement, Movement::Back { .. })) {
         let Movement::Back { from, to } = &d.movement else { unreachable!() };
         return Transition::Failback {
+            via: model.target.via,
             sync: model.target.sync,
             from: from.clone(),
             to: to.clone(),
@@ -324,20 +326,7 @@ fn plan_forward(
                 problems.push(DiffError::ReplicaInconsistent { machine: d.name.clone(), site: to.into(), at });
                 return;
             }
-            match choose_point(&inv.points, model.target.recovery_point) {
-                Some(point) => {
-                    d.expected_loss = Some(ExpectedLoss {
-                        time: now.duration_since(point.time).unwrap_or_default(),
-                        bytes: point.bytes_after,
-                    });
-                    d.point = Some(point.clone());
-                }
-                None => problems.push(DiffError::NoRecoveryPoint {
-                    machine: d.name.clone(),
-                    selector: model.target.recovery_point.to_string(),
-                    at,
-                }),
-            }
+            choose_unplanned_point(model, inv, now, d, problems);
         }
     }
 }
@@ -345,6 +334,7 @@ fn plan_forward(
 fn plan_back(
     model: &Model,
     inv: &MachineInventory,
+    now: SystemTime,
     d: &mut MachineDiff,
     (from, to): (&str, &str),
     reachable: &dyn Fn(&str) -> bool,
@@ -352,6 +342,10 @@ fn plan_back(
 ) {
     let at = model.target.active_span;
     d.movement = Movement::Back { from: from.to_string(), to: to.to_string() };
+    if model.target.via == Via::Unplanned {
+        plan_unplanned_back(model, inv, now, d, (from, to), reachable, problems);
+        return;
+    }
     for site in [from, to] {
         if !reachable(site) {
             problems.push(DiffError::SiteUnreachable {
@@ -378,6 +372,71 @@ fn plan_back(
         (SyncMode::Delta, Some(r)) => r.pending_bytes,
         _ => Some(disk_total),
     };
+}
+
+/// Unplanned failback: the recovery site (live now) may be gone; the machine comes back from
+/// the newest chosen point that reverse replication brought to the primary, losing what came
+/// after it.
+fn plan_unplanned_back(
+    model: &Model,
+    inv: &MachineInventory,
+    now: SystemTime,
+    d: &mut MachineDiff,
+    (from, to): (&str, &str),
+    reachable: &dyn Fn(&str) -> bool,
+    problems: &mut Vec<DiffError>,
+) {
+    let at = model.target.active_span;
+    if model.target.alternate.is_some_and(|a| model.site(a).name == to) {
+        problems.push(DiffError::UnplannedAlternate { machine: d.name.clone(), site: to.into(), at });
+        return;
+    }
+    if !reachable(to) {
+        problems.push(DiffError::SiteUnreachable {
+            site: to.into(),
+            what: "failback",
+            help: "machines cannot start at an unreachable site",
+            at,
+        });
+    }
+    let Some(replication) = inv.replication.as_ref().filter(|r| r.from == from && r.to == to) else {
+        problems.push(DiffError::FailbackNeedsReprotect {
+            machine: d.name.clone(),
+            from: from.into(),
+            to: to.into(),
+            at,
+        });
+        return;
+    };
+    if replication.health == ReplicationHealth::Inconsistent {
+        problems.push(DiffError::ReplicaInconsistent { machine: d.name.clone(), site: to.into(), at });
+        return;
+    }
+    choose_unplanned_point(model, inv, now, d, problems);
+}
+
+/// The recovery point an unplanned move uses, and the data lost by using it.
+fn choose_unplanned_point(
+    model: &Model,
+    inv: &MachineInventory,
+    now: SystemTime,
+    d: &mut MachineDiff,
+    problems: &mut Vec<DiffError>,
+) {
+    match choose_point(&inv.points, model.target.recovery_point) {
+        Some(point) => {
+            d.expected_loss = Some(ExpectedLoss {
+                time: now.duration_since(point.time).unwrap_or_default(),
+                bytes: point.bytes_after,
+            });
+            d.point = Some(point.clone());
+        }
+        None => problems.push(DiffError::NoRecoveryPoint {
+            machine: d.name.clone(),
+            selector: model.target.recovery_point.to_string(),
+            at: model.target.active_span,
+        }),
+    }
 }
 
 /// The point a selector picks, newest first.

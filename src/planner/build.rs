@@ -134,6 +134,10 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
     for problem in check_support(model, &changes.transition, &capabilities, provider) {
         problems.push(FileDiagnostic::new(model.source.clone(), problem));
     }
+    if mode == Mode::Normal {
+        problems
+            .extend(check_point_use(model, &changes.transition).map(|p| FileDiagnostic::new(model.source.clone(), p)));
+    }
     if matches!(mode, Mode::Revert | Mode::Repoint(_)) && !capabilities.change_recovery_point {
         problems.push(FileDiagnostic::new(
             model.source.clone(),
@@ -161,12 +165,15 @@ fn build_with(input: &PlanInput, changes: &ChangeSet, mode: Mode) -> Result<Acti
             let run = if *via == Via::Planned { RunKind::PlannedFailover } else { RunKind::UnplannedFailover };
             (run, Some(Direction::Forward), Some(from.clone()), Some(to.clone()))
         }
-        Transition::Failback { from, to, .. } => {
-            (RunKind::Failback, Some(Direction::Back), Some(from.clone()), Some(to.clone()))
+        Transition::Failback { via, from, to, .. } => {
+            let run = if *via == Via::Planned { RunKind::Failback } else { RunKind::UnplannedFailback };
+            (run, Some(Direction::Back), Some(from.clone()), Some(to.clone()))
         }
     };
     let policy = match run {
-        RunKind::UnplannedFailover | RunKind::Converge | RunKind::Commit => FailurePolicy::Continue,
+        RunKind::UnplannedFailover | RunKind::UnplannedFailback | RunKind::Converge | RunKind::Commit => {
+            FailurePolicy::Continue
+        }
         _ => FailurePolicy::Stop,
     };
 
@@ -238,6 +245,13 @@ pub(super) fn check_support(
         Transition::Failover { via: Via::Unplanned, .. } if !caps.unplanned_failover.forward => {
             out.push(unsupported("unplanned failover to the recovery site".into(), "use `via: planned`"));
         }
+        Transition::Failback { via: Via::Unplanned, .. } if !caps.unplanned_failover.back => {
+            out.push(unsupported(
+                "unplanned failback to the primary site".into(),
+                "bring the recovery site back and fail back with `via: planned`",
+            ));
+        }
+        Transition::Failback { via: Via::Unplanned, .. } => {}
         Transition::Failback { sync, alternate, .. } => {
             if !caps.planned_failover.back {
                 out.push(unsupported(
@@ -257,13 +271,32 @@ pub(super) fn check_support(
         }
         _ => {}
     }
-    if matches!(transition, Transition::Failover { via: Via::Unplanned, .. })
-        && model.target.recovery_point == RecoveryPointSel::LatestAppConsistent
+    if matches!(
+        transition,
+        Transition::Failover { via: Via::Unplanned, .. } | Transition::Failback { via: Via::Unplanned, .. }
+    ) && model.target.recovery_point == RecoveryPointSel::LatestAppConsistent
         && !caps.app_consistent_points
     {
         out.push(unsupported("app-consistent recovery points".into(), "use `recovery_point: latest`"));
     }
     out
+}
+
+/// A planned move loses nothing and uses no recovery point: an explicit point other than
+/// `latest` would be silently ignored (and restoring an older point is often the whole
+/// intent), so it is refused at its line.
+fn check_point_use(model: &Model, transition: &Transition) -> Option<PlanError> {
+    let what = match transition {
+        Transition::Failover { via: Via::Planned, .. } => "planned failover",
+        Transition::Failback { via: Via::Planned, .. } => "planned failback",
+        _ => return None,
+    };
+    let at = model.target.recovery_point_span?;
+    (model.target.recovery_point != RecoveryPointSel::Latest).then(|| PlanError::PointNotUsed {
+        what,
+        point: model.target.recovery_point.to_string(),
+        at,
+    })
 }
 
 pub(super) struct Builder<'a> {
@@ -340,10 +373,10 @@ impl<'a> Builder<'a> {
     }
 
     pub(super) fn applicable<'s>(&self, steps: &'s [StepSpec]) -> Vec<&'s StepSpec> {
-        let (Some(operation), Some(direction)) = (self.run.step_operation(), self.direction) else {
+        let (operations, Some(direction)) = (self.run.step_operations(), self.direction) else {
             return Vec::new();
         };
-        steps.iter().filter(|s| s.applies_to(operation, direction)).collect()
+        steps.iter().filter(|s| s.applies_to(operations, direction)).collect()
     }
 
     /// The site and addresses a group's scripts are told about, for a failover or failback.
@@ -515,7 +548,7 @@ pub(super) fn summarize(plan: &ActionPlan, model: &Model, changes: &ChangeSet) -
     if plan.run != RunKind::Converge && model.target.commit == CommitMode::Manual {
         summary.notes.push("commit is manual: the machines stay commit-pending until `drplan commit`".into());
     }
-    if plan.run == RunKind::UnplannedFailover && model.target.try_shutdown {
+    if plan.run.is_unplanned() && model.target.try_shutdown {
         summary.notes.push("the source is shut down and synced first if it answers; then nothing is lost".into());
     }
     summary

@@ -17,6 +17,20 @@ pub enum PlanError {
         at: SourceSpan,
     },
 
+    #[error("a {what} cannot use recovery point `{point}`")]
+    #[diagnostic(
+        code(drplan::recovery_point_not_used),
+        help(
+            "a {what} shuts the source down and syncs it, so it loses nothing and restores no recovery point; to restore `{point}` (losing what came after it) use `via: unplanned`, or remove `recovery_point` (a drill takes `--point`)"
+        )
+    )]
+    PointNotUsed {
+        what: &'static str,
+        point: String,
+        #[label("not used by a {what}")]
+        at: SourceSpan,
+    },
+
     #[error("plan file `{path}` is corrupt: {reason}")]
     #[diagnostic(code(drplan::corrupt_plan_file), help("make the plan again with `drplan plan PLAN --out FILE`"))]
     CorruptFile { path: PathBuf, reason: String },

@@ -60,7 +60,7 @@ impl Builder<'_> {
     }
 
     fn unplanned(&self) -> bool {
-        self.run == RunKind::UnplannedFailover
+        self.run.is_unplanned()
     }
 
     fn failback_sync(&self) -> Option<SyncMode> {
@@ -225,11 +225,8 @@ impl Builder<'_> {
         failover_of: &HashMap<&str, String>,
     ) -> (HashMap<&'c str, String>, Option<String>) {
         let model = self.model;
-        let steps_run = self.run.step_operation().is_some() && !moves.moving.is_empty();
-        let start_failure = match self.run {
-            RunKind::UnplannedFailover | RunKind::Converge => OnFailure::Continue,
-            _ => OnFailure::Stop,
-        };
+        let steps_run = !self.run.step_operations().is_empty() && !moves.moving.is_empty();
+        let start_failure = self.run.script_failure_policy();
         let mut done_of: HashMap<GroupId, String> = HashMap::new();
         let mut start_of = HashMap::new();
         let mut boot_done = Vec::new();

@@ -46,6 +46,8 @@ pub enum RunKind {
     #[serde(alias = "unplanned failover")]
     UnplannedFailover,
     Failback,
+    /// The recovery site is gone: back to the primary from the latest point that reached it.
+    UnplannedFailback,
     Drill,
     #[serde(alias = "drill cleanup")]
     DrillCleanup,
@@ -54,22 +56,32 @@ pub enum RunKind {
 }
 
 impl RunKind {
-    /// The operation step filters (`only:`) see, if steps run at all.
-    pub fn step_operation(self) -> Option<Operation> {
+    /// The operations step filters (`only:`) match, if steps run at all. `failback` is the
+    /// planned move home (as failover types and directions combine in the reference); an
+    /// unplanned failback is an unplanned failover in the `back` direction.
+    pub fn step_operations(self) -> &'static [Operation] {
         match self {
-            RunKind::PlannedFailover => Some(Operation::Planned),
-            RunKind::UnplannedFailover => Some(Operation::Unplanned),
-            RunKind::Failback => Some(Operation::Failback),
-            RunKind::Drill => Some(Operation::Drill),
-            _ => None,
+            RunKind::PlannedFailover => &[Operation::Planned],
+            RunKind::UnplannedFailover => &[Operation::Unplanned],
+            RunKind::Failback => &[Operation::Failback],
+            RunKind::UnplannedFailback => &[Operation::Unplanned],
+            RunKind::Drill => &[Operation::Drill],
+            _ => &[],
         }
+    }
+
+    /// Runs that go on past errors and report them all.
+    pub fn is_unplanned(self) -> bool {
+        matches!(self, RunKind::UnplannedFailover | RunKind::UnplannedFailback)
     }
 
     /// What a script without `on_failure` does when it fails: a planned failover or a failback
     /// stops (re-running continues), an unplanned failover and a drill run to completion.
     pub fn script_failure_policy(self) -> OnFailure {
         match self {
-            RunKind::UnplannedFailover | RunKind::Drill | RunKind::Converge => OnFailure::Continue,
+            RunKind::UnplannedFailover | RunKind::UnplannedFailback | RunKind::Drill | RunKind::Converge => {
+                OnFailure::Continue
+            }
             _ => OnFailure::Stop,
         }
     }
@@ -80,6 +92,7 @@ impl RunKind {
             RunKind::PlannedFailover => "planned failover",
             RunKind::UnplannedFailover => "unplanned failover",
             RunKind::Failback => "failback",
+            RunKind::UnplannedFailback => "unplanned failback",
             RunKind::Drill => "drill",
             RunKind::DrillCleanup => "drill cleanup",
             RunKind::Commit => "commit",

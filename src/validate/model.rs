@@ -170,9 +170,9 @@ pub struct StepSpec {
 }
 
 impl StepSpec {
-    /// Whether this step takes part in a run of `operation` in `direction`.
-    pub fn applies_to(&self, operation: Operation, direction: Direction) -> bool {
-        self.only.as_ref().is_none_or(|o| o.contains(&operation))
+    /// Whether this step takes part in a run that is each of `operations`, in `direction`.
+    pub fn applies_to(&self, operations: &[Operation], direction: Direction) -> bool {
+        self.only.as_ref().is_none_or(|o| operations.iter().any(|op| o.contains(op)))
             && self.direction.as_ref().is_none_or(|d| d.contains(&direction))
     }
 }
@@ -210,6 +210,8 @@ pub struct TargetSpec {
     pub active_span: miette::SourceSpan,
     pub via: Via,
     pub recovery_point: RecoveryPointSel,
+    /// Where `target.recovery_point` is written, when it is.
+    pub recovery_point_span: Option<miette::SourceSpan>,
     pub sync: SyncMode,
     /// The failback location when it is not the original one.
     pub alternate: Option<SiteId>,

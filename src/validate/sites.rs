@@ -117,6 +117,7 @@ pub(super) fn check_target(cx: &mut Checker, doc: &PlanDocument, sites: &NameTab
         active_span: span_of(&t.active),
         via: t.via,
         recovery_point: recovery_point?,
+        recovery_point_span: t.recovery_point.as_ref().map(span_of),
         sync: t.sync,
         alternate,
         commit: t.commit,
