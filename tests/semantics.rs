@@ -173,3 +173,67 @@ fn a_planned_failback_refuses_a_recovery_point_at_its_line() {
         + 1;
     assert!(stderr.contains(&format!("shop.yaml:{line}:")), "points at line {line}: {stderr}");
 }
+
+/// The `db` group's check is a script next to the plan: `scripts/check.sh`, which leaves a mark.
+fn script_next_to_the_plan(lab: &SimLab) {
+    use std::os::unix::fs::PermissionsExt;
+    let scripts = lab.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    let script = scripts.join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"checked $DRPLAN_GROUP\" >> \"$(dirname \"$0\")/../checked.txt\"\n")
+        .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.edit_plan(r#"run: ["true"], timeout: 1m"#, r#"run: [scripts/check.sh], timeout: 1m"#);
+}
+
+#[test]
+fn a_saved_plan_runs_its_scripts_from_any_directory() {
+    let lab = SimLab::new(true);
+    script_next_to_the_plan(&lab);
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["plan", "shop.yaml", "--out", "f.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let saved = lab.path().join("f.plan");
+    let out =
+        common::drplan(elsewhere.path()).args(["apply", saved.to_str().unwrap(), "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(step(&report(&out), "db/after/check-db")["status"], "succeeded");
+    assert_eq!(std::fs::read_to_string(lab.path().join("checked.txt")).unwrap(), "checked db\n");
+}
+
+#[test]
+fn preflight_refuses_a_run_whose_script_is_missing_before_anything_starts() {
+    let lab = SimLab::new(true);
+    script_next_to_the_plan(&lab);
+    lab.target("active: dc2\nvia: unplanned");
+    assert_eq!(lab.run(&["plan", "shop.yaml", "--out", "f.plan"]).status.code(), Some(0));
+    std::fs::remove_file(lab.path().join("scripts/check.sh")).unwrap();
+    let before = serde_json::to_string(&lab.world().machines).unwrap();
+    let out = lab.run(&["apply", "f.plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::preflight_failed"), "{stderr}");
+    assert!(stderr.contains("scripts/check.sh` does not exist"), "{stderr}");
+    assert_eq!(serde_json::to_string(&lab.world().machines).unwrap(), before, "nothing was touched");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join(".drplan/shop/state.json")).unwrap()).unwrap();
+    assert!(state.get("run").is_none(), "no run was recorded: {state}");
+}
+
+#[test]
+fn preflight_refuses_to_continue_into_a_site_that_went_dark() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    // The planned failover pauses at the DNS approval, before any group boots at dc2.
+    assert_eq!(apply(&lab, &[]).status.code(), Some(3));
+    assert_eq!(lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]).status.code(), Some(0));
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc2", "--down"]).status.code(), Some(0));
+    let out = lab.run(&["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::preflight_failed") && stderr.contains("site `dc2` is unreachable"), "{stderr}");
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc2", "--up"]).status.code(), Some(0));
+    let out = lab.run(&["resume", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}

@@ -23,7 +23,7 @@ fn check(kind: &str, name: &str, code: &str, line: u64, column: u64) {
     let human = drplan(&fixtures()).args(["validate", &file]).output().unwrap();
     assert_eq!(human.status.code(), Some(expected_exit));
     insta::with_settings!({ snapshot_suffix => name, prepend_module_to_snapshot => false }, {
-        insta::assert_snapshot!(kind, transcript(&human));
+        insta::assert_snapshot!(kind, transcript(&human).replace(env!("CARGO_MANIFEST_DIR"), "[repo]"));
     });
 }
 

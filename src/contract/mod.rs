@@ -43,6 +43,7 @@
 //! **A dark site** is reported in inventory (`reachable: false`), never as a failed inventory:
 //! the other site's copies and points stay visible so an unplanned failover can be planned.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -74,6 +75,11 @@ pub trait Provider: Platform + Send + Sync {
 
     /// The machines of the plan as the platform sees them now.
     fn inventory(&self) -> ProviderFuture<'_, Inventory>;
+
+    /// Whether each site of the plan can be reached now (a cheaper part of the inventory).
+    fn sites(&self) -> ProviderFuture<'_, BTreeMap<String, SiteInventory>> {
+        Box::pin(async move { Ok(self.inventory().await?.sites) })
+    }
 
     /// Perform one operation. `cancel` asks a long operation to stop at a safe point (leaving
     /// a data transfer's target inconsistent).

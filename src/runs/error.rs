@@ -81,6 +81,13 @@ pub enum RunsError {
     )]
     NeedsAutoApprove,
 
+    #[error("the {kind} cannot start: {problems}")]
+    #[diagnostic(
+        code(drplan::preflight_failed),
+        help("nothing was started; fix what is listed (or wait for the site) and run the same command again")
+    )]
+    Preflight { kind: RunKind, problems: String },
+
     #[error("the run's saved plan `{path}` is missing")]
     #[diagnostic(
         code(drplan::corrupt_state),

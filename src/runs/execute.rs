@@ -74,7 +74,18 @@ impl Held<'_> {
             reason: format!("invalid action graph: {reason}"),
         })?;
         let provider = self.provider()?;
-        let (run_id, prior, continued) = self.begin(&plan)?;
+        let checksum = plan_checksum(&plan);
+        let journal = match &self.state.run {
+            Some(active) if active.plan_checksum == checksum => self.workspace.store.read_journal(&active.id)?,
+            _ => Vec::new(),
+        };
+        let done = journal
+            .iter()
+            .filter(|r| matches!(r.event, JournalEvent::Succeeded { .. } | JournalEvent::Approved { .. }))
+            .map(|r| r.step.clone())
+            .collect();
+        self.preflight(&plan, &done).await?;
+        let (run_id, prior, continued) = self.begin(&plan, checksum, &journal)?;
         let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {
             parallelism: options.parallelism.unwrap_or(plan.parallelism),
@@ -138,13 +149,16 @@ impl Held<'_> {
 
     /// Start a new run (recorded in state and journal before any step), or pick up the
     /// unfinished one.
-    fn begin(&mut self, plan: &ActionPlan) -> Result<(String, Prior, Option<String>), Failure> {
+    fn begin(
+        &mut self,
+        plan: &ActionPlan,
+        checksum: String,
+        journal: &[JournalRecord],
+    ) -> Result<(String, Prior, Option<String>), Failure> {
         let store = self.workspace.store.clone();
-        let checksum = plan_checksum(plan);
         let (id, prior, continued) = match &self.state.run {
             Some(active) if active.plan_checksum == checksum => {
-                let journal = store.read_journal(&active.id)?;
-                (active.id.clone(), prior_from(&journal, active), Some(active.id.clone()))
+                (active.id.clone(), prior_from(journal, active), Some(active.id.clone()))
             }
             Some(active) => return Err(self.in_progress(active).into()),
             None => {

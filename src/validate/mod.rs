@@ -64,7 +64,8 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         cx.report(ValidationError::UnsupportedVersion { found: doc.version.value, at: span_of(&doc.version) });
     }
     cx.check_name("plan", &doc.name);
-    let base_dir = source.base_dir();
+    // Absolute, so that script and site paths (and a saved plan) work from any directory.
+    let base_dir = std::path::absolute(source.base_dir()).unwrap_or_else(|_| source.base_dir());
 
     let site_names = NameTable::build(cx, "site", doc.sites.iter().map(|(name, _)| name));
     let sites = sites::check_sites(cx, doc, &base_dir);

@@ -113,8 +113,10 @@ impl SimLab {
     }
 }
 
-/// Replace what changes from run to run (times, absolute paths, ids, hashes) in a plan's JSON.
-pub fn normalize_plan_json(value: &mut serde_json::Value) {
+/// Replace what changes from run to run (times, absolute paths, ids, hashes) in a plan's JSON;
+/// paths under `base` (the lab) read `[lab]`.
+pub fn normalize_plan_json(value: &mut serde_json::Value, base: &Path) {
+    replace_paths(value, &base.display().to_string());
     if let Some(map) = value.as_object_mut() {
         for key in ["created_at", "plan_path", "drplan_version"] {
             if map.contains_key(key) {
@@ -133,5 +135,14 @@ pub fn normalize_plan_json(value: &mut serde_json::Value) {
                 }
             }
         }
+    }
+}
+
+fn replace_paths(value: &mut serde_json::Value, base: &str) {
+    match value {
+        serde_json::Value::String(s) if s.contains(base) => *s = s.replace(base, "[lab]"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_paths(v, base)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| replace_paths(v, base)),
+        _ => {}
     }
 }

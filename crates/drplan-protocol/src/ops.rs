@@ -126,6 +126,25 @@ impl ProviderOp {
         }
     }
 
+    /// The sites that must be reachable for the operation to work. A failover needs only its
+    /// target: it must work while the source is dark.
+    pub fn sites_needed(&self) -> Vec<&str> {
+        match self {
+            ProviderOp::EnableProtection { from, to, .. }
+            | ProviderOp::TakePoint { from, to, .. }
+            | ProviderOp::Sync { from, to, .. }
+            | ProviderOp::Reprotect { from, to, .. }
+            | ProviderOp::Revert { from, to, .. } => vec![from, to],
+            ProviderOp::Failover { to, .. } => vec![to],
+            ProviderOp::ChangePoint { site, .. }
+            | ProviderOp::Shutdown { site, .. }
+            | ProviderOp::Start { site, .. }
+            | ProviderOp::Commit { site, .. }
+            | ProviderOp::CreateTestCopy { site, .. }
+            | ProviderOp::RemoveTestCopy { site, .. } => vec![site],
+        }
+    }
+
     pub fn kind(&self) -> OpKind {
         match self {
             ProviderOp::EnableProtection { .. } => OpKind::EnableProtection,

@@ -321,16 +321,19 @@ impl Inner {
         Ok(inv)
     }
 
-    fn inventory(&self) -> Result<Inventory, ProviderError> {
-        let now = SystemTime::now();
-        let sites = self
-            .sites
+    fn site_inventory(&self) -> BTreeMap<String, SiteInventory> {
+        self.sites
             .iter()
             .map(|(name, site)| {
                 let reachable = site.reachable();
                 (name.clone(), SiteInventory { reachable: reachable.is_ok(), error: reachable.err() })
             })
-            .collect();
+            .collect()
+    }
+
+    fn inventory(&self) -> Result<Inventory, ProviderError> {
+        let now = SystemTime::now();
+        let sites = self.site_inventory();
         let mut machines = BTreeMap::new();
         for name in &self.names {
             machines.insert(name.clone(), self.machine_inventory(name, now)?);
@@ -615,6 +618,10 @@ impl Provider for LocalProvider {
                 .await
                 .map_err(|e| ProviderError::failed(format!("inventory task failed: {e}")))?
         })
+    }
+
+    fn sites(&self) -> ProviderFuture<'_, BTreeMap<String, SiteInventory>> {
+        Box::pin(async move { Ok(self.inner.site_inventory()) })
     }
 
     fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome> {

@@ -84,15 +84,7 @@ impl SimProvider {
         let mut inner = self.lock();
         let now = inner.world.now();
         let processing_delay = inner.world.replication.processing_delay;
-        let sites = self
-            .sites
-            .iter()
-            .map(|s| {
-                let reachable = inner.world.reachable(s);
-                let error = (!reachable).then(|| "site is dark (sim)".to_string());
-                (s.clone(), SiteInventory { reachable, error })
-            })
-            .collect();
+        let sites = self.site_inventory(&inner.world);
         let mut machines = std::collections::BTreeMap::new();
         for name in &self.names {
             let id = self.id(name).to_string();
@@ -105,6 +97,17 @@ impl SimProvider {
             machines.insert(name.clone(), machine_inventory(world, m, now, processing_delay));
         }
         Inventory { taken_at: now, sites, machines }
+    }
+
+    fn site_inventory(&self, world: &World) -> std::collections::BTreeMap<String, SiteInventory> {
+        self.sites
+            .iter()
+            .map(|s| {
+                let reachable = world.reachable(s);
+                let error = (!reachable).then(|| "site is dark (sim)".to_string());
+                (s.clone(), SiteInventory { reachable, error })
+            })
+            .collect()
     }
 
     fn prepare(&self, op: &ProviderOp) -> Result<Prepared, ProviderError> {
@@ -136,7 +139,7 @@ impl SimProvider {
                 FaultKind::Hang => hang = true,
             }
         }
-        for site in sites_of(op) {
+        for site in op.sites_needed() {
             if !world.reachable(site) {
                 return Err(ProviderError::Unreachable { site: site.to_string(), reason: "site is dark (sim)".into() });
             }
@@ -181,24 +184,6 @@ impl SimProvider {
             inner.dirty = true;
         }
         Ok(outcome)
-    }
-}
-
-fn sites_of(op: &ProviderOp) -> Vec<&str> {
-    match op {
-        ProviderOp::EnableProtection { from, to, .. }
-        | ProviderOp::TakePoint { from, to, .. }
-        | ProviderOp::Sync { from, to, .. }
-        | ProviderOp::Reprotect { from, to, .. } => vec![from, to],
-        // A failover must work while the source is dark: only the target matters.
-        ProviderOp::Failover { to, .. } => vec![to],
-        ProviderOp::Revert { from, to, .. } => vec![from, to],
-        ProviderOp::ChangePoint { site, .. } => vec![site],
-        ProviderOp::Shutdown { site, .. }
-        | ProviderOp::Start { site, .. }
-        | ProviderOp::Commit { site, .. }
-        | ProviderOp::CreateTestCopy { site, .. }
-        | ProviderOp::RemoveTestCopy { site, .. } => vec![site],
     }
 }
 
@@ -364,6 +349,10 @@ impl Provider for SimProvider {
 
     fn inventory(&self) -> ProviderFuture<'_, Inventory> {
         Box::pin(async move { Ok(self.inventory_now()) })
+    }
+
+    fn sites(&self) -> ProviderFuture<'_, std::collections::BTreeMap<String, SiteInventory>> {
+        Box::pin(async move { Ok(self.site_inventory(&self.lock().world)) })
     }
 
     fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome> {
