@@ -366,7 +366,7 @@ fn manual_commit_then_drplan_commit() {
     assert!(!r["steps"].as_array().unwrap().iter().any(|s| s["kind"] == "commit" || s["kind"] == "reprotect"));
     assert!(lab.world().machines["db1"].commit_pending);
     let out = lab.run(&["plan", "shop.yaml"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"), "manual commit is not a pending change");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("awaits `drplan commit`"), "a manual commit is pending");
     let out = lab.run(&["commit", "shop.yaml", "--auto-approve", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let w = lab.world();

@@ -237,3 +237,80 @@ fn preflight_refuses_to_continue_into_a_site_that_went_dark() {
     let out = lab.run(&["resume", "shop.yaml", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
+
+fn plan_json(lab: &SimLab) -> (Option<i32>, serde_json::Value) {
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json", "--detailed-exitcode"]);
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", transcript(&out)));
+    (out.status.code(), value)
+}
+
+#[test]
+fn plan_shows_the_unfinished_run_that_apply_would_continue() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(apply(&lab, &[]).status.code(), Some(3), "paused at the DNS approval");
+    let (code, plan) = plan_json(&lab);
+    assert_eq!(code, Some(2), "an unfinished run is a change");
+    assert_eq!(plan["run"], "planned-failover");
+    assert_eq!(plan["pending"]["run"]["awaiting"], serde_json::json!(["app/before/dns"]));
+    assert_eq!(plan["pending"]["run"]["same_document"], true);
+    assert!(plan["pending"]["run"]["steps_done"].as_u64().unwrap() > 0);
+    let out = lab.run(&["plan", "shop.yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Unfinished: planned failover run") && text.contains("waiting for approval of app/before/dns"),
+        "{text}"
+    );
+    // A saved plan would cross the run.
+    let out = lab.run(&["plan", "shop.yaml", "--out", "f.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drplan::run_in_progress"), "{}", transcript(&out));
+}
+
+#[test]
+fn plan_counts_pending_commits_and_unprotected_machines_as_changes() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "approvers: [oncall], only: [drill]");
+    lab.target("active: dc2\ncommit: manual");
+    let out = apply(&lab, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let (code, plan) = plan_json(&lab);
+    assert_eq!(code, Some(2), "failovers await commit and nothing replicates: {plan}");
+    assert_eq!(plan["pending"]["commits"].as_array().unwrap().len(), 5);
+    let unprotected = plan["pending"]["unprotected"].as_array().unwrap();
+    assert_eq!(unprotected.len(), 5);
+    assert!(unprotected[0]["reason"].as_str().unwrap().contains("after `drplan commit`"), "{unprotected:?}");
+    let text = String::from_utf8_lossy(&lab.run(&["plan", "shop.yaml"]).stdout).into_owned();
+    assert!(text.contains("awaits `drplan commit`") && text.contains("not protected"), "{text}");
+
+    assert_eq!(lab.run(&["commit", "shop.yaml", "--auto-approve"]).status.code(), Some(0));
+    let (code, _) = plan_json(&lab);
+    assert_eq!(code, Some(0), "committed and reprotected: nothing left");
+}
+
+#[test]
+fn reprotect_toward_a_dark_site_waits_and_the_next_apply_does_it() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "6m"]).status.code(), Some(0));
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc1", "--down"]).status.code(), Some(0));
+    lab.target("active: dc2\nvia: unplanned\ncommit: manual");
+    let out = apply(&lab, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    // Committing while dc1 is dark: the commit works, reprotection waits.
+    let out = lab.run(&["commit", "shop.yaml", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let r = report(&out);
+    assert!(r["steps"].as_array().unwrap().iter().all(|s| s["status"] == "succeeded"), "{r}");
+    let (code, plan) = plan_json(&lab);
+    assert_eq!(code, Some(2));
+    let reasons: Vec<&str> =
+        plan["pending"]["unprotected"].as_array().unwrap().iter().map(|u| u["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 5);
+    assert!(reasons.iter().all(|r| r.contains("waits for dc1 to be reachable")), "{reasons:?}");
+    assert_eq!(apply(&lab, &[]).status.code(), Some(0), "nothing fails while dc1 is dark");
+    assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc1", "--up"]).status.code(), Some(0));
+    let out = apply(&lab, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(lab.world().machines.values().all(|m| m.replication.as_ref().is_some_and(|r| r.from == "dc2")));
+    assert_eq!(plan_json(&lab).0, Some(0));
+}

@@ -47,7 +47,7 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
     .map_err(|f| fail(ui, f))?;
     let plan = match prepared {
         Prepared::Continue(plan) => plan,
-        Prepared::New(plan) if !plan.has_changes() => {
+        Prepared::New(plan) if !plan.has_actions() => {
             match document {
                 true => show_plan(&plan, args.run.format, ui),
                 false => outln!("Nothing to do: the saved plan has no changes."),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::session::{fail, open};
 use super::{Ui, exit};
-use crate::runs::short;
+use crate::state::short_id;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub fn run(args: Args, ui: Ui) -> u8 {
         outln!(
             "Cancelled the {} run {} of `{}`. `drplan plan {}` shows what remains to do.",
             cancelled.kind,
-            short(&cancelled.id),
+            short_id(&cancelled.id),
             workspace.model.name,
             args.plan.display()
         );

@@ -65,7 +65,7 @@ async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, wh
             What::Rollback(point) => held.prepare_rollback(point, parallelism).await,
         }
         .map_err(|f| fail(ui, f))?;
-        if !plan.has_changes() {
+        if !plan.has_actions() {
             outln!("No failover awaits commit.");
             return Ok(exit::OK);
         }

@@ -38,6 +38,10 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     let workspace = open(&args.plan, ui)?;
     let held = workspace.hold("drplan plan").await.map_err(|f| fail(ui, f))?;
     announce(&held);
+    if args.out.is_some() {
+        // A saved plan would cross the unfinished run: `apply` continues that run instead.
+        held.refuse_unfinished().map_err(|f| fail(ui, f))?;
+    }
     let plan = held.plan(args.parallelism as usize).await.map_err(|f| fail(ui, f))?;
     match args.format {
         Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),

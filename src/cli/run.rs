@@ -15,7 +15,8 @@ use crate::exec::run_report::RunReport;
 use crate::planner::ActionPlan;
 use crate::report::run::render_summary;
 use crate::report::style::Painter;
-use crate::runs::{Held, RunHooks, RunOptions, short};
+use crate::runs::{Held, RunHooks, RunOptions};
+use crate::state::short_id;
 
 /// How to execute.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,7 +74,7 @@ pub async fn execute(held: &mut Held<'_>, plan: ActionPlan, args: &RunArgs, ui: 
         abort,
     };
     if let Some(active) = &held.state.run {
-        errln!("Continuing run {} ({}).", short(&active.id), active.kind);
+        errln!("Continuing run {} ({}).", short_id(&active.id), active.kind);
     }
     let result = held.execute(plan, &args.options(notes), hooks).await;
     signals.abort();

@@ -115,6 +115,9 @@ pub struct MachineDiff {
     pub nics: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration_ms")]
     pub replication_lag: Option<Duration>,
+    /// Why the machine stays unprotected (not replicating) after the plan, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unprotected: Option<String>,
 }
 
 impl MachineDiff {
@@ -196,9 +199,10 @@ pub fn diff(model: &Model, inventory: &Inventory) -> ChangeSet {
             transfer_bytes: None,
             nics: Vec::new(),
             replication_lag: inv.replication.as_ref().and_then(|r| r.lag),
+            unprotected: None,
         };
         if current == desired {
-            plan_stay(model, inv, &mut d, current);
+            plan_stay(model, inv, &mut d, current, &reachable);
         } else {
             if inv.commit_pending {
                 problems.push(DiffError::CommitPending { machine: machine.name.clone(), site: from.clone(), at });
@@ -254,7 +258,13 @@ fn transition_of(model: &Model, machines: &[MachineDiff]) -> Transition {
 }
 
 /// A machine already where it should be: power, commit and protection.
-fn plan_stay(model: &Model, inv: &MachineInventory, d: &mut MachineDiff, current: SiteId) {
+fn plan_stay(
+    model: &Model,
+    inv: &MachineInventory,
+    d: &mut MachineDiff,
+    current: SiteId,
+    reachable: &dyn Fn(&str) -> bool,
+) {
     let here = model.site(current).name.clone();
     let partner = model.site(model.partner_of(current)).name.clone();
     d.start = inv.power_at(&here) == Some(Power::Off);
@@ -262,11 +272,18 @@ fn plan_stay(model: &Model, inv: &MachineInventory, d: &mut MachineDiff, current
     d.commit = inv.commit_pending && auto_commit;
     let after_failover = current == model.protection.recovery || inv.commit_pending;
     let wants_protection = !after_failover || model.target.reprotect;
-    // Reverse replication waits for the commit: it drops the points a rollback would need.
-    if !wants_protection || (inv.commit_pending && !auto_commit) {
+    let replicating_right_way = inv.replication.as_ref().is_some_and(|r| r.from == here && r.to == partner);
+    if !wants_protection {
+        if !replicating_right_way {
+            d.unprotected = Some("`target.reprotect` is false".into());
+        }
         return;
     }
-    let replicating_right_way = inv.replication.as_ref().is_some_and(|r| r.from == here && r.to == partner);
+    // Reverse replication waits for the commit: it drops the points a rollback would need.
+    if inv.commit_pending && !auto_commit {
+        d.unprotected = Some(format!("reverse replication {here} → {partner} starts after `drplan commit`"));
+        return;
+    }
     d.protection = match &inv.replication {
         Some(r) if replicating_right_way && r.health == ReplicationHealth::Inconsistent => {
             ProtectionChange::Resync { from: here.clone(), to: partner.clone() }
@@ -277,6 +294,12 @@ fn plan_stay(model: &Model, inv: &MachineInventory, d: &mut MachineDiff, current
         }
         _ => ProtectionChange::Enable { from: here.clone(), to: partner.clone() },
     };
+    // Replication into a dark site waits for it (apply again once it is back).
+    if d.protection != ProtectionChange::None && !reachable(&partner) {
+        d.protection = ProtectionChange::None;
+        d.unprotected = Some(format!("replication {here} → {partner} waits for {partner} to be reachable"));
+        return;
+    }
     if matches!(d.protection, ProtectionChange::Reprotect { .. } | ProtectionChange::Enable { .. })
         && inv.power_at(&partner) == Some(Power::On)
     {

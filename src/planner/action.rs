@@ -41,16 +41,67 @@ pub struct ActionPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<crate::diff::Drift>,
     pub summary: PlanSummary,
+    /// What keeps the plan from its target besides these actions.
+    #[serde(default, skip_serializing_if = "Pending::is_empty")]
+    pub pending: Pending,
 }
 
 impl ActionPlan {
-    pub fn has_changes(&self) -> bool {
+    /// Something to execute.
+    pub fn has_actions(&self) -> bool {
         self.actions.iter().any(|a| !matches!(a.kind, ActionKind::Barrier))
+    }
+
+    /// The plan has not reached its target: actions to execute, or something pending.
+    pub fn has_changes(&self) -> bool {
+        self.has_actions() || !self.pending.is_empty()
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.actions.iter().position(|a| a.id == id)
     }
+}
+
+/// What stands between the world and the plan's target, other than the plan's actions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// An unfinished run: `apply` continues it rather than planning anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<PendingRun>,
+    /// Failovers that await `drplan commit` (`commit: manual`), by machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<String>,
+    /// Machines that will not be protected (replicating) once this plan has run, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<Unprotected>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.run.is_none() && self.commits.is_empty() && self.unprotected.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRun {
+    pub id: String,
+    pub kind: RunKind,
+    /// paused, failed, interrupted or running (a crashed process).
+    pub status: String,
+    /// Manual steps it waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
+    pub steps_done: usize,
+    pub steps_total: usize,
+    /// False when the plan document changed since the run started: `apply` refuses until the
+    /// run is resumed or cancelled.
+    pub same_document: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unprotected {
+    pub machine: String,
+    pub reason: String,
 }
 
 /// What a failed action does to the rest of the run.

@@ -7,11 +7,14 @@
 //! - failback with delta sync: sync while running, the "complete failover" gate, shut down,
 //!   final delta, fail over, boot; with full sync: shut down, full copy, fail over, boot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::action::{Action, ActionKind, ActionPlan, Count, FailurePolicy, LossSummary, Phase, PlanSummary, RunKind};
+use super::action::{
+    Action, ActionKind, ActionPlan, Count, FailurePolicy, LossSummary, Pending, Phase, PlanSummary, RunKind,
+    Unprotected,
+};
 use super::dag::Dag;
 use super::error::PlanError;
 use super::fingerprint::fingerprint;
@@ -70,8 +73,17 @@ pub fn build_commit(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>
         let partner = model.site(model.partner_of(here)).name.clone();
         let old_copy_running =
             input.inventory.machines.get(&d.name).and_then(|m| m.power_at(&partner)).is_some_and(|p| p == Power::On);
-        d.stop_stale_copy = (model.target.reprotect && old_copy_running).then(|| partner.clone());
-        d.protection = if model.target.reprotect {
+        let partner_up = input.inventory.sites.get(&partner).is_none_or(|s| s.reachable);
+        let reprotect = model.target.reprotect && partner_up;
+        d.stop_stale_copy = (reprotect && old_copy_running).then(|| partner.clone());
+        d.unprotected = match (model.target.reprotect, partner_up) {
+            (false, _) => Some("`target.reprotect` is false".into()),
+            (true, false) => {
+                Some(format!("reverse replication {} → {partner} waits for {partner} to be reachable", d.desired))
+            }
+            (true, true) => None,
+        };
+        d.protection = if reprotect {
             ProtectionChange::Reprotect { from: d.desired.clone(), to: partner }
         } else {
             ProtectionChange::None
@@ -196,6 +208,7 @@ pub(super) struct Route {
 pub(super) fn assemble(input: &PlanInput, mut b: Builder, route: Route, changes: &ChangeSet) -> ActionPlan {
     let model = input.model;
     let notes = std::mem::take(&mut b.notes);
+    let pending = pending_of(changes, &b);
     let site_limits: BTreeMap<String, usize> =
         model.sites.iter().filter_map(|s| s.max_parallel.map(|m| (s.name.clone(), m as usize))).collect();
     let mut plan = ActionPlan {
@@ -214,6 +227,7 @@ pub(super) fn assemble(input: &PlanInput, mut b: Builder, route: Route, changes:
         actions: b.actions,
         machines: changes.machines.iter().filter(|d| d.is_change()).cloned().collect(),
         drift: changes.drift.clone(),
+        pending,
         summary: PlanSummary {
             counts: Vec::new(),
             estimated_rto_ms: None,
@@ -227,6 +241,32 @@ pub(super) fn assemble(input: &PlanInput, mut b: Builder, route: Route, changes:
     plan.summary = summarize(&plan, model, changes);
     plan.summary.notes.extend(notes);
     plan
+}
+
+/// Commits left for `drplan commit`, and machines that stay unprotected after the plan.
+fn pending_of(changes: &ChangeSet, b: &Builder) -> Pending {
+    let moved: HashSet<&str> =
+        changes.machines.iter().filter(|d| d.movement != Movement::Stay).map(|d| d.name.as_str()).collect();
+    let commits = match b.mode {
+        Mode::Normal => {
+            let manual = b.model.target.commit == CommitMode::Manual;
+            changes
+                .machines
+                .iter()
+                .filter(|d| (d.commit_pending && !d.commit) || (manual && moved.contains(d.name.as_str())))
+                .map(|d| d.name.clone())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut unprotected: Vec<Unprotected> = changes
+        .machines
+        .iter()
+        .filter(|d| !moved.contains(d.name.as_str()))
+        .filter_map(|d| Some(Unprotected { machine: d.name.clone(), reason: d.unprotected.clone()? }))
+        .collect();
+    unprotected.extend(b.unprotected.iter().cloned());
+    Pending { run: None, commits, unprotected }
 }
 
 pub(super) fn check_support(
@@ -310,6 +350,8 @@ pub(super) struct Builder<'a> {
     pub(super) mode: Mode,
     /// A drill's id, for its scripts' environment.
     pub(super) drill: Option<String>,
+    /// Machines the plan moves that will not be protected afterwards, and why.
+    pub(super) unprotected: Vec<Unprotected>,
 }
 
 impl<'a> Builder<'a> {
@@ -330,6 +372,7 @@ impl<'a> Builder<'a> {
             direction,
             mode,
             drill,
+            unprotected: Vec::new(),
         }
     }
 

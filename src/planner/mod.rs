@@ -10,7 +10,7 @@ pub mod fingerprint;
 pub mod schedule;
 mod transition;
 
-pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
+pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Pending, PendingRun, Phase, RunKind, Unprotected};
 pub use build::{PlanInput, build, build_commit, build_rollback};
 pub use dag::Dag;
 pub use drill::{DrillScope, build_drill, build_drill_cleanup};

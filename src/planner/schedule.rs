@@ -334,6 +334,7 @@ mod tests {
             actions,
             machines: vec![],
             drift: vec![],
+            pending: Default::default(),
             summary: PlanSummary {
                 counts: vec![],
                 estimated_rto_ms: None,

@@ -355,16 +355,21 @@ impl Builder<'_> {
         let model = self.model;
         let partner = model.site(model.partner_of(model.site_id(&d.desired).unwrap_or_default())).name.clone();
         let partner_up = self.inventory.sites.get(&partner).is_none_or(|s| s.reachable);
-        if !(model.target.reprotect && auto_commit) {
-            return ProtectionChange::None;
-        }
-        if partner_up {
+        let here = &d.desired;
+        let reason = if !model.target.reprotect {
+            "`target.reprotect` is false".to_string()
+        } else if !auto_commit {
+            format!("reverse replication {here} → {partner} starts after `drplan commit`")
+        } else if partner_up {
             return ProtectionChange::Reprotect { from: d.desired.clone(), to: partner };
-        }
-        let note = format!("{partner} is unreachable: reprotection waits for it (apply again once it is back)");
-        if !self.notes.contains(&note) {
-            self.notes.push(note);
-        }
+        } else {
+            let note = format!("{partner} is unreachable: reprotection waits for it (apply again once it is back)");
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+            format!("reverse replication {here} → {partner} waits for {partner} to be reachable")
+        };
+        self.unprotected.push(crate::planner::Unprotected { machine: d.name.clone(), reason });
         ProtectionChange::None
     }
 }

@@ -24,6 +24,19 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
         );
         return out;
     }
+    if let Some(run) = &plan.pending.run {
+        out.push_str(&unfinished(run, &plan.plan, p));
+    }
+    if !plan.has_actions() {
+        let _ = writeln!(
+            out,
+            "{} `{}` has not reached its target:",
+            p.paint("Nothing to execute now, but", Color::Yellow),
+            plan.plan
+        );
+        out.push_str(&pending(plan, p));
+        return out;
+    }
     let _ = writeln!(out, "{}", headline(plan, p));
     let _ = writeln!(out);
 
@@ -73,7 +86,57 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
         }
         let _ = writeln!(out);
     }
+    if !plan.pending.commits.is_empty() || !plan.pending.unprotected.is_empty() {
+        let _ = writeln!(out, "{}", p.paint("Still pending after this plan:", Color::Bold));
+        out.push_str(&pending(plan, p));
+        let _ = writeln!(out);
+    }
     out.push_str(&summary(plan, p));
+    out
+}
+
+/// The unfinished run that `apply` would continue, and how far it got.
+fn unfinished(run: &crate::planner::PendingRun, plan: &str, p: Painter) -> String {
+    let mut out = String::new();
+    let waits = if run.awaiting.is_empty() {
+        String::new()
+    } else {
+        format!(", waiting for approval of {}", run.awaiting.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "{} {} run {} of `{plan}` is {}{waits}: {} of {} steps done.",
+        p.paint("Unfinished:", Color::Magenta),
+        run.kind,
+        crate::state::short_id(&run.id),
+        run.status,
+        run.steps_done,
+        run.steps_total
+    );
+    if run.same_document {
+        let _ = writeln!(out, "`drplan apply` (or `drplan resume`) continues it; these are its steps:\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "The plan document changed since it started: `drplan resume` continues it, `drplan cancel` abandons it; `drplan apply` refuses until then. Its steps:\n"
+        );
+    }
+    out
+}
+
+/// Commits that wait for `drplan commit` and machines left unprotected, one line each.
+fn pending(plan: &ActionPlan, p: Painter) -> String {
+    let mut out = String::new();
+    for machine in &plan.pending.commits {
+        let _ = writeln!(
+            out,
+            "   {} {machine}: its failover awaits `drplan commit` (commit: manual)",
+            p.paint("…", Color::Yellow)
+        );
+    }
+    for u in &plan.pending.unprotected {
+        let _ = writeln!(out, "   {} {}: not protected: {}", p.paint("!", Color::Red), u.machine, u.reason);
+    }
     out
 }
 

@@ -1,13 +1,15 @@
 //! What a state-changing command is about to execute: a new plan to review, or the unfinished
 //! run to continue; refused when it would cross another run or act on a stale view.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::error::Failure;
 use super::execute::plan_checksum;
 use super::workspace::{Held, Workspace};
 use crate::planner::fingerprint::staleness;
-use crate::planner::{ActionPlan, PlanError, build, build_commit, build_rollback};
+use crate::planner::{ActionKind, ActionPlan, PendingRun, PlanError, build, build_commit, build_rollback};
+use crate::state::{JournalEvent, StateStore};
 use crate::validate::RecoveryPointSel;
 
 /// What an apply will execute.
@@ -19,8 +21,30 @@ pub enum Prepared {
 }
 
 impl Held<'_> {
-    /// What applying the plan document would do now.
+    /// What applying the plan document would do now: continue the unfinished run (its plan,
+    /// with how far it got), or the plan of the change to the target.
     pub async fn plan(&self, parallelism: usize) -> Result<ActionPlan, Failure> {
+        if let Some(active) = &self.state.run {
+            let mut plan = self.run_plan(&active.id)?;
+            let journal = self.workspace.store.read_journal(&active.id)?;
+            let done: HashSet<&str> = journal
+                .iter()
+                .filter(|r| matches!(r.event, JournalEvent::Succeeded { .. } | JournalEvent::Approved { .. }))
+                .map(|r| r.step.as_str())
+                .collect();
+            let steps: Vec<&str> =
+                plan.actions.iter().filter(|a| !matches!(a.kind, ActionKind::Barrier)).map(|a| a.id.as_str()).collect();
+            plan.pending.run = Some(PendingRun {
+                id: active.id.clone(),
+                kind: active.kind,
+                status: format!("{:?}", active.status).to_lowercase(),
+                awaiting: active.awaiting.clone(),
+                steps_done: steps.iter().filter(|s| done.contains(*s)).count(),
+                steps_total: steps.len(),
+                same_document: active.document_hash == self.model().document_hash,
+            });
+            return Ok(plan);
+        }
         let observed = self.observe().await?;
         Ok(build(&self.input(&observed, parallelism))?)
     }

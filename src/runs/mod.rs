@@ -22,4 +22,4 @@ pub use error::{Failure, RunsError};
 pub use execute::{RunHooks, RunOptions, RunResult, plan_checksum, status_word};
 pub use history::record_history;
 pub use replicate::PointTaken;
-pub use workspace::{Held, Observed, Workspace, short};
+pub use workspace::{Held, Observed, Workspace};

@@ -135,7 +135,7 @@ impl Held<'_> {
     pub fn in_progress(&self, active: &ActiveRun) -> RunsError {
         RunsError::InProgress {
             plan: self.model().name.clone(),
-            run: short(&active.id),
+            run: crate::state::short_id(&active.id),
             kind: active.kind,
             state: format!("{:?}", active.status).to_lowercase(),
             path: self.workspace.path.display().to_string(),
@@ -157,9 +157,4 @@ impl Held<'_> {
     pub fn save(&mut self) -> Result<(), Failure> {
         Ok(self.workspace.store.save(&mut self.state)?)
     }
-}
-
-/// The first characters of a run id, as shown to people.
-pub fn short(id: &str) -> String {
-    id.chars().take(12).collect()
 }

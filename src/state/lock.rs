@@ -3,7 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,10 @@ pub enum TryLock {
     HeldBy(Option<LockHolder>),
 }
 
+/// How long a would-be holder keeps trying before it reports the lock as held: long enough
+/// to ride out a moment's probe (`drplan unlock`, a status check), far shorter than any run.
+const SETTLE: Duration = Duration::from_millis(1500);
+
 pub fn try_lock(path: &Path, command: &str) -> Result<TryLock, StateError> {
     let mut file = OpenOptions::new()
         .read(true)
@@ -77,16 +81,22 @@ pub fn try_lock(path: &Path, command: &str) -> Result<TryLock, StateError> {
         .truncate(false)
         .open(path)
         .map_err(|e| StateError::io("open lock file", path, e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            let holder = serde_json::to_vec_pretty(&LockHolder::current(command)).unwrap_or_default();
-            file.set_len(0).map_err(|e| StateError::io("write lock file", path, e))?;
-            file.seek(SeekFrom::Start(0)).map_err(|e| StateError::io("write lock file", path, e))?;
-            file.write_all(&holder).map_err(|e| StateError::io("write lock file", path, e))?;
-            Ok(TryLock::Acquired(FileLock { _file: file, path: path.to_path_buf() }))
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                let holder = serde_json::to_vec_pretty(&LockHolder::current(command)).unwrap_or_default();
+                file.set_len(0).map_err(|e| StateError::io("write lock file", path, e))?;
+                file.seek(SeekFrom::Start(0)).map_err(|e| StateError::io("write lock file", path, e))?;
+                file.write_all(&holder).map_err(|e| StateError::io("write lock file", path, e))?;
+                return Ok(TryLock::Acquired(FileLock { _file: file, path: path.to_path_buf() }));
+            }
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(TryLock::HeldBy(read_holder(&mut file))),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StateError::io("lock", path, e)),
         }
-        Err(std::fs::TryLockError::WouldBlock) => Ok(TryLock::HeldBy(read_holder(&mut file))),
-        Err(std::fs::TryLockError::Error(e)) => Err(StateError::io("lock", path, e)),
     }
 }
 
@@ -96,19 +106,23 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
     serde_json::from_str(&text).ok()
 }
 
-/// Who holds the lock at `path` right now, if anyone.
+/// Who holds the lock at `path` right now, if anyone. A probe: it never writes the file, and
+/// holds it (shared) only for an instant, which a would-be holder rides out.
 pub fn holder(path: &Path) -> Result<Option<LockHolder>, StateError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    match try_lock(path, "drplan unlock (probe)")? {
-        TryLock::Acquired(_) => Ok(None),
-        TryLock::HeldBy(holder) => Ok(Some(holder.unwrap_or_else(|| LockHolder {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateError::io("open lock file", path, e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file).unwrap_or_else(|| LockHolder {
             pid: 0,
             host: "unknown-host".into(),
             user: "unknown".into(),
             command: "unknown".into(),
             since: SystemTime::UNIX_EPOCH,
         }))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StateError::io("lock", path, e)),
     }
 }

@@ -211,6 +211,11 @@ pub struct Approval {
     pub at: SystemTime,
 }
 
+/// The first characters of a run id, as shown to people.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
 /// A random 128-bit id in hex: lineages, run ids, drill ids.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
