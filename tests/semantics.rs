@@ -314,3 +314,25 @@ fn reprotect_toward_a_dark_site_waits_and_the_next_apply_does_it() {
     assert!(lab.world().machines.values().all(|m| m.replication.as_ref().is_some_and(|r| r.from == "dc2")));
     assert_eq!(plan_json(&lab).0, Some(0));
 }
+
+#[test]
+fn changing_the_recovery_point_records_the_new_data_loss() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "12m"]).status.code(), Some(0));
+    lab.target("active: dc2\nvia: unplanned\ncommit: manual");
+    let r = report(&apply(&lab, &[]));
+    assert_eq!(r["data_loss"]["max_time_ms"], 2 * 60 * 1000, "from the point at minute 10");
+    let out =
+        lab.run(&["rollback", "shop.yaml", "--point", "2026-11-01T00:07:00Z", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let r = report(&out);
+    assert_eq!(r["data_loss"]["max_time_ms"], 7 * 60 * 1000, "from the point at minute 5, counted from the failover");
+    assert_eq!(r["data_loss"]["within_rpo"], false, "the RPO is 5m");
+    assert!(r["data_loss"]["machines"].as_array().unwrap().iter().all(|m| m["bytes"].as_u64().unwrap() > 0));
+    let history = lab.run(&["history", "shop.yaml", "--format", "json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history["history"][0]["kind"], "rollback");
+    assert_eq!(history["history"][0]["data_loss_ms"], 7 * 60 * 1000);
+    let text = String::from_utf8_lossy(&lab.run(&["history", "shop.yaml"]).stdout).into_owned();
+    assert!(text.contains("data loss 7m (> 5m!)"), "{text}");
+}

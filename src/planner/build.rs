@@ -116,7 +116,14 @@ pub fn build_rollback(input: &PlanInput, point: Option<RecoveryPointSel>) -> Res
             Some(selector) => {
                 let inv = input.inventory.machines.get(&d.name);
                 match inv.and_then(|m| crate::diff::choose_point(&m.points, selector)) {
-                    Some(p) => d.point = Some(p.clone()),
+                    Some(p) => {
+                        // Counted from the failover, as the provider will report it.
+                        d.expected_loss = inv.and_then(|m| m.failed_over_at).map(|at| crate::diff::ExpectedLoss {
+                            time: at.duration_since(p.time).unwrap_or_default(),
+                            bytes: None,
+                        });
+                        d.point = Some(p.clone());
+                    }
                     None => problems.push(FileDiagnostic::new(
                         model.source.clone(),
                         crate::diff::DiffError::NoRecoveryPoint {

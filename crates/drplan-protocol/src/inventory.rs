@@ -56,6 +56,10 @@ pub struct MachineInventory {
     pub points: Vec<RecoveryPoint>,
     /// A failover happened and has not been committed yet.
     pub commit_pending: bool,
+    /// When that uncommitted failover happened: data loss is counted from here when the
+    /// recovery point is changed before the commit.
+    #[serde(default, with = "time_format::opt_time", skip_serializing_if = "Option::is_none")]
+    pub failed_over_at: Option<SystemTime>,
     pub test_copies: Vec<TestCopy>,
 }
 

@@ -250,6 +250,7 @@ impl Inner {
         inv.active_site = live.as_ref().map(|(s, _)| s.clone());
         if let Some((_, record)) = &live {
             inv.commit_pending = record.commit_pending;
+            inv.failed_over_at = record.failed_over_at.filter(|_| record.commit_pending);
         }
         for (site_name, site) in &self.sites {
             if site.reachable().is_err() {

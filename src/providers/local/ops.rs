@@ -226,6 +226,7 @@ impl Inner {
                 nics: nic_states(nics),
                 commit_pending: true,
                 failed_over_from: Some(from.to_string()),
+                failed_over_at: Some(SystemTime::now()),
             },
         )?;
         replica.failed_over = true;
@@ -253,6 +254,7 @@ impl Inner {
         let _ = std::fs::remove_dir_all(layout.replica_dir(dir));
         record.commit_pending = false;
         record.failed_over_from = None;
+        record.failed_over_at = None;
         records::save(&layout.record_path(dir), &record)?;
         Ok(OpOutcome { summary: format!("{name}: failover committed at {site}"), ..OpOutcome::default() })
     }
@@ -271,7 +273,17 @@ impl Inner {
             self.replica(layout, dir)?.ok_or_else(|| ProviderError::failed(format!("{name}: no replica at {site}")))?;
         let chosen = point_of(&replica, point, name)?;
         let verified = self.materialize(layout, dir, &replica, &chosen, &layout.disks_dir(dir), cancel)?;
-        Ok(restored(format!("{name} at {site} now holds point {point}"), point, verified))
+        // The loss counts from the failover: what the old source held then (it has not been
+        // written since) and this point lacks.
+        let data_loss = record.failed_over_at.map(|at| DataLoss {
+            time: at.duration_since(chosen.time).unwrap_or_default(),
+            bytes: record
+                .failed_over_from
+                .as_deref()
+                .and_then(|from| self.bytes_after(dir, from, layout, &replica, &chosen, cancel)),
+        });
+        let summary = format!("{name} at {site} now holds point {point}");
+        Ok(OpOutcome { data_loss, ..restored(summary, point, verified) })
     }
 
     fn revert(&self, call: &Call, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {

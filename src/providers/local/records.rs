@@ -30,6 +30,9 @@ pub struct MachineRecord {
     /// Where the machine failed over from, while a rollback is still possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_over_from: Option<String>,
+    /// When that failover happened (data loss of a later change of point counts from here).
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub failed_over_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,7 @@ impl MachineRecord {
             nics: Vec::new(),
             commit_pending: false,
             failed_over_from: None,
+            failed_over_at: None,
         }
     }
 }

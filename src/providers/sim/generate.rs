@@ -167,6 +167,7 @@ pub fn world_for(model: &Model, options: &WorldOptions) -> World {
                 points,
                 next_point,
                 commit_pending: false,
+                failed_over: None,
                 test_copies: Vec::new(),
             },
         );

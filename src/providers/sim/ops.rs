@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::provider::{did, done, fail, new_point, nic_states, refresh_copy, transfer_bytes};
-use super::world::{SimMachine, SimReplication, SimTestCopy};
+use super::world::{SimFailover, SimMachine, SimReplication, SimTestCopy};
 use crate::contract::{DataLoss, NicAssignment, OpOutcome, Power, ProviderError, ProviderOp, SyncMode};
 use crate::spec::time_format::human_bytes;
 
@@ -207,6 +207,7 @@ fn failover(
     m.written_at = now;
     m.replication = None;
     m.commit_pending = true;
+    m.failed_over = Some(SimFailover { at: now, source_written });
     let verified = match used_point {
         None => format!("generation {generation} equals {from} at shutdown"),
         Some(p) => format!("generation {generation} equals point {p}"),
@@ -234,6 +235,7 @@ fn commit(m: &mut SimMachine, at: &At, site: &str) -> Result<OpOutcome, Provider
         return Ok(done(format!("{name}: nothing to commit at {site}")));
     }
     m.commit_pending = false;
+    m.failed_over = None;
     m.points.clear();
     Ok(did(format!("{name}: failover committed at {site}")))
 }
@@ -260,9 +262,15 @@ fn change_point(m: &mut SimMachine, at: &At, site: &str, point: u64) -> Result<O
     }
     m.written = p.generation;
     m.written_at = now;
+    // The loss is what the source had written at the failover and this point lacks.
+    let data_loss = m.failed_over.as_ref().map(|f| DataLoss {
+        time: f.at.duration_since(p.time).unwrap_or_default(),
+        bytes: Some(f.source_written.saturating_sub(p.generation)),
+    });
     Ok(OpOutcome {
         summary: format!("{name} at {site} now holds point {point}"),
         point: Some(point),
+        data_loss,
         verified: Some(format!("generation {} equals point {point}", p.generation)),
         ..OpOutcome::default()
     })
@@ -284,6 +292,7 @@ fn revert(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome
     m.written = old.generation;
     m.written_at = now;
     m.commit_pending = false;
+    m.failed_over = None;
     m.points.clear();
     m.replication = None;
     if let Some(discarded) = m.copies.get_mut(from) {

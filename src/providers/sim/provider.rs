@@ -323,6 +323,7 @@ fn machine_inventory(world: &World, m: &SimMachine, now: SystemTime, processing_
         replication,
         points,
         commit_pending: m.commit_pending,
+        failed_over_at: m.failed_over.as_ref().map(|f| f.at),
         test_copies: m
             .test_copies
             .iter()

@@ -136,8 +136,19 @@ pub struct SimMachine {
     pub next_point: u64,
     #[serde(default)]
     pub commit_pending: bool,
+    /// The uncommitted failover: when, and how much the source had written by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_over: Option<SimFailover>,
     #[serde(default)]
     pub test_copies: Vec<SimTestCopy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimFailover {
+    #[serde(with = "time_format")]
+    pub at: SystemTime,
+    pub source_written: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
