@@ -456,3 +456,56 @@ fn replicate_every_keeps_taking_points_until_interrupted() {
     assert!(rounds >= 3, "{rounds} rounds in 1.2 s at 200 ms");
     assert_eq!(lab.replica_state("dc2", "m1")["points"].as_array().unwrap().len(), 4, "retention applies");
 }
+
+/// Protected, failed over to dc2 and reprotected back to dc1, with a point of newer data.
+fn running_at_dc2(lab: &mut Lab) -> Vec<Vec<u8>> {
+    lab.apply();
+    lab.target("active: dc2");
+    assert_eq!(lab.apply()["status"], "succeeded");
+    lab.scribble("dc2", "m1", 5);
+    lab.replicate();
+    lab.disks("dc2", "m1")
+}
+
+#[test]
+fn a_live_copy_removed_by_hand_is_caught_at_plan_time_and_the_other_copy_stays_intact() {
+    let mut lab = Lab::new(4);
+    let at_point = running_at_dc2(&mut lab);
+    let replica_before = lab.replica_state("dc1", "m1");
+    std::fs::remove_dir_all(lab.path().join("dc2/m1")).unwrap();
+    lab.target("active: dc1");
+    let out = lab.run(&["plan", "local.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drplan::live_copy_gone") && stderr.contains("`m1` at dc2 is gone"), "{stderr}");
+    assert!(stderr.contains("via: unplanned"), "says what can still be done: {stderr}");
+    // Applying is refused the same way, and the replica at dc1 is untouched.
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert_eq!(lab.replica_state("dc1", "m1"), replica_before);
+    // A sync from the missing copy is refused before it touches the target.
+    // Restoring from the last point works.
+    lab.target("active: dc1\nvia: unplanned");
+    let report = lab.apply();
+    assert_eq!(step(&report, "failover/m1")["status"], "succeeded", "{report:#}");
+    assert_eq!(lab.disks("dc1", "m1"), at_point, "the newest point came back");
+}
+
+#[test]
+fn unplanned_failback_restores_the_newest_point_while_the_recovery_site_is_dark() {
+    let mut lab = Lab::new(4);
+    let at_point = running_at_dc2(&mut lab);
+    lab.scribble("dc2", "m1", 2);
+    std::fs::rename(lab.path().join("dc2"), lab.path().join("dc2-dark")).unwrap();
+    lab.target("active: dc1\nvia: unplanned");
+    let report = lab.apply();
+    assert_eq!(report["kind"], "unplanned-failback");
+    assert_eq!(report["status"], "succeeded", "{report:#}");
+    assert_eq!(lab.disks("dc1", "m1"), at_point);
+    // dc2 comes back: its old copy is stopped and reverse replication starts.
+    std::fs::rename(lab.path().join("dc2-dark"), lab.path().join("dc2")).unwrap();
+    lab.apply();
+    assert_eq!(lab.replica_state("dc2", "m1")["from"], "dc1");
+    let out = lab.run(&["plan", "local.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}

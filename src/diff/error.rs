@@ -97,6 +97,16 @@ pub enum DiffError {
         at: SourceSpan,
     },
 
+    #[error("the live copy of `{machine}` at {site} is gone")]
+    #[diagnostic(code(drplan::live_copy_gone), help("{help}"))]
+    LiveCopyGone {
+        machine: String,
+        site: String,
+        help: String,
+        #[label("the target needs it")]
+        at: SourceSpan,
+    },
+
     #[error("`{machine}` has an uncommitted failover to {site}")]
     #[diagnostic(
         code(drplan::commit_pending),

@@ -178,6 +178,12 @@ pub fn diff(model: &Model, inventory: &Inventory) -> ChangeSet {
         };
         let desired = model.desired_site_for(Some(current));
         let (from, to) = (site_name(current), site_name(desired));
+        // The live copy was removed by hand: only an unplanned move away can do without it.
+        let unplanned_away = current != desired && model.target.via == Via::Unplanned;
+        if reachable(&from) && !inv.copies.contains_key(&from) && !unplanned_away {
+            problems.push(live_copy_gone(machine.name.clone(), &from, inv, at));
+            continue;
+        }
         if let Some(lag) = inv.replication.as_ref().and_then(|r| r.lag) {
             max_lag = Some(max_lag.map_or(lag, |m| m.max(lag)));
         }
@@ -395,6 +401,23 @@ fn plan_back(
         (SyncMode::Delta, Some(r)) => r.pending_bytes,
         _ => Some(disk_total),
     };
+}
+
+/// What can still be done for a machine whose live copy is gone: restore its newest recovery
+/// point at the other site, if it has one.
+fn live_copy_gone(machine: String, site: &str, inv: &MachineInventory, at: miette::SourceSpan) -> DiffError {
+    let replica = inv.replication.as_ref().filter(|r| r.from == site);
+    let help = match (replica, inv.points.last()) {
+        (Some(r), Some(p)) => format!(
+            "its newest recovery point at {} is point {} of {}: set `target.active: {}` with `via: unplanned` to restore it there (what was written after it is lost), or put its disks back at {site}",
+            r.to,
+            p.id,
+            humantime::format_rfc3339_seconds(p.time),
+            r.to
+        ),
+        _ => format!("nothing replicates it: put its disks back at {site}, or take it out of the plan"),
+    };
+    DiffError::LiveCopyGone { machine, site: site.to_string(), help, at }
 }
 
 /// Unplanned failback: the recovery site (live now) may be gone; the machine comes back from

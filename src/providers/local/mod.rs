@@ -256,7 +256,11 @@ impl Inner {
             if site.reachable().is_err() {
                 continue;
             }
-            if let Some(record) = self.record(site, dir)? {
+            // A live copy whose disks are gone (removed by hand) is not a copy any more.
+            let gone = |record: &MachineRecord| {
+                record.role == Role::Live && disks_in(&site.disks_dir(dir)).map_or(true, |d| d.is_empty())
+            };
+            if let Some(record) = self.record(site, dir)?.filter(|r| !gone(r)) {
                 inv.copies.insert(
                     site_name.clone(),
                     MachineCopy {
@@ -413,6 +417,10 @@ impl Inner {
         }
         if final_sync && Self::powered(&record) {
             return Err(ProviderError::failed(format!("{dir}: a final sync needs it shut down at {from} first")));
+        }
+        // A source without disks (removed by hand) must not cost the target its consistency.
+        if disks_in(&source.disks_dir(dir)).map_or(true, |d| d.is_empty()) {
+            return Err(ProviderError::NotFound { machine: dir.into(), site: from.into() });
         }
         let mut replica = match self.replica(target, dir)? {
             Some(r) if r.from == from && !r.failed_over => r,

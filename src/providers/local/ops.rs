@@ -329,9 +329,12 @@ impl Inner {
         {
             return Ok(done(format!("{name} already replicates {from} → {to}")));
         }
+        // An old copy whose disks were removed runs nothing unless its program still does.
+        let has_disks = super::layout::disks_in(&target.disks_dir(dir)).is_ok_and(|d| !d.is_empty());
         if let Some(old) = self.record(target, dir)?
             && old.role == Role::Stale
             && Self::powered(&old)
+            && (has_disks || old.process.is_some())
         {
             return Err(ProviderError::failed(format!(
                 "{name}: the old copy at {to} is running; shut it down before reprotecting"
