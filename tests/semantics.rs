@@ -336,3 +336,22 @@ fn changing_the_recovery_point_records_the_new_data_loss() {
     let text = String::from_utf8_lossy(&lab.run(&["history", "shop.yaml"]).stdout).into_owned();
     assert!(text.contains("data loss 7m (> 5m!)"), "{text}");
 }
+
+#[test]
+fn a_missing_site_directory_is_one_diagnostic_at_its_path_and_plan_leaves_no_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sites/west")).unwrap();
+    let plan = "version: 1\nname: typo\nsites:\n  dc1: { provider: local, path: sitez/east }\n  dc2: { provider: local, path: sites/west }\n\
+                protection: { primary: dc1, recovery: dc2, rpo: 5m, rto: 30m }\n\
+                networks: [ { source: prod, target: dr, test: drill } ]\n\
+                machines: [ { name: m1 }, { name: m2 }, { name: m3 } ]\n\
+                groups: [ { name: all, machines: [m1, m2, m3] } ]\ntarget: { active: dc1 }\n";
+    std::fs::write(dir.path().join("typo.yaml"), plan).unwrap();
+    let out = common::drplan(dir.path()).args(["plan", "typo.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("drplan::site_unreachable").count(), 1, "{stderr}");
+    assert!(!stderr.contains("machine_not_found"), "{stderr}");
+    assert!(stderr.contains("typo.yaml:4:33"), "points at sites.dc1.path: {stderr}");
+    assert!(!dir.path().join(".drplan").exists(), "a failed plan leaves no state behind");
+}

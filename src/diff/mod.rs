@@ -169,11 +169,14 @@ pub fn diff(model: &Model, inventory: &Inventory) -> ChangeSet {
         let current = inv.active_site.as_deref().and_then(|s| model.site_id(s));
         let group = model.groups[machine.group].name.clone();
         let Some(current) = current else {
-            problems.push(DiffError::MachineNotFound {
-                machine: machine.name.clone(),
-                id: machine.provider_id.clone(),
-                at,
-            });
+            // It may well be at a site that cannot be looked into: that is the problem to report.
+            if inventory.sites.values().all(|s| s.reachable) {
+                problems.push(DiffError::MachineNotFound {
+                    machine: machine.name.clone(),
+                    id: machine.provider_id.clone(),
+                    at,
+                });
+            }
             continue;
         };
         let desired = model.desired_site_for(Some(current));
@@ -223,6 +226,9 @@ pub fn diff(model: &Model, inventory: &Inventory) -> ChangeSet {
             }
         }
         machines.push(d);
+    }
+    if machines.len() < model.machines.len() {
+        problems.extend(unreachable_sites(model, inventory));
     }
     // A dark site is one problem, not one per machine.
     let mut seen_sites = std::collections::HashSet::new();
@@ -401,6 +407,21 @@ fn plan_back(
         (SyncMode::Delta, Some(r)) => r.pending_bytes,
         _ => Some(disk_total),
     };
+}
+
+/// Machines could not be found while sites are unreachable: each such site, once, at its path.
+fn unreachable_sites(model: &Model, inventory: &Inventory) -> Vec<DiffError> {
+    model
+        .sites
+        .iter()
+        .filter(|s| inventory.sites.get(&s.name).is_some_and(|i| !i.reachable))
+        .map(|s| DiffError::SiteUnreachable {
+            site: s.name.clone(),
+            what: "plan",
+            help: "the plan's machines may be there: check the site's `path` (relative to the plan file) or bring the site back",
+            at: s.path_span.unwrap_or(model.target.active_span),
+        })
+        .collect()
 }
 
 /// What can still be done for a machine whose live copy is gone: restore its newest recovery

@@ -46,7 +46,10 @@ impl Held<'_> {
             return Ok(plan);
         }
         let observed = self.observe().await?;
-        Ok(build(&self.input(&observed, parallelism))?)
+        let plan = build(&self.input(&observed, parallelism))?;
+        // A saved plan names this state's lineage: it must stay.
+        self.keep();
+        Ok(plan)
     }
 
     /// Apply the plan document: continue its unfinished run (if the document is the one that

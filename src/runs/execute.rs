@@ -156,6 +156,7 @@ impl Held<'_> {
         journal: &[JournalRecord],
     ) -> Result<(String, Prior, Option<String>), Failure> {
         let store = self.workspace.store.clone();
+        self.keep();
         let (id, prior, continued) = match &self.state.run {
             Some(active) if active.plan_checksum == checksum => {
                 (active.id.clone(), prior_from(journal, active), Some(active.id.clone()))

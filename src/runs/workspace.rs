@@ -1,6 +1,7 @@
 //! A plan opened for work: the validated document, its state store, and (while a command
 //! changes anything) the plan's lock, its state and its provider.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -60,9 +61,20 @@ impl Workspace {
     /// Take the plan's lock and load its state, for commands that only change state
     /// (approvals, cancelling): the provider opens only if asked for.
     pub fn lock(&self, command: &str) -> Result<Held<'_>, Failure> {
+        let fresh = !self.store.exists();
         let lock = self.store.lock(command)?;
-        let state = self.store.load_or_init()?;
-        Ok(Held { workspace: self, _lock: lock, state, provider: OnceLock::new(), expired: None })
+        // Dropped on any failure from here: a first command that fails leaves no state.
+        let mut held = Held {
+            workspace: self,
+            _lock: lock,
+            state: State::new(&self.model.name),
+            provider: OnceLock::new(),
+            expired: None,
+            fresh,
+            kept: Cell::new(false),
+        };
+        held.state = self.store.load_or_init()?;
+        Ok(held)
     }
 }
 
@@ -74,6 +86,17 @@ pub struct Held<'w> {
     provider: OnceLock<Arc<dyn Provider>>,
     /// A drill that `hold` force-cleaned because it was open too long.
     pub expired: Option<ExpiredDrill>,
+    /// The state did not exist before this command: unless something is kept, it goes again.
+    fresh: bool,
+    kept: Cell<bool>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.fresh && !self.kept.get() {
+            self.workspace.store.discard_new();
+        }
+    }
 }
 
 /// The world as observed for planning: inventory and change set.
@@ -155,6 +178,13 @@ impl Held<'_> {
     }
 
     pub fn save(&mut self) -> Result<(), Failure> {
+        self.keep();
         Ok(self.workspace.store.save(&mut self.state)?)
+    }
+
+    /// The state this command created is worth keeping (a plan was made against it, a run
+    /// was recorded in it).
+    pub fn keep(&self) {
+        self.kept.set(true);
     }
 }

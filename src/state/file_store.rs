@@ -46,6 +46,20 @@ impl FileStore {
         &self.dir
     }
 
+    /// Whether any state was ever saved for this plan.
+    pub fn exists(&self) -> bool {
+        self.state_path().exists() || self.runs_dir().exists()
+    }
+
+    /// Remove a state directory that this process created and nothing needs: a first command
+    /// that failed leaves nothing behind. The `.drplan` folder goes too when it is empty.
+    pub fn discard_new(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+
     fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }

@@ -90,6 +90,9 @@ pub struct SiteSpec {
     pub provider: ProviderKind,
     /// Resolved against the plan's directory.
     pub path: Option<PathBuf>,
+    /// Where `path` is written.
+    #[serde(skip)]
+    pub path_span: Option<miette::SourceSpan>,
     pub settings: BTreeMap<String, String>,
     pub max_parallel: Option<u32>,
 }

@@ -23,10 +23,14 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
                 at: span_of(name),
             });
         }
+        // Whether the path exists is not checked here: sites usually exist only where the plan
+        // runs, not in the pipeline that validates it. `plan` reports a missing one at its path.
+        let path = site.path.as_ref().map(|p| base_dir.join(&p.value));
         specs.push(SiteSpec {
             name: name.value.clone(),
             provider,
-            path: site.path.as_ref().map(|p| base_dir.join(&p.value)),
+            path_span: site.path.as_ref().map(span_of),
+            path,
             settings: site.settings.clone(),
             max_parallel: site.max_parallel,
         });
