@@ -150,7 +150,8 @@ fn planned_failover_stops_at_the_first_error_and_resume_continues() {
     let out = resume(&lab);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let r = report(&out);
-    assert_eq!(step(&r, "start/db2")["attempts"], 1);
+    assert_eq!(step(&r, "start/db2")["attempts"], 2, "the failed attempt is evidence too");
+    assert_eq!(step(&r, "start/db2")["attempt_log"][0]["result"], "failed");
     // Every provider step succeeded exactly once across the three invocations.
     let store = drplan::state::FileStore::for_plan(&lab.path().join("shop.yaml"), "shop");
     let journal = store.read_journal(r["run"].as_str().unwrap()).unwrap();

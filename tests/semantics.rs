@@ -355,3 +355,100 @@ fn a_missing_site_directory_is_one_diagnostic_at_its_path_and_plan_leaves_no_sta
     assert!(stderr.contains("typo.yaml:4:33"), "points at sites.dc1.path: {stderr}");
     assert!(!dir.path().join(".drplan").exists(), "a failed plan leaves no state behind");
 }
+
+fn history(lab: &SimLab) -> Vec<serde_json::Value> {
+    let out = lab.run(&["history", "shop.yaml", "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    value["history"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_step_that_failed_then_succeeded_on_resume_keeps_both_attempts() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "approvers: [oncall], only: [drill]");
+    lab.edit_world(|w| {
+        let op = drplan::contract::OpKind::Start;
+        w.faults.push(drplan::providers::sim::world::Fault {
+            op: Some(op),
+            machine: Some("app1".into()),
+            site: None,
+            kind: drplan::providers::sim::world::FaultKind::Error,
+            times: Some(1),
+            triggered: 0,
+            message: Some("no capacity".into()),
+        });
+    });
+    lab.target("active: dc2");
+    assert_eq!(apply(&lab, &[]).status.code(), Some(1));
+    let out = lab.run(&["resume", "shop.yaml", "--format", "json", "--report", "evidence"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let r = report(&out);
+    let start = step(&r, "start/app1");
+    assert_eq!(start["status"], "succeeded");
+    assert_eq!(start["attempts"], 2, "{start}");
+    assert_eq!(start["attempt_log"][0]["result"], "failed");
+    assert!(start["attempt_log"][0]["error"].as_str().unwrap().contains("no capacity"));
+    assert_eq!(start["attempt_log"][1]["result"], "succeeded");
+    let md = std::fs::read_to_string(lab.path().join("evidence/report.md")).unwrap();
+    assert!(md.contains("succeeded after 2 attempts") && md.contains("no capacity"), "{md}");
+    let junit = std::fs::read_to_string(lab.path().join("evidence/junit.xml")).unwrap();
+    assert!(junit.contains("earlier attempt failed: no capacity"), "{junit}");
+}
+
+#[test]
+fn a_cancelled_run_and_a_partial_drill_are_history_too() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(apply(&lab, &[]).status.code(), Some(3));
+    assert_eq!(lab.run(&["cancel", "shop.yaml"]).status.code(), Some(0));
+    let entries = history(&lab);
+    assert_eq!(entries[0]["status"], "cancelled");
+    assert_eq!(entries[0]["kind"], "planned-failover");
+
+    // A drill that pauses at an approval, then is completed without it.
+    let lab = SimLab::new(true);
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "approvers: [oncall], only: [drill]");
+    assert_eq!(lab.run(&["drill", "shop.yaml"]).status.code(), Some(3));
+    assert_eq!(lab.run(&["drill", "complete", "shop.yaml"]).status.code(), Some(0));
+    let entries = history(&lab);
+    assert_eq!(entries[0]["kind"], "drill-cleanup");
+    assert_eq!(entries[1]["kind"], "drill");
+    assert_eq!(entries[1]["status"], "paused");
+    assert_eq!(entries[1]["drill"], entries[0]["drill"]);
+}
+
+#[test]
+fn approving_twice_records_one_approval() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(apply(&lab, &[]).status.code(), Some(3));
+    for _ in 0..2 {
+        let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    }
+    let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already approved by oncall"), "{}", transcript(&out));
+    let r = report(&lab.run(&["resume", "shop.yaml", "--format", "json"]));
+    assert_eq!(r["approvals"].as_array().unwrap().len(), 1, "{}", r["approvals"]);
+}
+
+#[test]
+fn resume_updates_the_evidence_folder_the_run_started_with() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(apply(&lab, &["--report", "evidence"]).status.code(), Some(3));
+    let paused: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("evidence/report.json")).unwrap()).unwrap();
+    assert_eq!(paused["status"], "paused");
+    assert_eq!(lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]).status.code(), Some(0));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = common::drplan(elsewhere.path())
+        .args(["resume", lab.path().join("shop.yaml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let done: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("evidence/report.json")).unwrap()).unwrap();
+    assert_eq!(done["status"], "succeeded");
+    assert!(!elsewhere.path().join("evidence").exists());
+}

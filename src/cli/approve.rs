@@ -24,8 +24,16 @@ pub fn run(args: Args, ui: Ui) -> u8 {
         let workspace = open(&args.plan, ui)?;
         let mut held = workspace.lock("drplan approve").map_err(|f| fail(ui, f))?;
         let by = args.by.clone().unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-        held.approve(&args.step, &by).map_err(|f| fail(ui, f))?;
-        outln!("Approved {} by {by}. Continue with `drplan resume {}`.", args.step, args.plan.display());
+        match held.approve(&args.step, &by).map_err(|f| fail(ui, f))? {
+            None => outln!("Approved {} by {by}. Continue with `drplan resume {}`.", args.step, args.plan.display()),
+            Some(earlier) => outln!(
+                "{} was already approved by {} at {}; nothing recorded. Continue with `drplan resume {}`.",
+                args.step,
+                earlier.by,
+                humantime::format_rfc3339_seconds(earlier.at),
+                args.plan.display()
+            ),
+        }
         Ok(exit::OK)
     })();
     match result {

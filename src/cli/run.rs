@@ -86,12 +86,12 @@ pub async fn execute(held: &mut Held<'_>, plan: ActionPlan, args: &RunArgs, ui: 
     for warning in &result.warnings {
         errln!("warning: {warning}");
     }
-    match (&result.evidence, &args.report) {
-        (Some(Ok(files)), _) if args.format == Format::Human => {
+    match &result.evidence {
+        Some(Ok(files)) if args.format == Format::Human => {
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             errln!("Wrote {}.", names.join(", "));
         }
-        (Some(Err(e)), Some(dir)) => errln!("warning: cannot write the reports into {}: {e}", dir.display()),
+        Some(Err(e)) => errln!("warning: cannot write the run's reports: {e}"),
         _ => {}
     }
     if !args.quiet {

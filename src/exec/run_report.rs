@@ -77,9 +77,30 @@ pub struct StepReport {
     pub output: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<OpOutcome>,
+    /// Every attempt when there was more than one: retries, and the attempts of earlier
+    /// sessions of the run (a failure, then `resume`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_log: Vec<Attempt>,
+}
+
+/// One attempt at a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    #[serde(with = "time_format")]
+    pub started_at: SystemTime,
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<SystemTime>,
+    /// succeeded, failed, or interrupted (cut short, or its process died).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl StepReport {
+    /// Attempts that did not succeed, before the last one.
+    pub fn failed_attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempt_log.iter().filter(|a| a.result != "succeeded")
+    }
     pub fn duration(&self) -> Option<Duration> {
         Some(self.finished_at?.duration_since(self.started_at?).unwrap_or_default())
     }
@@ -166,74 +187,23 @@ pub fn build(
             error: None,
             output: None,
             outcome: None,
+            attempt_log: Vec::new(),
         })
         .collect();
-    let index: BTreeMap<&str, usize> = plan
-        .actions
-        .iter()
-        .filter(|a| !matches!(a.kind, ActionKind::Barrier))
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
+    let index: BTreeMap<String, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
     let mut approvals = Vec::new();
     let mut started_at = journal.first().map(|r| r.at);
     for record in journal {
         if let JournalEvent::RunStarted { .. } = record.event {
             started_at = Some(started_at.map_or(record.at, |s: SystemTime| s.min(record.at)));
         }
-        let Some(&i) = index.get(record.step.as_str()) else { continue };
-        let step = &mut steps[i];
-        match &record.event {
-            JournalEvent::Started { attempt } => {
-                step.attempts = step.attempts.max(*attempt);
-                step.started_at.get_or_insert(record.at);
-                step.status = "running".into();
-            }
-            JournalEvent::Succeeded { outcome } => {
-                step.status = "succeeded".into();
-                step.finished_at = Some(record.at);
-                step.error = None;
-                step.summary = outcome.get("summary").and_then(|s| s.as_str()).map(str::to_string);
-                step.output =
-                    outcome.get("output").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
-                step.outcome =
-                    serde_json::from_value::<OpOutcome>(outcome.clone()).ok().filter(|_| step.kind != "script");
-            }
-            JournalEvent::Failed { error, .. } => {
-                // An interrupted transfer is also recorded as failed; "interrupted" says more.
-                if step.status != "interrupted" {
-                    step.status = "failed".into();
-                    step.error = Some(error.clone());
-                }
-                step.finished_at = Some(record.at);
-            }
-            JournalEvent::Interrupted { reason } => {
-                step.status = "interrupted".into();
-                step.finished_at = Some(record.at);
-                step.error = Some(reason.clone());
-            }
-            JournalEvent::Skipped { reason } => {
-                step.status = "skipped".into();
-                step.error = Some(reason.clone());
-            }
-            JournalEvent::Awaiting { .. } => {
-                step.status = "awaiting".into();
-                step.started_at.get_or_insert(record.at);
-            }
-            JournalEvent::Approved { by } => {
-                step.status = "succeeded".into();
-                step.finished_at = Some(record.at);
-                step.summary = Some(format!("approved by {by}"));
-                approvals.push(ApprovalReport { step: step.id.clone(), by: by.clone(), at: record.at });
-            }
-            JournalEvent::RunStarted { .. } | JournalEvent::RunFinished { .. } => {}
+        let Some(&i) = index.get(&record.step) else { continue };
+        if let Some(approval) = apply_event(&mut steps[i], record) {
+            approvals.push(approval);
         }
     }
-    // A step whose process died mid-operation has a start and no end.
     for step in &mut steps {
-        if step.status == "running" {
-            step.status = "interrupted".into();
-        }
+        finish_step(step);
     }
     let awaiting = steps.iter().filter(|s| s.status == "awaiting").map(|s| s.id.clone()).collect();
     let started_at = started_at.unwrap_or(finished_at);
@@ -260,6 +230,100 @@ pub fn build(
         awaiting,
         approvals,
         notes: Vec::new(),
+    }
+}
+
+/// What one journal record says about its step; an approval is also returned for the list.
+fn apply_event(step: &mut StepReport, record: &JournalRecord) -> Option<ApprovalReport> {
+    match &record.event {
+        JournalEvent::Started { .. } => {
+            // A start after a start without an end: the earlier attempt's process died.
+            if let Some(open) = running_attempt(step) {
+                open.result = "interrupted".into();
+            }
+            step.attempt_log.push(Attempt {
+                started_at: record.at,
+                finished_at: None,
+                result: "running".into(),
+                error: None,
+            });
+            step.started_at.get_or_insert(record.at);
+            step.status = "running".into();
+        }
+        JournalEvent::Succeeded { outcome } => {
+            if let Some(open) = running_attempt(step) {
+                open.result = "succeeded".into();
+                open.finished_at = Some(record.at);
+            }
+            step.status = "succeeded".into();
+            step.finished_at = Some(record.at);
+            step.error = None;
+            step.summary = outcome.get("summary").and_then(|s| s.as_str()).map(str::to_string);
+            step.output = outcome.get("output").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+            step.outcome = serde_json::from_value::<OpOutcome>(outcome.clone()).ok().filter(|_| step.kind != "script");
+        }
+        JournalEvent::Failed { error, .. } => {
+            if let Some(open) = running_attempt(step) {
+                open.result = "failed".into();
+                open.finished_at = Some(record.at);
+                open.error = Some(error.clone());
+            }
+            // An interrupted transfer is also recorded as failed; "interrupted" says more.
+            if step.status != "interrupted" {
+                step.status = "failed".into();
+                step.error = Some(error.clone());
+            }
+            step.finished_at = Some(record.at);
+        }
+        JournalEvent::Interrupted { reason } => {
+            if let Some(open) = running_attempt(step) {
+                open.result = "interrupted".into();
+                open.finished_at = Some(record.at);
+                open.error = Some(reason.clone());
+            }
+            step.status = "interrupted".into();
+            step.finished_at = Some(record.at);
+            step.error = Some(reason.clone());
+        }
+        JournalEvent::Skipped { reason } => {
+            step.status = "skipped".into();
+            step.error = Some(reason.clone());
+        }
+        JournalEvent::Awaiting { .. } => {
+            step.status = "awaiting".into();
+            step.started_at.get_or_insert(record.at);
+        }
+        JournalEvent::Approved { by } => {
+            step.status = "succeeded".into();
+            step.finished_at = Some(record.at);
+            step.summary = Some(format!("approved by {by}"));
+            return Some(ApprovalReport { step: step.id.clone(), by: by.clone(), at: record.at });
+        }
+        JournalEvent::RunStarted { .. } | JournalEvent::RunFinished { .. } => {}
+    }
+    None
+}
+
+/// The attempt in progress, if the last one is.
+fn running_attempt(step: &mut StepReport) -> Option<&mut Attempt> {
+    step.attempt_log.last_mut().filter(|a| a.result == "running")
+}
+
+/// After the whole journal: a step whose process died mid-operation has a start and no end;
+/// the attempt count covers every session of the run, and the log is kept when it tells more
+/// than one attempt.
+fn finish_step(step: &mut StepReport) {
+    if step.status == "running" {
+        step.status = "interrupted".into();
+    }
+    for attempt in &mut step.attempt_log {
+        if attempt.result == "running" {
+            attempt.result = "interrupted".into();
+        }
+    }
+    step.attempts = step.attempt_log.len() as u32;
+    if step.attempt_log.len() <= 1 {
+        step.attempt_log.clear();
     }
 }
 

@@ -138,13 +138,23 @@ pub fn markdown(report: &RunReport) -> String {
     }
     let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let _ = writeln!(out, "\n### Steps ({})\n", counts.join(", "));
-    let problems: Vec<&StepReport> =
-        report.steps.iter().filter(|s| s.status != "succeeded" && s.status != "not-run").collect();
+    // Failures, and successes that needed more than one try (their failures are evidence too).
+    let problems: Vec<&StepReport> = report
+        .steps
+        .iter()
+        .filter(|s| (s.status != "succeeded" && s.status != "not-run") || s.failed_attempts().next().is_some())
+        .collect();
     if !problems.is_empty() {
         let _ = writeln!(out, "| step | result | detail |\n|---|---|---|");
         for s in problems.iter().take(MARKDOWN_ROWS) {
-            let detail = s.error.clone().unwrap_or_default().replace('|', "\\|").replace('\n', " ");
-            let _ = writeln!(out, "| `{}` | {} | {detail} |", s.id, s.status);
+            let (result, detail) = match s.failed_attempts().next() {
+                Some(first) if s.status == "succeeded" => (
+                    format!("succeeded after {} attempts", s.attempts),
+                    format!("earlier attempt {}: {}", first.result, first.error.as_deref().unwrap_or_default()),
+                ),
+                _ => (s.status.clone(), s.error.clone().unwrap_or_default()),
+            };
+            let _ = writeln!(out, "| `{}` | {result} | {} |", s.id, detail.replace('|', "\\|").replace('\n', " "));
         }
         if problems.len() > MARKDOWN_ROWS {
             let _ = writeln!(out, "| … | | {} more in report.json |", problems.len() - MARKDOWN_ROWS);
@@ -242,11 +252,16 @@ pub fn junit(report: &RunReport) -> String {
                 );
             }
             _ => {
-                let output = s
-                    .output
-                    .as_deref()
-                    .map(|o| format!("\n      <system-out>{}</system-out>\n    ", xml_escape(o)))
-                    .unwrap_or_default();
+                let mut text: String = s
+                    .failed_attempts()
+                    .map(|a| format!("earlier attempt {}: {}\n", a.result, a.error.as_deref().unwrap_or_default()))
+                    .collect();
+                text.push_str(s.output.as_deref().unwrap_or_default());
+                let output = if text.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n      <system-out>{}</system-out>\n    ", xml_escape(&text))
+                };
                 let _ = writeln!(
                     out,
                     "    <testcase classname=\"{class}\" name=\"{name}\" time=\"{time:.3}\">{output}</testcase>"
@@ -509,6 +524,7 @@ mod tests {
                     error: (i == 2).then(|| "boom".to_string()),
                     output: None,
                     outcome: None,
+                    attempt_log: Vec::new(),
                 }
             })
             .collect::<Vec<_>>();

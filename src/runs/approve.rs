@@ -11,7 +11,8 @@ use crate::state::{Approval, JournalEvent, JournalRecord, StateStore};
 
 impl Held<'_> {
     /// Approve `step` of the unfinished run as `by` (checked against the step's approvers).
-    pub fn approve(&mut self, step: &str, by: &str) -> Result<(), Failure> {
+    /// Approving again changes nothing: the first approval is returned and stays the record.
+    pub fn approve(&mut self, step: &str, by: &str) -> Result<Option<Approval>, Failure> {
         let Some(active) = self.state.run.clone() else {
             return Err(RunsError::NoActiveRun { plan: self.model().name.clone() }.into());
         };
@@ -36,6 +37,9 @@ impl Held<'_> {
             }
             .into());
         }
+        if let Some(earlier) = active.approvals.get(step) {
+            return Ok(Some(earlier.clone()));
+        }
         let store = self.workspace.store.clone();
         let journal = store.read_journal(&active.id)?;
         let seq = journal.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
@@ -52,6 +56,7 @@ impl Held<'_> {
             run.approvals.insert(step.to_string(), Approval { by: by.to_string(), at: now });
             run.awaiting.retain(|s| s != step);
         }
-        self.save()
+        self.save()?;
+        Ok(None)
     }
 }

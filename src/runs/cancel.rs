@@ -1,27 +1,41 @@
 //! Abandoning the unfinished run. What it did stays done; a data sync it interrupted left its
-//! target marked inconsistent, and the next apply redoes it.
+//! target marked inconsistent, and the next apply redoes it. An abandoned run is still
+//! history: its report says how far it got.
 
 use std::time::SystemTime;
 
 use super::error::{Failure, RunsError};
-use super::workspace::Held;
-use crate::exec::run_report;
-use crate::state::{ActiveRun, StateStore};
+use super::history::record_history;
+use super::workspace::{Held, Workspace};
+use crate::exec::run_report::{self, RunReport};
+use crate::planner::file;
+use crate::state::{ActiveRun, RunKind, State, StateStore};
 
 impl Held<'_> {
-    /// Abandon the unfinished run; its report says how far it got.
+    /// Abandon the unfinished run; its report and history entry say how far it got.
     pub fn cancel(&mut self) -> Result<ActiveRun, Failure> {
-        let Some(active) = self.state.run.take() else {
+        let Some(active) = self.state.run.clone() else {
             return Err(RunsError::NoActiveRun { plan: self.model().name.clone() }.into());
         };
-        if let Ok(plan) = self.run_plan(&active.id) {
-            let store = self.workspace.store.clone();
-            let journal = store.read_journal(&active.id).unwrap_or_default();
-            let report = run_report::build(&active.id, &plan, &journal, "cancelled", SystemTime::now());
-            let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
-            store.write_artifact(&format!("{}.report.json", active.id), &bytes)?;
-        }
+        abandon(self.workspace, &mut self.state, "cancelled")?;
         self.save()?;
         Ok(active)
     }
+}
+
+/// Take the unfinished run out of `state`, keep its report (status `status`) and record it
+/// in history. The caller saves the state.
+pub(super) fn abandon(workspace: &Workspace, state: &mut State, status: &str) -> Result<Option<RunReport>, Failure> {
+    let Some(active) = state.run.take() else { return Ok(None) };
+    let store = &workspace.store;
+    let name = format!("{}.plan", active.id);
+    let Some(bytes) = store.read_artifact(&name)? else { return Ok(None) };
+    let plan = file::from_bytes(&store.dir().join("runs").join(&name), &bytes)?;
+    let journal = store.read_journal(&active.id)?;
+    let report = run_report::build(&active.id, &plan, &journal, status, SystemTime::now());
+    let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    store.write_artifact(&format!("{}.report.json", active.id), &bytes)?;
+    let drill = state.drill.as_ref().filter(|_| active.kind == RunKind::Drill).map(|d| d.id.clone());
+    record_history(state, &report, drill);
+    Ok(Some(report))
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cancel::abandon;
 use super::error::{Failure, RunsError};
 use super::workspace::{Held, Workspace};
 use crate::contract::{Provider, ProviderOp};
@@ -109,7 +110,8 @@ impl Held<'_> {
             if active.kind != RunKind::Drill {
                 return Err(self.in_progress(active).into());
             }
-            self.state.run = None;
+            let status = format!("{:?}", active.status).to_lowercase();
+            abandon(self.workspace, &mut self.state, &status)?;
             self.save()?;
         }
         let observed = self.observe().await?;
@@ -177,7 +179,8 @@ pub(super) async fn expire_old_drill(
         return Ok(Some(expired));
     }
     if state.run.as_ref().is_some_and(|r| r.kind == RunKind::Drill) {
-        state.run = None;
+        let status = state.run.as_ref().map(|r| format!("{:?}", r.status).to_lowercase()).unwrap_or_default();
+        abandon(workspace, state, &status)?;
     }
     state.drill = None;
     let now = SystemTime::now();

@@ -85,7 +85,7 @@ impl Held<'_> {
             .map(|r| r.step.clone())
             .collect();
         self.preflight(&plan, &done).await?;
-        let (run_id, prior, continued) = self.begin(&plan, checksum, &journal)?;
+        let (run_id, prior, continued) = self.begin(&plan, checksum, &journal, options.report_dir.as_ref())?;
         let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {
             parallelism: options.parallelism.unwrap_or(plan.parallelism),
@@ -114,10 +114,10 @@ impl Held<'_> {
         let status = outcome.status;
         let finished = matches!(status, RunStatus::Succeeded | RunStatus::CompletedWithErrors);
         let report = self.evidence(&run_id, &plan, status, options, &mut warnings);
-        let evidence = options
-            .report_dir
-            .as_ref()
-            .map(|dir| crate::report::evidence::write_all(&report, dir).map_err(|e| e.to_string()));
+        // The run's own evidence folder, given when it started or now.
+        let report_dir = self.state.run.as_ref().and_then(|r| r.report_dir.clone());
+        let evidence =
+            report_dir.as_ref().map(|dir| crate::report::evidence::write_all(&report, dir).map_err(|e| e.to_string()));
 
         let store = self.workspace.store.clone();
         if let Some(active) = self.state.run.as_mut() {
@@ -154,6 +154,7 @@ impl Held<'_> {
         plan: &ActionPlan,
         checksum: String,
         journal: &[JournalRecord],
+        report_dir: Option<&PathBuf>,
     ) -> Result<(String, Prior, Option<String>), Failure> {
         let store = self.workspace.store.clone();
         self.keep();
@@ -175,6 +176,7 @@ impl Held<'_> {
                     started_at: SystemTime::now(),
                     status: RunState::Running,
                     awaiting: Vec::new(),
+                    report_dir: None,
                     approvals: Default::default(),
                 });
                 store.save(&mut self.state)?;
@@ -192,6 +194,9 @@ impl Held<'_> {
         if let Some(active) = self.state.run.as_mut() {
             active.status = RunState::Running;
             active.awaiting.clear();
+            if let Some(dir) = report_dir {
+                active.report_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+            }
         }
         store.save(&mut self.state)?;
         Ok((id, prior, continued))

@@ -190,6 +190,9 @@ pub struct ActiveRun {
     /// Manual steps the run waits for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting: Vec<String>,
+    /// Where the run writes its evidence (`--report DIR`), so a resumed run updates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_dir: Option<std::path::PathBuf>,
     /// Approvals recorded for this run, by step id.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub approvals: std::collections::BTreeMap<String, Approval>,
