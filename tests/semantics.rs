@@ -452,3 +452,54 @@ fn resume_updates_the_evidence_folder_the_run_started_with() {
     assert_eq!(done["status"], "succeeded");
     assert!(!elsewhere.path().join("evidence").exists());
 }
+
+/// Every line on stderr is one JSON object; returns them.
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\n{}", transcript(out)))
+        })
+        .collect()
+}
+
+fn json_logged(lab: &SimLab, args: &[&str]) -> Output {
+    let mut full = args.to_vec();
+    full.extend(["--log-format", "json"]);
+    common::drplan(lab.path()).env_remove("DRPLAN_LOG").args(&full).output().unwrap()
+}
+
+#[test]
+fn json_logs_mean_json_lines_only_on_stderr() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    // A pause, an approval, a continued run, and evidence written.
+    let out = json_logged(&lab, &["apply", "shop.yaml", "--auto-approve", "--report", "evidence"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(json_lines(&out).iter().any(|e| e["message"] == "waiting for approval"));
+    let out = json_logged(&lab, &["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    json_lines(&out);
+    let out = json_logged(&lab, &["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let events = json_lines(&out);
+    assert!(
+        events.iter().any(|e| e["message"].as_str().is_some_and(|m| m.starts_with("Continuing run"))),
+        "{events:?}"
+    );
+    // A drill with its cleanup, and a replication round.
+    let out = json_logged(&lab, &["drill", "shop.yaml", "--auto-complete", "--notes", "json | check"]);
+    json_lines(&out);
+    let out = json_logged(&lab, &["replicate", "shop.yaml"]);
+    let events = json_lines(&out);
+    assert_eq!(events.iter().filter(|e| e["message"] == "recovery point taken").count(), 5, "{events:?}");
+    // Errors: a diagnostic with its code and position, and a bad command line.
+    lab.edit_plan("rpo: 5m", "rpo: soon");
+    let out = json_logged(&lab, &["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_lines(&out);
+    assert_eq!(events[0]["code"], "drplan::invalid_duration", "{events:?}");
+    assert!(events[0]["line"].as_u64().is_some());
+    let out = json_logged(&lab, &["plan", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["code"], "drplan::usage");
+}

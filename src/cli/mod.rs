@@ -165,19 +165,33 @@ enum Command {
 pub struct Ui {
     pub stderr_style: Style,
     pub stdout_color: bool,
+    /// `--log-format json`: stderr carries JSON lines only, and nothing prompts.
+    pub json_logs: bool,
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && wants_json_logs() => {
+            // Even a bad command line is one JSON line when JSON logs were asked for.
+            let line = serde_json::json!({"level": "ERROR", "code": "drplan::usage", "message": e.kind().to_string(), "detail": e.to_string().trim()});
+            eprintln!("{line}");
+            return ExitCode::from(exit::ERROR);
+        }
         Err(e) => {
             let _ = e.print();
             // Usage errors exit 1, so that `plan --detailed-exitcode` keeps 2 for "changes".
             return ExitCode::from(if e.use_stderr() { exit::ERROR } else { exit::OK });
         }
     };
-    let ui = ui_for(cli.color);
+    let mut ui = ui_for(cli.color);
     init_logging(cli.log_format);
+    if cli.log_format == LogFormat::Json {
+        // JSON lines only on stderr: no colour, no live display, no prompts.
+        output::set_json_logs(true);
+        ui.stderr_style.color = false;
+        ui.json_logs = true;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -208,6 +222,12 @@ pub fn main() -> ExitCode {
     ExitCode::from(output::exit_code(code))
 }
 
+/// `--log-format json` (or `=json`) anywhere on a command line that did not parse.
+fn wants_json_logs() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).any(|w| w[0] == "--log-format" && w[1] == "json") || args.iter().any(|a| a == "--log-format=json")
+}
+
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // People read the progress display; JSON logs are for machines and default to `info`.
@@ -232,7 +252,11 @@ fn ui_for(choice: ColorChoice) -> Ui {
     };
     let stderr_tty = std::io::stderr().is_terminal();
     let width = if stderr_tty { terminal_width().unwrap_or(100) } else { 100 };
-    Ui { stderr_style: Style { color: wants(stderr_tty), width }, stdout_color: wants(std::io::stdout().is_terminal()) }
+    Ui {
+        stderr_style: Style { color: wants(stderr_tty), width },
+        stdout_color: wants(std::io::stdout().is_terminal()),
+        json_logs: false,
+    }
 }
 
 fn terminal_width() -> Option<usize> {

@@ -6,17 +6,37 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exit;
 
 /// The first write error other than a lost reader.
 static FAILED: OnceLock<String> = OnceLock::new();
 
+/// `--log-format json`: stderr carries JSON lines only.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+pub fn set_json_logs(on: bool) {
+    JSON_LOGS.store(on, Ordering::Relaxed);
+}
+
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
 pub fn stdout(args: fmt::Arguments) {
     settle(io::stdout().lock().write_fmt(args));
 }
 
+/// Text for people on stderr; with JSON logs, each line becomes an event instead.
 pub fn stderr(args: fmt::Arguments) {
+    if json_logs() {
+        let text = args.to_string();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            tracing::info!(target: "drplan", "{line}");
+        }
+        return;
+    }
     settle(io::stderr().lock().write_fmt(args));
 }
 

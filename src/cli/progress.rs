@@ -221,6 +221,7 @@ impl Renderer {
                 }
             }
             Event::AlreadyDone { count } => {
+                tracing::info!(count, "steps already done");
                 self.done += count;
                 self.line(format!("{count} steps were already done; continuing."));
             }
@@ -237,6 +238,10 @@ impl Renderer {
     /// A permanent line above the live block (or just a line in a pipe). While someone is
     /// prompting it is printed after them, without waiting on the async thread.
     fn line(&mut self, text: String) {
+        // With JSON logs every event is already a line of its own (see `handle`).
+        if super::output::json_logs() {
+            return;
+        }
         let _terminal = self.terminal.try_take();
         errln!("{text}");
     }

@@ -13,6 +13,15 @@ use crate::runs::RunsError;
 pub fn show_plan(plan: &ActionPlan, format: Format, ui: Ui) {
     match format {
         Format::Human => out!("{}", render(plan, Painter { enabled: ui.stdout_color })),
+        // With JSON logs, one event says what will run (stdout carries the report).
+        Format::Json if ui.json_logs => tracing::info!(
+            target: "drplan",
+            run = %plan.run,
+            actions = plan.actions.len(),
+            from = plan.from.as_deref(),
+            to = plan.to.as_deref(),
+            "plan"
+        ),
         Format::Json => err!("{}", render(plan, Painter { enabled: ui.stderr_style.color })),
     }
 }
@@ -22,7 +31,7 @@ pub fn confirm(auto_approve: bool, ui: Ui, question: &str) -> Result<(), u8> {
     if auto_approve {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
+    if !std::io::stdin().is_terminal() || ui.json_logs {
         return Err(report(ui, &RunsError::NeedsAutoApprove));
     }
     let mut err = std::io::stderr();
