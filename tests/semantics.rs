@@ -503,3 +503,25 @@ fn json_logs_mean_json_lines_only_on_stderr() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json_lines(&out)[0]["code"], "drplan::usage");
 }
+
+#[test]
+fn an_auto_completed_drill_that_waits_for_an_approval_stays_open_until_resumed() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "approvers: [oncall], only: [drill]");
+    let out = lab.run(&["drill", "shop.yaml", "--auto-complete"]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`drplan resume` finishes it"), "{}", transcript(&out));
+    let copies = |lab: &SimLab| lab.world().machines.values().map(|m| m.test_copies.len()).sum::<usize>();
+    assert!(copies(&lab) > 0, "the drill is still open");
+    // The approval the output asked for works, and resuming finishes the drill and cleans up.
+    let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let out = lab.run(&["resume", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(report(&out)["kind"], "drill", "stdout holds the drill's report");
+    assert_eq!(copies(&lab), 0);
+    let entries = history(&lab);
+    assert_eq!(entries[0]["kind"], "drill-cleanup");
+    assert_eq!(entries[1]["kind"], "drill");
+    assert_eq!(entries[1]["status"], "succeeded");
+}

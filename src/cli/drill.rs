@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::review::show_plan;
-use super::run::{RunArgs, announce, execute};
+use super::run::{RunArgs, announce, close_drill, complete_due_drill, execute};
 use super::session::{fail, open};
-use super::{Format, Ui, exit};
+use super::{Ui, exit};
 use crate::planner::DrillScope;
-use crate::runs::{DrillRequest, Held};
+use crate::runs::DrillRequest;
 use crate::validate::RecoveryPointSel;
 
 #[derive(Debug, clap::Args)]
@@ -87,20 +87,18 @@ async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
         max_age: args.max_age,
         notes: args.notes.clone(),
         parallelism: args.run.planning_parallelism(),
+        auto_complete: args.auto_complete,
     };
     let plan = held.open_drill(&request).await.map_err(|f| fail(ui, f))?;
     show_plan(&plan, args.run.format, ui);
     let code = execute(&mut held, plan, &args.run, ui, args.notes.clone()).await;
-    if args.auto_complete {
-        // The cleanup's evidence goes beside the drill's, not over it.
-        let mut run = args.run.clone();
-        run.report = run.report.map(|d| d.join("cleanup"));
-        // stdout carries one JSON document: the drill's report.
-        run.quiet = run.format == Format::Json;
-        let cleanup = cleanup(&mut held, &run, args.notes, ui).await?;
-        return Ok(if code == exit::OK { cleanup } else { code });
+    if held.drill_cleanup_due() {
+        return complete_due_drill(&mut held, &args.run, code, ui).await;
     }
-    if code == exit::OK {
+    if code == exit::AWAITING_APPROVAL && args.auto_complete {
+        errln!("\nThe drill waits for an approval; it stays open. Once approved, `drplan resume` finishes it and");
+        errln!("removes its test copies (--auto-complete); `drplan drill complete` removes them now instead.");
+    } else if code == exit::OK {
         errln!("\nThe test copies are up in the isolated networks. When the checks are done:");
         errln!("  drplan drill complete {} --notes \"what was verified\"", path.display());
     }
@@ -111,18 +109,5 @@ async fn complete(path: &std::path::Path, notes: Option<String>, run: &RunArgs, 
     let workspace = open(path, ui)?;
     let mut held = workspace.hold("drplan drill complete").await.map_err(|f| fail(ui, f))?;
     announce(&held);
-    cleanup(&mut held, run, notes, ui).await
-}
-
-/// Remove the open drill's copies; on success the drill is closed and its notes recorded.
-async fn cleanup(held: &mut Held<'_>, run: &RunArgs, notes: Option<String>, ui: Ui) -> Result<u8, u8> {
-    let open = held.state.drill.clone();
-    // Refused when no drill is open.
-    let plan = held.close_drill(run.planning_parallelism()).await.map_err(|f| fail(ui, f))?;
-    let (id, drill_notes) = open.map(|d| (d.id, d.notes)).unwrap_or_default();
-    let code = execute(held, plan, run, ui, notes.or(drill_notes)).await;
-    if code == exit::OK {
-        errln!("Drill {id} is complete: its test copies are gone.");
-    }
-    Ok(code)
+    close_drill(&mut held, run, notes, ui).await
 }

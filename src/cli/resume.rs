@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Ui;
-use super::run::{RunArgs, announce, execute};
+use super::run::{RunArgs, announce, complete_due_drill, execute};
 use super::session::{fail, open};
 use crate::runs::RunsError;
 
@@ -26,7 +26,11 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             return Err(fail(ui, RunsError::NoActiveRun { plan: workspace.model.name.clone() }.into()));
         };
         let plan = held.run_plan(&active.id.clone()).map_err(|f| fail(ui, f))?;
-        Ok(execute(&mut held, plan, &args.run, ui, None).await)
+        let code = execute(&mut held, plan, &args.run, ui, None).await;
+        if held.drill_cleanup_due() {
+            return complete_due_drill(&mut held, &args.run, code, ui).await;
+        }
+        Ok(code)
     }
     .await;
     match result {

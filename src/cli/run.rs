@@ -172,6 +172,32 @@ impl Approver for TerminalApprover {
     }
 }
 
+/// Remove the open drill's copies; on success the drill is closed and its notes recorded.
+pub async fn close_drill(held: &mut Held<'_>, run: &RunArgs, notes: Option<String>, ui: Ui) -> Result<u8, u8> {
+    let open = held.state.drill.clone();
+    // Refused when no drill is open.
+    let plan = held.close_drill(run.planning_parallelism()).await.map_err(|f| super::session::fail(ui, f))?;
+    let (id, drill_notes) = open.map(|d| (d.id, d.notes)).unwrap_or_default();
+    let code = execute(held, plan, run, ui, notes.or(drill_notes)).await;
+    if code == exit::OK {
+        errln!("Drill {id} is complete: its test copies are gone.");
+    }
+    Ok(code)
+}
+
+/// The drill asked to be completed automatically and its run is over (first time, or
+/// resumed after an approval): clean up now. The exit code is the drill run's (`code`)
+/// unless that succeeded.
+pub async fn complete_due_drill(held: &mut Held<'_>, args: &RunArgs, code: u8, ui: Ui) -> Result<u8, u8> {
+    // The cleanup's evidence goes beside the drill's, not over it.
+    let mut run = args.clone();
+    run.report = run.report.map(|d| d.join("cleanup"));
+    // stdout carries one JSON document: the drill's report.
+    run.quiet = run.format == Format::Json;
+    let cleanup = close_drill(held, &run, None, ui).await?;
+    Ok(if code == exit::OK { cleanup } else { code })
+}
+
 /// Say what the command found when it took the plan (a drill open too long was cleaned up).
 pub fn announce(held: &Held<'_>) {
     if let Some(expired) = &held.expired {

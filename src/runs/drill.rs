@@ -14,7 +14,7 @@ use crate::contract::{Provider, ProviderOp};
 use crate::exec::run_report::RunReport;
 use crate::planner::{ActionKind, ActionPlan, DrillScope, build_drill, build_drill_cleanup};
 use crate::spec::suggest;
-use crate::state::{HistoryEntry, OpenDrill, RunKind, State, new_id};
+use crate::state::{HistoryEntry, OpenDrill, RunKind, RunState, State, new_id};
 use crate::validate::RecoveryPointSel;
 
 /// A drill that was force-cleaned because it was open longer than its maximum age.
@@ -35,6 +35,8 @@ pub struct DrillRequest {
     pub max_age: Duration,
     pub notes: Option<String>,
     pub parallelism: usize,
+    /// Clean up once the drill's run is over.
+    pub auto_complete: bool,
 }
 
 impl Held<'_> {
@@ -91,9 +93,19 @@ impl Held<'_> {
             max_age: request.max_age,
             copies,
             notes: request.notes.clone(),
+            auto_complete: request.auto_complete,
         });
         self.save()?;
         Ok(plan)
+    }
+
+    /// The open drill asked to be completed automatically and its run is over (it is not
+    /// waiting for an approval): its cleanup is due now.
+    pub fn drill_cleanup_due(&self) -> bool {
+        let Some(drill) = &self.state.drill else { return false };
+        let drill_run_paused = self.state.run.as_ref().is_some_and(|r| r.status == RunState::Paused);
+        let other_run = self.state.run.as_ref().is_some_and(|r| r.kind != RunKind::Drill);
+        drill.auto_complete && !drill.run.is_empty() && !drill_run_paused && !other_run
     }
 
     /// The plan that removes every copy of the open drill. An unfinished run of the drill

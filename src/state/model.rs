@@ -123,6 +123,9 @@ pub struct OpenDrill {
     pub max_age: std::time::Duration,
     /// Where the test copies are, by machine.
     pub copies: std::collections::BTreeMap<String, String>,
+    /// Clean up as soon as the drill's run is over (also when it is resumed after an approval).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_complete: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
 }
