@@ -525,3 +525,59 @@ fn an_auto_completed_drill_that_waits_for_an_approval_stays_open_until_resumed()
     assert_eq!(entries[1]["kind"], "drill");
     assert_eq!(entries[1]["status"], "succeeded");
 }
+
+#[test]
+fn sim_bytes_moved_match_the_plan_estimate() {
+    let lab = SimLab::new(true);
+    assert_eq!(lab.run(&["sim", "advance", "shop.yaml", "37m"]).status.code(), Some(0));
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "approvers: [oncall], only: [drill]");
+    lab.target("active: dc2");
+    let (_, plan) = plan_json(&lab);
+    let planned: u64 = plan["machines"].as_array().unwrap().iter().filter_map(|m| m["transfer_bytes"].as_u64()).sum();
+    let r = report(&apply(&lab, &[]));
+    let moved: u64 = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "sync")
+        .filter_map(|s| s["outcome"]["bytes_transferred"].as_u64())
+        .sum();
+    assert!(planned > 0);
+    assert_eq!(moved, planned, "the final syncs move what the plan said");
+}
+
+#[test]
+fn a_group_with_a_machine_that_did_not_start_is_not_up() {
+    let lab = SimLab::new(true);
+    lab.edit_world(|w| {
+        w.faults.push(drplan::providers::sim::world::Fault {
+            op: Some(drplan::contract::OpKind::Start),
+            machine: Some("db2".into()),
+            site: None,
+            kind: drplan::providers::sim::world::FaultKind::Error,
+            times: None,
+            triggered: 0,
+            message: None,
+        });
+    });
+    lab.target("active: dc2\nvia: unplanned");
+    let out = apply(&lab, &[]);
+    let r = report(&out);
+    let db = r["rto"]["groups"].as_array().unwrap().iter().find(|g| g["group"] == "db").unwrap();
+    assert_eq!(db["up"], false, "{db}");
+    assert_eq!(db["failed"], serde_json::json!(["start/db2"]));
+    assert_eq!(r["rto"]["met"], false, "a recovery with a group down meets no objective");
+    let human = lab.run(&["report", "shop.yaml", r["run"].as_str().unwrap(), "--out", "ev"]);
+    assert_eq!(human.status.code(), Some(0));
+    let md = std::fs::read_to_string(lab.path().join("ev/report.md")).unwrap();
+    assert!(md.contains("| db | ❌ not up: start/db2 |"), "{md}");
+}
+
+#[test]
+fn counts_are_singular_when_there_is_one() {
+    let lab = SimLab::new(true);
+    lab.edit_plan(r#"run: ["true"], timeout: 1m"#, r#"run: ["true"], timeout: 1m, retries: 1"#);
+    lab.target("active: dc2");
+    let text = String::from_utf8_lossy(&lab.run(&["plan", "shop.yaml"]).stdout).into_owned();
+    assert!(text.contains("1 retry") && !text.contains("1 retries"), "{text}");
+}

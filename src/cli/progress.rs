@@ -223,7 +223,8 @@ impl Renderer {
             Event::AlreadyDone { count } => {
                 tracing::info!(count, "steps already done");
                 self.done += count;
-                self.line(format!("{count} steps were already done; continuing."));
+                let done = crate::report::style::plural(*count, "step was", "steps were");
+                self.line(format!("{done} already done; continuing."));
             }
             Event::Stopping { reason } => {
                 tracing::warn!(reason = %reason, "run stopping");

@@ -122,7 +122,18 @@ pub struct RtoReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupRto {
     pub group: String,
+    /// When its last step ended, counted from the first machine going down.
     pub ready_ms: u64,
+    /// Every machine of the group started (or, in a drill, got its test copy).
+    #[serde(default = "yes")]
+    pub up: bool,
+    /// The machine steps that did not succeed, when it is not up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -339,34 +350,41 @@ fn measure_rto(plan: &ActionPlan, steps: &[StepReport]) -> Option<RtoReport> {
         })
         .filter_map(|s| s.started_at)
         .min()?;
-    let mut groups: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    // Per group: when its last successful step ended, and the machines that did not come up.
+    let mut groups: BTreeMap<&str, (Option<SystemTime>, Vec<String>)> = BTreeMap::new();
     for s in steps {
-        if phase_of.get(s.id.as_str()) != Some(&Phase::Boot) && phase_of.get(s.id.as_str()) != Some(&Phase::Drill) {
+        if !matches!(phase_of.get(s.id.as_str()), Some(Phase::Boot | Phase::Drill)) {
             continue;
         }
-        if let (Some(group), Some(done)) = (&s.group, s.finished_at)
-            && s.status == "succeeded"
-        {
-            let entry = groups.entry(group.as_str()).or_insert(done);
-            *entry = (*entry).max(done);
+        let Some(group) = &s.group else { continue };
+        let entry = groups.entry(group.as_str()).or_default();
+        match s.finished_at.filter(|_| s.status == "succeeded") {
+            Some(done) => entry.0 = Some(entry.0.map_or(done, |t| t.max(done))),
+            None if s.machine.is_some() => entry.1.push(s.id.clone()),
+            None => {}
         }
     }
     let mut group_rto: Vec<GroupRto> = groups
-        .iter()
-        .map(|(g, t)| GroupRto {
+        .into_iter()
+        .filter(|(_, (done, failed))| done.is_some() || !failed.is_empty())
+        .map(|(g, (done, failed))| GroupRto {
             group: g.to_string(),
-            ready_ms: t.duration_since(down).unwrap_or_default().as_millis() as u64,
+            ready_ms: done.map_or(0, |t| t.duration_since(down).unwrap_or_default().as_millis() as u64),
+            up: failed.is_empty(),
+            failed,
         })
         .collect();
     // Boot order reads best.
     let order: Vec<&str> = plan.actions.iter().filter_map(|a| a.id.strip_prefix("begin/")).collect();
     group_rto.sort_by_key(|g| order.iter().position(|o| *o == g.group).unwrap_or(usize::MAX));
     let measured = group_rto.iter().map(|g| g.ready_ms).max().unwrap_or(0);
+    // A recovery with a group that never came up did not meet any objective.
+    let all_up = group_rto.iter().all(|g| g.up);
     Some(RtoReport {
         since: down,
         measured_ms: measured,
         objective_ms: plan.summary.rto_objective_ms,
-        met: measured <= plan.summary.rto_objective_ms,
+        met: all_up && measured <= plan.summary.rto_objective_ms,
         groups: group_rto,
     })
 }

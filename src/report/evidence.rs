@@ -125,7 +125,8 @@ pub fn markdown(report: &RunReport) -> String {
                 let _ = writeln!(out, "| … | {} more groups in report.json |", n - MARKDOWN_ROWS);
             }
             if n <= MARKDOWN_ROWS || i < MARKDOWN_ROWS / 2 || i >= n - MARKDOWN_ROWS / 2 {
-                let _ = writeln!(out, "| {} | {} |", g.group, ms(g.ready_ms));
+                let up = if g.up { ms(g.ready_ms) } else { format!("❌ not up: {}", g.failed.join(", ")) };
+                let _ = writeln!(out, "| {} | {up} |", g.group);
             }
         }
     }
@@ -333,10 +334,10 @@ pub fn timeline_svg(report: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "  <text x=\"10\" y=\"40\" fill=\"#555555\">run {} · started {} · {} steps{aggregated}</text>",
+        "  <text x=\"10\" y=\"40\" fill=\"#555555\">run {} · started {} · {}{aggregated}</text>",
         xml_escape(&report.run),
         xml_escape(&rfc3339(start)),
-        report.steps.len()
+        super::style::plural(report.steps.len(), "step", "steps")
     );
     // Time axis with five ticks.
     for k in 0..=5 {

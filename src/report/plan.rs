@@ -105,13 +105,13 @@ fn unfinished(run: &crate::planner::PendingRun, plan: &str, p: Painter) -> Strin
     };
     let _ = writeln!(
         out,
-        "{} {} run {} of `{plan}` is {}{waits}: {} of {} steps done.",
+        "{} {} run {} of `{plan}` is {}{waits}: {} of {} done.",
         p.paint("Unfinished:", Color::Magenta),
         run.kind,
         crate::state::short_id(&run.id),
         run.status,
         run.steps_done,
-        run.steps_total
+        super::style::plural(run.steps_total, "step", "steps")
     );
     if run.same_document {
         let _ = writeln!(out, "`drplan apply` (or `drplan resume`) continues it; these are its steps:\n");
@@ -191,7 +191,7 @@ fn line(action: &Action, diffs: &HashMap<&str, &MachineDiff>, p: Painter) -> Str
                 OnFailure::Continue => "on failure continue".into(),
             });
             if *retries > 0 {
-                extras.push(format!("{retries} retries"));
+                extras.push(super::style::plural(*retries as usize, "retry", "retries"));
             }
             ("▶", Color::Blue, "run", format!("{}: {} ({})", action.id, run.join(" "), extras.join(", ")))
         }

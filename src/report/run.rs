@@ -32,7 +32,7 @@ pub fn render_summary(report: &RunReport, p: Painter) -> String {
         }
     }
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    let _ = writeln!(out, "  {} steps: {}", report.steps.len(), counts.join(", "));
+    let _ = writeln!(out, "  {}: {}", super::style::plural(report.steps.len(), "step", "steps"), counts.join(", "));
     if let Some(rto) = &report.rto {
         let verdict = if rto.met { p.paint("met", Color::Green) } else { p.paint("MISSED", Color::Red) };
         let _ = writeln!(
@@ -42,12 +42,22 @@ pub fn render_summary(report: &RunReport, p: Painter) -> String {
             human_duration(Duration::from_millis(rto.objective_ms))
         );
         for g in &rto.groups {
-            let _ = writeln!(
-                out,
-                "    group {:<16} up after {}",
-                g.group,
-                human_duration(Duration::from_millis(g.ready_ms))
-            );
+            if g.up {
+                let _ = writeln!(
+                    out,
+                    "    group {:<16} up after {}",
+                    g.group,
+                    human_duration(Duration::from_millis(g.ready_ms))
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    group {:<16} {}: {} did not succeed",
+                    g.group,
+                    p.paint("NOT UP", Color::Red),
+                    g.failed.join(", ")
+                );
+            }
         }
     }
     if let Some(loss) = &report.data_loss {

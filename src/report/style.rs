@@ -37,3 +37,8 @@ impl Painter {
         if self.enabled { format!("\x1b[{}m{text}\x1b[0m", color.code()) } else { text.to_string() }
     }
 }
+
+/// "1 step", "2 steps": a count with its noun, singular or plural.
+pub fn plural(n: usize, singular: &str, plural: &str) -> String {
+    if n == 1 { format!("{n} {singular}") } else { format!("{n} {plural}") }
+}

@@ -152,10 +152,33 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             at,
             help: "remove the second `---` document or move it to its own file".into(),
         },
+        _ if message.contains("tab") => {
+            // The scanner reports where it was (often the end of the line before); the reader
+            // wants the tab itself.
+            let at = tab_near(source.text(), at.offset()).map_or(at, |t| SourceSpan::new(t.into(), 1));
+            LoadError::Syntax {
+                message,
+                at,
+                help: "YAML indents with spaces only; replace this tab with spaces".into(),
+            }
+        }
         _ => {
             LoadError::Syntax { message, at, help: "check indentation, quoting and brackets around this point".into() }
         }
     }
+}
+
+/// The tab in the indentation of the line at `offset`, or else the first tab after it within
+/// the next few lines.
+fn tab_near(text: &str, offset: usize) -> Option<usize> {
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let indent = &text[line_start..offset];
+    if let Some(i) = indent.find('\t').filter(|_| indent.trim_start_matches([' ', '\t', '-']).is_empty()) {
+        return Some(line_start + i);
+    }
+    let rest = text.get(offset..)?;
+    let window: usize = rest.split_inclusive('\n').take(3).map(str::len).sum();
+    rest[..window].find('\t').map(|i| offset + i)
 }
 
 fn allowed_help(what: &str, typo: &str, expected: &[&'static str]) -> String {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::provider::{did, done, fail, new_point, nic_states, refresh_copy, transfer_bytes};
+use super::provider::{did, done, fail, new_point, nic_states, refresh_copy};
 use super::world::{SimFailover, SimMachine, SimReplication, SimTestCopy};
 use crate::contract::{DataLoss, NicAssignment, OpOutcome, Power, ProviderError, ProviderOp, SyncMode};
 use crate::spec::time_format::human_bytes;
@@ -14,6 +14,8 @@ struct At<'a> {
     name: &'a str,
     now: SystemTime,
     app_every: u32,
+    /// What a data operation transfers, counted when it began.
+    bytes: u64,
 }
 
 /// The effect of an operation on one machine. Repeating a finished operation is a no-op.
@@ -22,21 +24,22 @@ pub(super) fn apply_op(
     op: &ProviderOp,
     now: SystemTime,
     app_every: u32,
+    bytes: u64,
 ) -> Result<OpOutcome, ProviderError> {
-    let at = At { name: op.machine(), now, app_every };
+    let at = At { name: op.machine(), now, app_every, bytes };
     match op {
         ProviderOp::EnableProtection { from, to, .. } => enable_protection(m, &at, from, to),
-        ProviderOp::TakePoint { from, to, .. } => take_point(m, &at, op, from, to),
+        ProviderOp::TakePoint { from, to, .. } => take_point(m, &at, from, to),
         ProviderOp::Shutdown { site, .. } => shutdown(m, &at, site),
         ProviderOp::Start { site, nics, .. } => start(m, &at, site, nics),
-        ProviderOp::Sync { from, to, mode, final_sync, .. } => sync(m, &at, op, from, to, *mode, *final_sync),
+        ProviderOp::Sync { from, to, mode, final_sync, .. } => sync(m, &at, from, to, *mode, *final_sync),
         ProviderOp::Failover { from, to, point, prefer_synced, nics, .. } => {
             failover(m, &at, from, to, *point, *prefer_synced, nics)
         }
         ProviderOp::Commit { site, .. } => commit(m, &at, site),
         ProviderOp::ChangePoint { site, point, .. } => change_point(m, &at, site, *point),
         ProviderOp::Revert { from, to, .. } => revert(m, &at, from, to),
-        ProviderOp::Reprotect { from, to, .. } => reprotect(m, &at, op, from, to),
+        ProviderOp::Reprotect { from, to, .. } => reprotect(m, &at, from, to),
         ProviderOp::CreateTestCopy { site, point, nics, drill, .. } => {
             create_test_copy(m, &at, site, *point, nics, drill)
         }
@@ -45,7 +48,7 @@ pub(super) fn apply_op(
 }
 
 fn enable_protection(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
-    let At { name, now, app_every } = *at;
+    let At { name, now, app_every, .. } = *at;
     if m.replication.as_ref().is_some_and(|r| r.from == from && r.to == to) {
         return Ok(done(format!("{name} already replicates {from} → {to}")));
     }
@@ -65,12 +68,12 @@ fn enable_protection(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Resul
     })
 }
 
-fn take_point(m: &mut SimMachine, at: &At, op: &ProviderOp, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
-    let At { name, now, app_every } = *at;
+fn take_point(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
+    let At { name, now, app_every, .. } = *at;
     if !m.replication.as_ref().is_some_and(|r| r.from == from && r.to == to) {
         return Err(fail(format!("{name} does not replicate {from} → {to}")));
     }
-    let bytes = transfer_bytes(m, op);
+    let bytes = at.bytes;
     let point = new_point(m, now, app_every);
     if let Some(replica) = m.copies.get_mut(to) {
         replica.generation = m.written;
@@ -121,7 +124,6 @@ fn start(m: &mut SimMachine, at: &At, site: &str, nics: &[NicAssignment]) -> Res
 fn sync(
     m: &mut SimMachine,
     at: &At,
-    op: &ProviderOp,
     from: &str,
     to: &str,
     mode: SyncMode,
@@ -138,7 +140,7 @@ fn sync(
     if m.copies.get(to).is_some_and(|c| c.consistent && c.generation == m.written) {
         return Ok(done(format!("{name}: {to} already holds the latest data")));
     }
-    let bytes = transfer_bytes(m, op);
+    let bytes = at.bytes;
     let written = m.written;
     refresh_copy(m, from, to).power = Power::Off;
     let kind = match mode {
@@ -301,8 +303,8 @@ fn revert(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome
     Ok(did(format!("{name}: failover to {from} undone; {to} is live again")))
 }
 
-fn reprotect(m: &mut SimMachine, at: &At, op: &ProviderOp, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
-    let At { name, now, app_every } = *at;
+fn reprotect(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
+    let At { name, now, app_every, .. } = *at;
     if m.replication.as_ref().is_some_and(|r| r.from == from && r.to == to) {
         return Ok(done(format!("{name} already replicates {from} → {to}")));
     }
@@ -312,7 +314,7 @@ fn reprotect(m: &mut SimMachine, at: &At, op: &ProviderOp, from: &str, to: &str)
     if m.copies.get(to).is_some_and(|c| c.power == Power::On) {
         return Err(fail(format!("{name}: the old copy at {to} is running; shut it down before reprotecting")));
     }
-    let bytes = transfer_bytes(m, op);
+    let bytes = at.bytes;
     refresh_copy(m, from, to);
     m.points.clear();
     m.commit_pending = false;

@@ -39,6 +39,9 @@ struct Inner {
 struct Prepared {
     latency: Duration,
     hang: bool,
+    /// What the operation transfers, counted before its target was marked inconsistent
+    /// (after that, the target looks like it needs everything).
+    bytes: u64,
 }
 
 impl SimProvider {
@@ -148,6 +151,7 @@ impl SimProvider {
         let now = world.now();
         world.catch_up(&id, now, self.keep);
         let latency = latency_of(world, op, &id);
+        let bytes = world.machines.get(&id).map_or(0, |m| transfer_bytes(m, op));
         // A data transfer marks its target inconsistent until it completes, so a crash or a
         // cancellation in the middle is never mistaken for a finished sync.
         if let ProviderOp::Sync { to, from, final_sync, .. } = op
@@ -163,10 +167,10 @@ impl SimProvider {
             inner.store.record_machine(&id, &snapshot)?;
             inner.dirty = true;
         }
-        Ok(Prepared { latency, hang })
+        Ok(Prepared { latency, hang, bytes })
     }
 
-    fn apply(&self, op: &ProviderOp) -> Result<OpOutcome, ProviderError> {
+    fn apply(&self, op: &ProviderOp, bytes: u64) -> Result<OpOutcome, ProviderError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let id = self.id(op.machine()).to_string();
@@ -177,7 +181,7 @@ impl SimProvider {
         let Some(m) = world.machines.get_mut(&id) else {
             return Err(ProviderError::NotFound { machine: op.machine().to_string(), site: op.site().to_string() });
         };
-        let outcome = apply_op(m, op, now, settings.app_consistent_every)?;
+        let outcome = apply_op(m, op, now, settings.app_consistent_every, bytes)?;
         if !outcome.already_done {
             let snapshot = m.clone();
             inner.store.record_machine(&id, &snapshot)?;
@@ -371,7 +375,7 @@ impl Provider for SimProvider {
                     _ = cancel.cancelled() => return Err(ProviderError::Cancelled),
                 }
             }
-            self.apply(op)
+            self.apply(op, prepared.bytes)
         })
     }
 
