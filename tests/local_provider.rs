@@ -434,6 +434,14 @@ fn the_readme_quickstart_runs_the_whole_story() {
         let line = stdout.lines().find(|l| l.starts_with(&format!("{machine} (live at dc1)"))).unwrap();
         assert!(line.contains("none missing") && line.contains("at dc2"), "{line}");
     }
+    // The echoed commands can be pasted into a shell.
+    assert!(stdout.contains("--notes 'lab demo: the test copies booted'"), "{stdout}");
+    // The plan's schema line points at a schema file the user has.
+    let plan = std::fs::read_to_string(dir.path().join("lab/lab.yaml")).unwrap();
+    assert!(plan.starts_with("# yaml-language-server: $schema=plan.schema.json\n"), "{plan}");
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("lab/plan.schema.json")).unwrap()).unwrap();
+    assert_eq!(schema["title"], "drplan recovery plan (v1)");
 }
 
 #[test]

@@ -236,6 +236,7 @@ fn saved_plans_detect_every_kind_of_staleness() {
     let out = lab.run(&["show", "run.plan"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(stderr.contains("drplan::stale_plan") && stderr.contains("`app1`"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "a stale plan exits 1, as apply would refuse it");
 
     // State serial.
     lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::On);
@@ -260,7 +261,10 @@ fn show_renders_a_saved_plan_like_plan_does() {
     let planned = lab.run(&["plan", "shop.yaml", "--out", "run.plan"]);
     let shown = lab.run(&["show", "run.plan"]);
     assert_eq!(shown.status.code(), Some(0), "{}", transcript(&shown));
-    assert!(stdout(&planned).starts_with(&stdout(&shown)));
+    let (planned, shown) = (stdout(&planned), stdout(&shown));
+    let rendered = &shown[..shown.find("\nThe saved plan is current").expect("says it is current")];
+    assert!(planned.starts_with(rendered), "{planned}\n---\n{shown}");
+    assert!(shown.contains("`drplan apply run.plan` executes exactly this"), "{shown}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub struct Args {
 enum LabCommand {
     /// Create a lab: `DIR/lab.yaml`, site dc1 with three machines, an empty site dc2.
     Init {
+        /// The lab directory (it holds `lab.yaml` and the site folders dc1, dc2).
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Size of each disk image (two per machine).
@@ -33,6 +34,7 @@ enum LabCommand {
     /// Run the whole story: protect, drill, planned failover, failback with delta sync,
     /// reprotect, and prove from the disks that no record was lost.
     Demo {
+        /// Where to make the lab (replaced if it already holds one).
         #[arg(value_name = "DIR", default_value = "drplan-lab")]
         dir: PathBuf,
         #[arg(long, default_value = "64MiB", value_parser = parse_size)]
@@ -40,11 +42,13 @@ enum LabCommand {
     },
     /// Check the records on every machine's data disk: how many, written where, none missing.
     Verify {
+        /// The lab directory (it holds `lab.yaml` and the site folders dc1, dc2).
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
     /// Stop every running lab machine (their programs), e.g. before removing the lab.
     Stop {
+        /// The lab directory (it holds `lab.yaml` and the site folders dc1, dc2).
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
@@ -172,9 +176,16 @@ fn verify(dir: &Path, ui: Ui) -> u8 {
     if ok { exit::OK } else { exit::ERROR }
 }
 
-/// One step of the demo: print the command, run it, show its output.
+/// An argument as a shell would need it to be typed: as is when it is plain, else quoted.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "_./:=@%+-,".contains(c));
+    if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
+}
+
+/// One step of the demo: print the command (as it can be pasted into a shell), run it, show
+/// its output.
 fn step(plan_dir: &Path, args: &[&str], expect: &[i32]) -> Result<i32, String> {
-    let display: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let display: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     outln!("\n$ drplan {}", display.join(" "));
     let status = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .current_dir(plan_dir)
@@ -249,4 +260,18 @@ fn demo_steps(dir: &Path, disk_size: u64) -> Result<(), String> {
     outln!("\n# Done. The machines are stopped; the lab stays in {} to explore", dir.display());
     outln!("# (reports of the drill and the failover: {}/reports).", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn echoed_commands_can_be_pasted_into_a_shell() {
+        assert_eq!(shell_quote("--notes"), "--notes");
+        assert_eq!(shell_quote("lab demo: the copies booted"), "'lab demo: the copies booted'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
 }

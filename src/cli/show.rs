@@ -13,6 +13,7 @@ pub struct Args {
     /// A plan saved with `drplan plan PLAN --out FILE`.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    /// `human` or `json` (the plan's JSON plus `stale`, the reasons it no longer applies).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -32,7 +33,9 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
     match args.format {
         Format::Human => {
             out!("{}", render(&plan, Painter { enabled: ui.stdout_color }));
-            if !stale.is_empty() {
+            if stale.is_empty() {
+                outln!("\nThe saved plan is current: `drplan apply {}` executes exactly this.", args.file.display());
+            } else {
                 report(ui, &PlanError::Stale { path: args.file.clone(), reasons: stale.join("; ") });
             }
         }
@@ -48,5 +51,6 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
             super::output::json(&Shown { plan: &plan, stale: &stale });
         }
     }
-    exit::OK
+    // As `apply` would: a stale plan is refused.
+    if stale.is_empty() { exit::OK } else { exit::ERROR }
 }

@@ -28,6 +28,7 @@ pub struct Args {
 enum SimCommand {
     /// Create the world file of a plan whose sites use `provider: sim`.
     Init {
+        /// A plan document whose sites use `provider: sim` (its world file is theirs).
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
         #[command(flatten)]
@@ -38,8 +39,10 @@ enum SimCommand {
     },
     /// Write a valid plan of any size plus its world (for benchmarks, tests and rehearsals).
     Generate {
+        /// How many machines the estate has.
         #[arg(long)]
         machines: usize,
+        /// How many boot groups they are spread over.
         #[arg(long, default_value_t = 10)]
         groups: usize,
         /// Directory for `plan.yaml` and `world.json`.
@@ -56,6 +59,7 @@ enum SimCommand {
     },
     /// Move a fixed simulated clock forward: machines write, replication takes points.
     Advance {
+        /// A plan document whose sites use `provider: sim` (its world file is theirs).
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
         /// How far, e.g. `10m`.
@@ -64,30 +68,39 @@ enum SimCommand {
     },
     /// Take a site down (a disaster) or bring it back.
     Site {
+        /// A plan document whose sites use `provider: sim` (its world file is theirs).
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
+        /// The site to take down or bring back.
         site: String,
+        /// Take it down (a disaster): its machines stop counting writes, nothing reaches it.
         #[arg(long, conflicts_with = "up", required_unless_present = "up")]
         down: bool,
+        /// Bring it back.
         #[arg(long)]
         up: bool,
     },
     /// Inject a fault into matching operations, or clear all faults.
     Fault {
+        /// A plan document whose sites use `provider: sim` (its world file is theirs).
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
         /// Operation kind to match (any when absent).
         #[arg(long, value_parser = parse_op_kind)]
         op: Option<OpKind>,
+        /// Machine to match, by its name in the plan (any when absent).
         #[arg(long)]
         machine: Option<String>,
+        /// Site to match (any when absent).
         #[arg(long)]
         site: Option<String>,
+        /// What happens: the operation fails, never returns, or is throttled (retried).
         #[arg(long, value_enum, required_unless_present = "clear")]
         kind: Option<FaultArg>,
         /// Trigger at most this many times.
         #[arg(long)]
         times: Option<u32>,
+        /// The error message the failing operation reports.
         #[arg(long)]
         message: Option<String>,
         /// Remove every fault.
@@ -96,6 +109,7 @@ enum SimCommand {
     },
     /// Summarise the world: clock, sites, where machines run, faults.
     Show {
+        /// A plan document whose sites use `provider: sim` (its world file is theirs).
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
     },
@@ -218,6 +232,9 @@ fn run_inner(args: Args, ui: Ui) -> Result<(), u8> {
             let text = generate_plan(&shape);
             crate::state::atomic::write_atomic(&plan_path, text.as_bytes())
                 .map_err(|e| fail(ui, format!("cannot write {}: {e}", plan_path.display()), "check the path"))?;
+            let schema = out.join(crate::spec::schema::SCHEMA_FILE);
+            crate::state::atomic::write_atomic(&schema, crate::spec::schema::plan_schema_json().as_bytes())
+                .map_err(|e| fail(ui, format!("cannot write {}: {e}", schema.display()), "check the path"))?;
             let session = open(&plan_path, ui)?;
             let w = world_for(&session.model, &options);
             WorldStore::new(&out.join("world.json")).save(&w).map_err(|e| report(ui, &e))?;

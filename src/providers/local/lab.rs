@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::spec::schema::SCHEMA_FILE;
+
 const RECORD: u64 = 64;
 pub const DATA_DISK: &str = "data.img";
 
@@ -75,6 +77,8 @@ pub fn init(dir: &Path, options: &LabOptions) -> std::io::Result<PathBuf> {
     )?;
     let plan = dir.join("lab.yaml");
     std::fs::write(&plan, plan_text())?;
+    // The plan's `$schema` line points here: editors complete and check it offline.
+    std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())?;
     Ok(plan)
 }
 
@@ -86,7 +90,7 @@ fn plan_text() -> String {
         })
         .collect();
     format!(
-        r#"# yaml-language-server: $schema=https://drplan.dev/schemas/plan.schema.json
+        r#"# yaml-language-server: $schema={SCHEMA_FILE}
 # A two-site lab on this machine, made by `drplan lab init`.
 version: 1
 name: lab
