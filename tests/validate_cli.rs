@@ -61,7 +61,7 @@ mod invalid {
         invalid_recovery_point => "drplan::invalid_recovery_point" at 30:19,
         invalid_subnet => "drplan::invalid_subnet" at 16:20,
         invalid_type => "drplan::invalid_type" at 9:8,
-        ip_outside_subnet => "drplan::ip_outside_subnet" at 21:34,
+        ip_outside_subnet => "drplan::ip_outside_subnet" at 22:34,
         machine_in_two_groups => "drplan::machine_in_two_groups" at 25:22,
         machine_not_in_group => "drplan::machine_not_in_group" at 21:11,
         missing_field => "drplan::missing_field" at 12:5,
@@ -94,6 +94,7 @@ mod warning {
     fixtures! { "warning":
         script_not_found => "drplan::script_not_found" at 27:25,
         unused_address_map => "drplan::unused_address_map" at 15:51,
+        partial_subnet_retained => "drplan::partial_subnet_retained" at 16:20,
     }
 }
 
@@ -167,4 +168,26 @@ fn directory_instead_of_file() {
     let out = drplan(&fixtures()).args(["validate", "valid"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("it is a directory"));
+}
+
+#[test]
+fn plans_validated_together_may_not_split_a_retained_subnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = std::fs::read_to_string(fixtures().join("warning/partial_subnet_retained.yaml")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), plan.replace("name: shop", "name: shop-a")).unwrap();
+    // The other half of the subnet, from another plan that also keeps its addresses.
+    let b =
+        plan.replace("name: shop", "name: shop-b").replace("10.0.0.10", "10.0.0.30").replace("10.0.0.20", "10.0.0.40");
+    std::fs::write(dir.path().join("b.yaml"), b.replace("source_subnet: 10.0.0.0/24", "source_subnet: 10.0.0.0/25"))
+        .unwrap();
+    let out = drplan(dir.path()).args(["validate", "--format", "json", "a.yaml", "b.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let split = parsed["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "drplan::subnet_split").unwrap();
+    assert_eq!(split["file"], "b.yaml");
+    assert_eq!((split["line"].as_u64(), split["column"].as_u64()), (Some(16), Some(20)));
+    assert!(split["help"].as_str().unwrap().contains("a.yaml"), "{split}");
+    // Each alone only warns: one plan cannot see the other.
+    let out = drplan(dir.path()).args(["validate", "b.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }

@@ -17,7 +17,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: Ui) -> u8 {
-    let results: Vec<_> = args.plans.iter().map(|p| (p, validate_file(p))).collect();
+    let mut results: Vec<_> = args.plans.iter().map(|p| (p, validate_file(p))).collect();
+    // Plans validated together are also checked against each other.
+    let validations: Vec<_> = results.iter().map(|(_, v)| v).collect();
+    let across = crate::validate::across_plans(&validations);
+    for found in across {
+        if let Some((_, v)) = results.iter_mut().find(|(p, _)| p.as_path() == found.path()) {
+            v.diagnostics.push(found);
+        }
+    }
     let all: Vec<_> = results.iter().flat_map(|(_, v)| v.diagnostics.iter()).collect();
     let failed = results.iter().any(|(_, v)| v.has_errors());
     match args.format {

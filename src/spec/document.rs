@@ -129,6 +129,10 @@ pub struct NetworkMapping {
     #[serde(default)]
     #[schemars(with = "Option<Cidr>")]
     pub target_subnet: Option<Spanned<String>>,
+    /// Every machine with an address in `source_subnet` is in this plan, so the subnet fails
+    /// over as a whole (which `addresses: retain` needs). Default false: drplan warns.
+    #[serde(default)]
+    pub whole_subnet: bool,
 }
 
 /// How a machine's addresses are assigned after failover.

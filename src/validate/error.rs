@@ -280,6 +280,39 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
+    #[error("`retain` moves {moved} of {of} addresses of {subnet}")]
+    #[diagnostic(
+        code(drplan::partial_subnet_retained),
+        severity(Warning),
+        help(
+            "kept addresses work only when the whole subnet fails over together, and this plan cannot see machines outside it: a machine left behind would keep an address that now lives at the other site. Put every machine of {subnet} in this plan and set `whole_subnet: true`; or map or `dhcp` the addresses; or validate the plans that share it together (`drplan validate a.yaml b.yaml`) to have them checked against each other"
+        )
+    )]
+    PartialSubnetRetained {
+        subnet: String,
+        moved: usize,
+        of: String,
+        #[label("part of this subnet is retained")]
+        at: SourceSpan,
+    },
+
+    #[error("subnet {subnet} is retained by this plan and by plan `{other_plan}`")]
+    #[diagnostic(
+        code(drplan::subnet_split),
+        help(
+            "`{other_file}` keeps the addresses of {other_subnet} (network `{other_network}`) too; a subnet can be routed to one site only, so plans that keep addresses must not share one: move those machines into one plan, or map or `dhcp` the addresses in one of them"
+        )
+    )]
+    SubnetSplit {
+        subnet: String,
+        other_subnet: String,
+        other_plan: String,
+        other_file: String,
+        other_network: String,
+        #[label("also retained by `{other_plan}`")]
+        at: SourceSpan,
+    },
+
     #[error("duplicate mapping for network `{name}`")]
     #[diagnostic(
         code(drplan::duplicate_network_mapping),

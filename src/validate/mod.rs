@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed plan. Every problem becomes a diagnostic with a span;
 //! all of them are reported in one run. A plan without errors becomes a [`Model`].
 
+mod across;
 mod checker;
 pub mod error;
 mod groups;
@@ -11,6 +12,7 @@ mod steps;
 
 use std::path::Path;
 
+pub use across::across_plans;
 pub use error::ValidationError;
 pub use model::*;
 

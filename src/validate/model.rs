@@ -111,6 +111,12 @@ pub struct NetworkSpec {
     pub source: String,
     pub target: String,
     pub test: String,
+    /// Addresses are kept after failover (the whole subnet must move together).
+    #[serde(skip)]
+    pub retain: bool,
+    /// The declared source subnet (network address, prefix) and where it is written.
+    #[serde(skip)]
+    pub source_subnet: Option<(std::net::IpAddr, u32, miette::SourceSpan)>,
 }
 
 #[derive(Debug, Clone)]

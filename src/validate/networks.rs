@@ -57,13 +57,16 @@ pub(super) fn check_networks<'d>(cx: &mut Checker, doc: &'d PlanDocument) -> Net
             continue;
         }
         nets.by_source.insert(&mapping.source.value, nets.specs.len());
+        let source_subnet = mapping.source_subnet.as_ref().and_then(|s| Subnet::parse(cx, s));
         nets.specs.push(NetworkSpec {
             source: mapping.source.value.clone(),
             target: mapping.target.value.clone(),
             test: mapping.test.value.clone(),
+            retain: matches!(mapping.addresses.as_ref().map(|a| &a.value), None | Some(AddressPolicy::Retain)),
+            source_subnet: source_subnet.as_ref().map(|s| (s.network, s.prefix, s.at)),
         });
         nets.mappings.push(mapping);
-        nets.source_subnets.push(mapping.source_subnet.as_ref().and_then(|s| Subnet::parse(cx, s)));
+        nets.source_subnets.push(source_subnet);
         nets.target_subnets.push(mapping.target_subnet.as_ref().and_then(|s| Subnet::parse(cx, s)));
         let mut address_map = HashMap::new();
         if let Some(Spanned { value: AddressPolicy::Map(entries), .. }) = &mapping.addresses {
@@ -152,6 +155,7 @@ pub(super) fn check_nics(cx: &mut Checker, machines: &[Machine], nets: &Networks
         }
         all.push(nics);
     }
+    check_retained_subnets(cx, nets, machines);
     for (network, mapping) in nets.mappings.iter().enumerate() {
         if let Some(Spanned { value: AddressPolicy::Map(entries), .. }) = &mapping.addresses {
             for (from, _) in entries.iter() {
@@ -168,6 +172,38 @@ pub(super) fn check_nics(cx: &mut Checker, machines: &[Machine], nets: &Networks
         }
     }
     ok.then_some(all)
+}
+
+/// `retain` keeps addresses only when the whole subnet fails over together. One plan cannot
+/// see machines outside it: when it moves fewer addresses than the subnet holds and does not
+/// say it holds all of them (`whole_subnet: true`), that is worth a warning.
+fn check_retained_subnets(cx: &mut Checker, nets: &Networks, machines: &[Machine]) {
+    for (network, mapping) in nets.mappings.iter().enumerate() {
+        let Some(subnet) = &nets.source_subnets[network] else { continue };
+        if !nets.specs[network].retain || mapping.whole_subnet {
+            continue;
+        }
+        let mut moved: Vec<IpAddr> = machines
+            .iter()
+            .flat_map(|m| &m.nics)
+            .filter(|nic| nic.network.value == mapping.source.value)
+            .filter_map(|nic| nic.ip.as_ref()?.value.trim().parse().ok())
+            .filter(|ip| subnet.contains(*ip))
+            .collect();
+        moved.sort_unstable();
+        moved.dedup();
+        let hosts = subnet.host_count();
+        if hosts.is_some_and(|h| moved.len() as u128 >= h) {
+            continue;
+        }
+        let of = hosts.map_or_else(|| "the".to_string(), |h| format!("the {h}"));
+        cx.report(ValidationError::PartialSubnetRetained {
+            subnet: subnet.text.clone(),
+            moved: moved.len(),
+            of,
+            at: subnet.at,
+        });
+    }
 }
 
 fn unmapped_help(name: &str, nets: &Networks) -> String {
@@ -216,6 +252,15 @@ impl Subnet {
                 cx.report(ValidationError::InvalidSubnet { text: text.value.clone(), at: span_of(text) });
                 None
             }
+        }
+    }
+
+    /// Usable host addresses of an IPv4 subnet (none to count for IPv6: effectively unbounded).
+    fn host_count(&self) -> Option<u128> {
+        match self.network {
+            IpAddr::V4(_) if self.prefix >= 31 => Some(1u128 << (32 - self.prefix)),
+            IpAddr::V4(_) => Some((1u128 << (32 - self.prefix)) - 2),
+            IpAddr::V6(_) => None,
         }
     }
 
