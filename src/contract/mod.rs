@@ -43,6 +43,8 @@
 //! **A dark site** is reported in inventory (`reachable: false`), never as a failed inventory:
 //! the other site's copies and points stay visible so an unplanned failover can be planned.
 
+pub mod suite;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;

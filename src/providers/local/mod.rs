@@ -4,6 +4,7 @@
 //! every failover is verified block by block against the point it used.
 
 mod blocks;
+pub mod fixture;
 pub mod lab;
 pub mod layout;
 mod ops;

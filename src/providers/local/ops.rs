@@ -227,6 +227,7 @@ impl Inner {
                 commit_pending: true,
                 failed_over_from: Some(from.to_string()),
                 failed_over_at: Some(SystemTime::now()),
+                holds_point: Some(chosen.id),
             },
         )?;
         replica.failed_over = true;
@@ -255,6 +256,7 @@ impl Inner {
         record.commit_pending = false;
         record.failed_over_from = None;
         record.failed_over_at = None;
+        record.holds_point = None;
         records::save(&layout.record_path(dir), &record)?;
         Ok(OpOutcome { summary: format!("{name}: failover committed at {site}"), ..OpOutcome::default() })
     }
@@ -271,8 +273,14 @@ impl Inner {
         }
         let replica =
             self.replica(layout, dir)?.ok_or_else(|| ProviderError::failed(format!("{name}: no replica at {site}")))?;
+        if record.holds_point == Some(point) {
+            return Ok(done(format!("{name} at {site} already holds point {point}")));
+        }
         let chosen = point_of(&replica, point, name)?;
         let verified = self.materialize(layout, dir, &replica, &chosen, &layout.disks_dir(dir), cancel)?;
+        let mut record = record;
+        record.holds_point = Some(point);
+        records::save(&layout.record_path(dir), &record)?;
         // The loss counts from the failover: what the old source held then (it has not been
         // written since) and this point lacks.
         let data_loss = record.failed_over_at.map(|at| DataLoss {

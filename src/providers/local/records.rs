@@ -33,6 +33,9 @@ pub struct MachineRecord {
     /// When that failover happened (data loss of a later change of point counts from here).
     #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub failed_over_at: Option<SystemTime>,
+    /// The recovery point the live copy was put in place from, while the failover is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds_point: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +63,7 @@ impl MachineRecord {
             commit_pending: false,
             failed_over_from: None,
             failed_over_at: None,
+            holds_point: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `sim` provider: a simulated datacenter kept in a file, for rehearsals, chaos tests and
 //! scale benchmarks.
 
+pub mod fixture;
 pub mod generate;
 mod ops;
 pub mod provider;

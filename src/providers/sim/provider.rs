@@ -102,6 +102,36 @@ impl SimProvider {
         Inventory { taken_at: now, sites, machines }
     }
 
+    /// Move the simulated clock forward (a fixed clock only): running machines write, and
+    /// replication takes the points that fall due.
+    pub fn advance(&self, by: Duration) {
+        let mut inner = self.lock();
+        if let Some(clock) = inner.world.clock.as_mut() {
+            *clock += by;
+            inner.dirty = true;
+        }
+    }
+
+    /// Take a site down (a disaster) or bring it back.
+    pub fn set_reachable(&self, site: &str, reachable: bool) -> Result<(), String> {
+        let mut inner = self.lock();
+        let now = inner.world.now();
+        let entry = inner.world.sites.get_mut(site).ok_or_else(|| format!("the world has no site `{site}`"))?;
+        entry.reachable = reachable;
+        entry.dark_since = (!reachable).then_some(now);
+        inner.dirty = true;
+        Ok(())
+    }
+
+    /// The data generation the machine's copy at `site` holds now.
+    pub fn generation(&self, machine: &str, site: &str) -> Option<u64> {
+        let mut inner = self.lock();
+        let id = self.id(machine).to_string();
+        let now = inner.world.now();
+        inner.world.catch_up(&id, now, self.keep);
+        inner.world.machines.get(&id)?.copies.get(site).map(|c| c.generation)
+    }
+
     fn site_inventory(&self, world: &World) -> std::collections::BTreeMap<String, SiteInventory> {
         self.sites
             .iter()
@@ -369,6 +399,9 @@ impl Provider for SimProvider {
                 return Err(ProviderError::Cancelled);
             }
             let real = prepared.latency.mul_f64(scale);
+            if cancel.is_cancelled() {
+                return Err(ProviderError::Cancelled);
+            }
             if !real.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(real) => {}
