@@ -19,6 +19,7 @@ pub struct Args {
     /// The plan document to draw.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
+    /// `dot` (Graphviz) or `mermaid`.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,
 }

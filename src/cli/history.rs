@@ -18,6 +18,7 @@ pub struct Args {
     /// At most this many entries.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// `human` or `json` (`{"history":[...]}`, newest first).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }

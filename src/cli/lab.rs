@@ -37,6 +37,7 @@ enum LabCommand {
         /// Where to make the lab (replaced if it already holds one).
         #[arg(value_name = "DIR", default_value = "drplan-lab")]
         dir: PathBuf,
+        /// Size of each disk image (two per machine).
         #[arg(long, default_value = "64MiB", value_parser = parse_size)]
         disk_size: u64,
     },
