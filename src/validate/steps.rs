@@ -96,13 +96,13 @@ fn resolve_program(cx: &mut Checker, program: &str, at: SourceSpan, base_dir: &P
             Ok(meta) if meta.is_file() => cx.report(ValidationError::ScriptNotFound {
                 program: program.to_string(),
                 problem: "is not executable",
-                help: format!("run `chmod +x {}`", path.display()),
+                help: format!("run `chmod +x {}`", shown(&path).display()),
                 at,
             }),
             _ => cx.report(ValidationError::ScriptNotFound {
                 program: program.to_string(),
                 problem: "does not exist",
-                help: format!("looked for `{}` (paths are relative to the plan file)", path.display()),
+                help: format!("looked for `{}` (paths are relative to the plan file)", shown(&path).display()),
                 at,
             }),
         }
@@ -125,6 +125,14 @@ fn resolve_program(cx: &mut Checker, program: &str, at: SourceSpan, base_dir: &P
         });
     }
     PathBuf::from(program)
+}
+
+/// A path as the user best reads it: relative to the current directory when under it.
+fn shown(path: &Path) -> PathBuf {
+    match std::env::current_dir() {
+        Ok(cwd) => path.strip_prefix(&cwd).map_or_else(|_| path.to_path_buf(), Path::to_path_buf),
+        Err(_) => path.to_path_buf(),
+    }
 }
 
 #[cfg(unix)]
