@@ -356,13 +356,7 @@ fn plan_forward(
             d.expected_loss = Some(ExpectedLoss { time: Duration::ZERO, bytes: Some(0) });
             d.transfer_bytes = replication.pending_bytes;
         }
-        Via::Unplanned => {
-            if replication.health == ReplicationHealth::Inconsistent {
-                problems.push(DiffError::ReplicaInconsistent { machine: d.name.clone(), site: to.into(), at });
-                return;
-            }
-            choose_unplanned_point(model, inv, now, d, problems);
-        }
+        Via::Unplanned => choose_unplanned_point(model, inv, replication, now, d, to, problems),
     }
 }
 
@@ -475,21 +469,25 @@ fn plan_unplanned_back(
         });
         return;
     };
-    if replication.health == ReplicationHealth::Inconsistent {
-        problems.push(DiffError::ReplicaInconsistent { machine: d.name.clone(), site: to.into(), at });
-        return;
-    }
-    choose_unplanned_point(model, inv, now, d, problems);
+    choose_unplanned_point(model, inv, replication, now, d, to, problems);
 }
 
-/// The recovery point an unplanned move uses, and the data lost by using it.
+/// The recovery point an unplanned move uses from the replica at `to`, and the data lost by
+/// using it; an inconsistent replica cannot be used at all.
 fn choose_unplanned_point(
     model: &Model,
     inv: &MachineInventory,
+    replication: &crate::contract::Replication,
     now: SystemTime,
     d: &mut MachineDiff,
+    to: &str,
     problems: &mut Vec<DiffError>,
 ) {
+    if replication.health == ReplicationHealth::Inconsistent {
+        let at = model.target.active_span;
+        problems.push(DiffError::ReplicaInconsistent { machine: d.name.clone(), site: to.into(), at });
+        return;
+    }
     match choose_point(&inv.points, model.target.recovery_point) {
         Some(point) => {
             d.expected_loss = Some(ExpectedLoss {

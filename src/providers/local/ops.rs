@@ -42,15 +42,18 @@ impl Inner {
         }
     }
 
+    /// Replication `from → to` is already in place, with a consistent replica.
+    fn already_replicates(&self, call: &Call, from: &str, to: &str) -> Result<Option<OpOutcome>, ProviderError> {
+        let target = self.reachable_site(to)?;
+        let in_place =
+            self.replica(target, call.dir)?.is_some_and(|r| r.from == *from && r.consistent && !r.failed_over);
+        Ok(in_place.then(|| done(format!("{} already replicates {from} → {to}", call.name))))
+    }
+
     fn enable_protection(&self, call: &Call, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
         let Call { name, dir, cancel } = *call;
-        let target = self.reachable_site(to)?;
-        if let Some(r) = self.replica(target, dir)?
-            && r.from == *from
-            && r.consistent
-            && !r.failed_over
-        {
-            return Ok(done(format!("{name} already replicates {from} → {to}")));
+        if let Some(done) = self.already_replicates(call, from, to)? {
+            return Ok(done);
         }
         let (t, point) = self.transfer(dir, from, to, SyncMode::Delta, false, cancel)?;
         Ok(OpOutcome {
@@ -329,14 +332,10 @@ impl Inner {
 
     fn reprotect(&self, call: &Call, from: &str, to: &str) -> Result<OpOutcome, ProviderError> {
         let Call { name, dir, cancel } = *call;
-        let target = self.reachable_site(to)?;
-        if let Some(r) = self.replica(target, dir)?
-            && r.from == *from
-            && r.consistent
-            && !r.failed_over
-        {
-            return Ok(done(format!("{name} already replicates {from} → {to}")));
+        if let Some(done) = self.already_replicates(call, from, to)? {
+            return Ok(done);
         }
+        let target = self.reachable_site(to)?;
         // An old copy whose disks were removed runs nothing unless its program still does.
         let has_disks = super::layout::disks_in(&target.disks_dir(dir)).is_ok_and(|d| !d.is_empty());
         if let Some(old) = self.record(target, dir)?
