@@ -47,6 +47,7 @@ mod schema;
 mod session;
 mod show;
 mod sim;
+mod state;
 mod unlock;
 mod validate;
 
@@ -156,6 +157,8 @@ enum Command {
     Lab(lab::Args),
     /// Create and steer simulated datacenters (the `sim` provider).
     Sim(sim::Args),
+    /// Look after a plan's state: restore it from its backup.
+    State(state::Args),
     /// Print the JSON Schema of the plan document.
     Schema(schema::Args),
 }
@@ -217,6 +220,7 @@ pub fn main() -> ExitCode {
         Command::Replicate(args) => runtime.block_on(replicate::run(args, ui)),
         Command::Lab(args) => lab::run(args, ui),
         Command::Sim(args) => sim::run(args, ui),
+        Command::State(args) => state::run(args, ui),
         Command::Schema(args) => schema::run(args, ui),
     };
     ExitCode::from(output::exit_code(code))

@@ -16,7 +16,7 @@ pub const TIMELINE_NAME: &str = "timeline.svg";
 
 /// Write all four files into `dir` (created if needed); returns their paths.
 pub fn write_all(report: &RunReport, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+    crate::os::fs::create_private_dir(dir)?;
     let mut written = Vec::new();
     let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     for (name, bytes) in [

@@ -154,9 +154,11 @@ pub struct Machine {
     /// The machine's name in this plan.
     #[schemars(with = "Name")]
     pub name: Spanned<String>,
-    /// Identity at the provider when it differs from `name` (VM id, path, inventory name).
+    /// Identity at the provider when it differs from `name` (VM id, inventory name; for
+    /// `local` sites, the machine's directory name in the site).
     #[serde(default)]
-    pub id: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub id: Option<Spanned<String>>,
     /// Network interfaces, each on a named production network.
     #[serde(default)]
     pub nics: Vec<Nic>,

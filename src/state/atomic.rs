@@ -1,6 +1,6 @@
 //! Crash-safe file replacement: a reader sees the old file or the new one, never half of one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,11 +13,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
 pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let dir = parent_dir(path);
-    fs::create_dir_all(&dir)?;
+    crate::os::fs::create_private_dir(&dir)?;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
     let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    // A temporary file of this name is a leftover of a crashed writer of this pid (or a planted
+    // link): it goes, and the new one is created afresh, private, never through a link.
+    let _ = fs::remove_file(&temp);
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
+        let mut file = crate::os::fs::create_new(&temp, crate::os::fs::PRIVATE_FILE)?;
         for part in parts {
             file.write_all(part)?;
         }

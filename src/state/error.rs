@@ -30,6 +30,15 @@ pub enum StateError {
         at: Option<SourceSpan>,
     },
 
+    #[error("state file `{path}` is missing, but the plan's runs and backup are still there")]
+    #[diagnostic(
+        code(drplan::state_missing),
+        help(
+            "starting afresh would lose the unfinished run and the history; restore the previous state with `drplan state restore {plan_path}` (from `{}`), or move the whole state directory away to start a new lineage", backup.display()
+        )
+    )]
+    Missing { path: PathBuf, backup: PathBuf, plan_path: String },
+
     #[error("state file `{path}` has format {found}; this drplan reads format {supported}")]
     #[diagnostic(code(drplan::state_format), help("a newer drplan wrote it; upgrade drplan"))]
     NewerFormat { path: PathBuf, found: u32, supported: u32 },

@@ -4,8 +4,9 @@
 //! run journals are append-only JSON lines under `runs/`, fsynced on every append.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -18,6 +19,10 @@ use super::journal::JournalRecord;
 use super::lock::{self, FileLock, LockHolder, TryLock};
 use super::model::{STATE_FORMAT, State};
 use super::{StateStore, UnlockOutcome};
+use crate::os::fs as fs_os;
+
+/// A 60,000-step run writes about 25 MB of journal; anything near this is not a journal.
+const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
 pub struct FileStore {
     plan: String,
@@ -44,6 +49,20 @@ impl FileStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Put the previous state (`state.json.bak`) back in place, after checking that it reads
+    /// and belongs to this plan. Returns its serial.
+    pub fn restore_backup(&self) -> Result<u64, StateError> {
+        let backup = self.dir.join("state.json.bak");
+        let text = fs::read_to_string(&backup).map_err(|e| StateError::io("read", &backup, e))?;
+        let state: State = serde_json::from_str(&text).map_err(|e| corrupt(&backup, &text, &e))?;
+        if state.plan != self.plan {
+            return Err(StateError::WrongPlan { path: backup, found: state.plan, expected: self.plan.clone() });
+        }
+        let path = self.state_path();
+        write_atomic(&path, text.as_bytes()).map_err(|e| StateError::io("write", &path, e))?;
+        Ok(state.serial)
     }
 
     /// Whether any state was ever saved for this plan.
@@ -77,7 +96,7 @@ impl FileStore {
     }
 
     fn ensure_dir(&self, dir: &Path) -> Result<(), StateError> {
-        fs::create_dir_all(dir).map_err(|e| StateError::io("create", dir, e))
+        fs_os::create_private_dir(dir).map_err(|e| StateError::io("create", dir, e))
     }
 }
 
@@ -125,7 +144,14 @@ impl StateStore for FileStore {
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new(&self.plan)),
+            // No state yet is a fresh start; state gone while its runs or backup remain is not.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let backup = self.dir.join("state.json.bak");
+                if backup.exists() || self.runs_dir().exists() {
+                    return Err(StateError::Missing { path, backup, plan_path: self.plan_path.clone() });
+                }
+                return Ok(State::new(&self.plan));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(StateError::Corrupt { path, reason: "not UTF-8 text".into(), source_code: None, at: None });
             }
@@ -156,7 +182,7 @@ impl StateStore for FileStore {
         if path.exists() {
             // Keep the previous version: a corrupt state can be restored by hand.
             let backup = self.dir.join("state.json.bak");
-            fs::copy(&path, &backup).map_err(|e| StateError::io("back up", &backup, e))?;
+            fs_os::copy_file(&path, &backup).map_err(|e| StateError::io("back up", &backup, e))?;
         }
         write_atomic(&path, &bytes).map_err(|e| StateError::io("write", &path, e))
     }
@@ -176,11 +202,10 @@ impl StateStore for FileStore {
         if !journals.contains_key(run) {
             self.ensure_dir(&self.runs_dir())?;
             let created = !path.exists();
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| StateError::io("open", &path, e))?;
+            if !created {
+                cut_torn_tail(&path)?;
+            }
+            let file = fs_os::open_append(&path, fs_os::PRIVATE_FILE).map_err(|e| StateError::io("open", &path, e))?;
             if created {
                 sync_dir(&self.runs_dir()).map_err(|e| StateError::io("sync", self.runs_dir(), e))?;
             }
@@ -193,11 +218,21 @@ impl StateStore for FileStore {
 
     fn read_journal(&self, run: &str) -> Result<Vec<JournalRecord>, StateError> {
         let path = self.journal_path(run);
-        let file = match File::open(&path) {
+        let file = match fs_os::open_read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StateError::io("read", &path, e)),
         };
+        // Read into memory only what a journal can be: a regular file of sane size.
+        let meta = file.metadata().map_err(|e| StateError::io("read", &path, e))?;
+        if !meta.is_file() || meta.len() > MAX_JOURNAL_BYTES {
+            let what = if meta.is_file() {
+                format!("{} bytes (the limit is {MAX_JOURNAL_BYTES})", meta.len())
+            } else {
+                "not a regular file".into()
+            };
+            return Err(StateError::CorruptJournal { path, line: 0, reason: what });
+        }
         let mut lines: Vec<(usize, String)> = Vec::new();
         let mut reader = BufReader::new(file);
         let mut torn_tail = false;
@@ -241,6 +276,45 @@ impl StateStore for FileStore {
             Err(e) => Err(StateError::io("read", &path, e)),
         }
     }
+}
+
+/// A crash in the middle of an append leaves the last line without its end. Appending to it
+/// would turn it into a corrupt line in the middle of the journal, so it is cut off first,
+/// and kept beside the journal (`.torn-<ms>`) for whoever wants to look.
+fn cut_torn_tail(path: &Path) -> Result<(), StateError> {
+    let io = |e| StateError::io("repair", path, e);
+    let file = fs_os::open_write(path, fs_os::PRIVATE_FILE).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1).map_err(io)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    // Find the end of the last whole line, reading backwards.
+    let mut end = len;
+    let mut keep = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.read_exact_at(part, start).map_err(io)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    let mut torn = vec![0u8; (len - keep) as usize];
+    file.read_exact_at(&mut torn, keep).map_err(io)?;
+    let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut copy = path.as_os_str().to_owned();
+    copy.push(format!(".torn-{stamp}"));
+    crate::state::atomic::write_atomic(Path::new(&copy), &torn).map_err(io)?;
+    file.set_len(keep).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 fn corrupt(path: &Path, text: &str, error: &serde_json::Error) -> StateError {
@@ -321,7 +395,7 @@ mod tests {
         };
         store.append_journal("r1", &[record(1), record(2)]).unwrap();
         let path = store.journal_path("r1");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"run\":\"r1\",\"se").unwrap();
         assert_eq!(store.read_journal("r1").unwrap().len(), 2);
         let text = fs::read_to_string(&path).unwrap().replacen("\"seq\":1", "\"seq\":x", 1);

@@ -1,6 +1,6 @@
 //! The per-plan exclusive lock held while a plan or apply runs.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,12 +74,7 @@ pub enum TryLock {
 const SETTLE: Duration = Duration::from_millis(1500);
 
 pub fn try_lock(path: &Path, command: &str) -> Result<TryLock, StateError> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+    let mut file = crate::os::fs::open_write(path, crate::os::fs::PRIVATE_FILE)
         .map_err(|e| StateError::io("open lock file", path, e))?;
     let deadline = Instant::now() + SETTLE;
     loop {

@@ -313,6 +313,19 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
+    #[error("machine id `{id}` is not a plain name")]
+    #[diagnostic(
+        code(drplan::unsafe_machine_id),
+        help(
+            "at a `local` site the id names the machine's directory inside the site: one name, without `/`, not `.` or `..`, not starting with `.`"
+        )
+    )]
+    UnsafeMachineId {
+        id: String,
+        #[label("this would lead outside the site")]
+        at: SourceSpan,
+    },
+
     #[error("duplicate mapping for network `{name}`")]
     #[diagnostic(
         code(drplan::duplicate_network_mapping),

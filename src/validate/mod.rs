@@ -86,6 +86,7 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         })
         .collect();
 
+    sites::check_machine_ids(cx, doc);
     let group_names = NameTable::build(cx, "group", doc.groups.iter().map(|g| &g.name));
     let groups = groups::check_groups(cx, doc, &machine_names, &group_names);
     let steps: Vec<_> = doc.groups.iter().map(|g| steps::check_steps(cx, g, &base_dir)).collect();
@@ -103,7 +104,7 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         .map(|(m, ((machine, nics), boot_timeout))| {
             Some(MachineSpec {
                 name: machine.name.value.clone(),
-                provider_id: machine.id.clone().unwrap_or_else(|| machine.name.value.clone()),
+                provider_id: machine.id.as_ref().map_or_else(|| machine.name.value.clone(), |id| id.value.clone()),
                 nics,
                 boot_timeout: boot_timeout?,
                 group: groups.machine_group[m],

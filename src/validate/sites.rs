@@ -38,6 +38,20 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
     specs
 }
 
+/// A `local` site keeps a machine in the directory named by its `id`: the id must be one plain
+/// path component, or paths derived from it would leave the site.
+pub(super) fn check_machine_ids(cx: &mut Checker, doc: &PlanDocument) {
+    let local = doc.sites.iter().any(|(_, s)| s.provider.value == ProviderKind::Local);
+    if !local {
+        return;
+    }
+    for id in doc.machines.iter().filter_map(|m| m.id.as_ref()) {
+        if !crate::os::fs::is_plain_name(&id.value) {
+            cx.report(ValidationError::UnsafeMachineId { id: id.value.clone(), at: span_of(id) });
+        }
+    }
+}
+
 pub(super) fn check_protection(cx: &mut Checker, doc: &PlanDocument, sites: &NameTable) -> Option<ProtectionSpec> {
     let p = &doc.protection;
     let primary = sites.resolve(cx, &p.primary, unknown_site);

@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI tests: run the real binary, normalise its output.
 #![allow(dead_code)]
 
+pub mod local;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! and verification of a copy against a point.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::layout::disks_in;
+use crate::os::fs;
 
 pub type Hash = [u8; 32];
 
@@ -180,7 +181,7 @@ pub fn delta_sync(
     block_size: u64,
     cancel: &CancellationToken,
 ) -> Result<(Transfer, Manifests), BlockError> {
-    std::fs::create_dir_all(target).map_err(|e| io_err("create", target, e))?;
+    fs::create_private_dir(target).map_err(|e| io_err("create", target, e))?;
     let disks = disks_in(source).map_err(|e| io_err("list", source, e))?;
     let mut total = Transfer::default();
     let mut manifests = BTreeMap::new();
@@ -213,23 +214,16 @@ pub fn delta_sync(
         // Blocks past the new end (a shrunk disk) also change, for the undo log.
         let shrunk: Vec<u64> = (new_hashes.len() as u64..old_count as u64).collect();
 
-        let dst = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&dst_path)
-            .map_err(|e| io_err("open", &dst_path, e))?;
+        // The copy keeps the source's mode, and is never written through a link.
+        let mode = fs::mode_of(&src_path).map_err(|e| io_err("stat", &src_path, e))?;
+        let dst = fs::open_write(&dst_path, mode).map_err(|e| io_err("open", &dst_path, e))?;
+        fs::set_mode(&dst, mode).map_err(|e| io_err("chmod", &dst_path, e))?;
         let dst_size = dst.metadata().map_err(|e| io_err("stat", &dst_path, e))?.len();
         let mut buf = vec![0u8; block_size as usize];
         // 1. Record the old content of every block about to be overwritten, durably, before
         //    touching any of them: a crash in step 2 then loses nothing an older point needs.
         if let Some(undo) = undo.as_mut() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&undo.path)
-                .map_err(|e| io_err("open", &undo.path, e))?;
+            let file = fs::open_append(&undo.path, fs::PRIVATE_FILE).map_err(|e| io_err("open", &undo.path, e))?;
             let mut writer = BufWriter::new(file);
             for &i in changed.iter().chain(&shrunk) {
                 if i as usize >= old_count || undo.recorded.contains(&i) || i * block_size >= dst_size {
@@ -271,13 +265,13 @@ pub fn delta_sync(
 /// Copy every image from `source` to `target` whole: no hashing, as fast as the filesystem
 /// copies (copy_file_range, reflinks where supported).
 pub fn full_copy(source: &Path, target: &Path, cancel: &CancellationToken) -> Result<Transfer, BlockError> {
-    std::fs::create_dir_all(target).map_err(|e| io_err("create", target, e))?;
+    fs::create_private_dir(target).map_err(|e| io_err("create", target, e))?;
     let mut total = Transfer::default();
     for (name, src) in disks_in(source).map_err(|e| io_err("list", source, e))? {
         check(cancel)?;
         let dst = target.join(&name);
-        let bytes = std::fs::copy(&src, &dst).map_err(|e| io_err("copy", &src, e))?;
-        File::open(&dst).and_then(|f| f.sync_all()).map_err(|e| io_err("fsync", &dst, e))?;
+        let bytes = fs::copy_file(&src, &dst).map_err(|e| io_err("copy", &src, e))?;
+        fs::open_read(&dst).and_then(|f| f.sync_all()).map_err(|e| io_err("fsync", &dst, e))?;
         total += Transfer { bytes_total: bytes, bytes_transferred: bytes, blocks_changed: 0 };
     }
     Ok(total)
@@ -298,7 +292,7 @@ pub fn apply_undo(
             if records.is_empty() {
                 continue;
             }
-            let file = OpenOptions::new().write(true).open(&path).map_err(|e| io_err("open", &path, e))?;
+            let file = fs::open_write(&path, fs::PRIVATE_FILE).map_err(|e| io_err("open", &path, e))?;
             for (index, data) in records {
                 file.write_all_at(&data, index * block_size).map_err(|e| io_err("write", &path, e))?;
             }
@@ -306,7 +300,7 @@ pub fn apply_undo(
     }
     for (name, size) in sizes {
         let path = dir.join(name);
-        let file = OpenOptions::new().write(true).open(&path).map_err(|e| io_err("open", &path, e))?;
+        let file = fs::open_write(&path, fs::PRIVATE_FILE).map_err(|e| io_err("open", &path, e))?;
         file.set_len(*size).map_err(|e| io_err("resize", &path, e))?;
         file.sync_all().map_err(|e| io_err("fsync", &path, e))?;
     }

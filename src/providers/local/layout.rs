@@ -81,13 +81,24 @@ impl SiteLayout {
     }
 }
 
-/// The disk images in a directory (`*.img`), sorted by name.
+/// The disk images in a directory (`*.img`), sorted by name. A disk that is a symbolic link
+/// is an error, never silently skipped: drplan copies the images themselves.
 pub fn disks_in(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut disks = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "img") && entry.file_type()?.is_file() {
+        if path.extension().is_none_or(|e| e != "img") {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            return Err(std::io::Error::other(format!(
+                "disk {} is a symbolic link: drplan copies disk images themselves; put the image file there",
+                path.display()
+            )));
+        }
+        if kind.is_file() {
             disks.push((entry.file_name().to_string_lossy().into_owned(), path));
         }
     }

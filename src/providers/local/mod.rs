@@ -83,14 +83,15 @@ fn done(summary: String) -> OpOutcome {
 /// disks nor its console log) from `from` to `to`.
 fn copy_machine_files(from: &Path, to: &Path) -> Result<(), ProviderError> {
     let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
-    std::fs::create_dir_all(to).map_err(|e| ProviderError::failed(format!("cannot create {}: {e}", to.display())))?;
+    crate::os::fs::create_private_dir(to)
+        .map_err(|e| ProviderError::failed(format!("cannot create {}: {e}", to.display())))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         if name == "console.log" || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let target = to.join(&name);
-        std::fs::copy(entry.path(), &target)
+        crate::os::fs::copy_file(&entry.path(), &target)
             .map_err(|e| ProviderError::failed(format!("cannot copy {}: {e}", entry.path().display())))?;
     }
     Ok(())
@@ -143,7 +144,7 @@ impl LocalProvider {
             let root = std::path::absolute(&root).unwrap_or(root);
             sites.insert(site.name.clone(), SiteLayout { name: site.name.clone(), root });
         }
-        Ok(LocalProvider {
+        let provider = LocalProvider {
             inner: std::sync::Arc::new(Inner {
                 sites,
                 dirs: model.machines.iter().map(|m| (m.name.clone(), m.provider_id.clone())).collect(),
@@ -151,7 +152,11 @@ impl LocalProvider {
                 keep: model.protection.keep_points.max(1) as usize,
                 block_size,
             }),
-        })
+        };
+        for machine in &model.machines {
+            provider.inner.dir(&machine.name)?;
+        }
+        Ok(provider)
     }
 }
 
@@ -166,8 +171,29 @@ impl Inner {
         Ok(site)
     }
 
-    fn dir<'a>(&'a self, machine: &'a str) -> &'a str {
-        self.dirs.get(machine).map_or(machine, String::as_str)
+    /// The machine's directory name at the sites: checked again here (validation checks it
+    /// first) because every path of the machine is derived from it.
+    fn dir<'a>(&'a self, machine: &'a str) -> Result<&'a str, ProviderError> {
+        let dir = self.dirs.get(machine).map_or(machine, String::as_str);
+        if crate::os::fs::is_plain_name(dir) {
+            Ok(dir)
+        } else {
+            Err(ProviderError::setup(
+                format!("machine `{machine}`: id `{dir}` is not a plain name; its paths would leave the site"),
+                "give it an `id` that is one name, without `/`, not `.`, `..` or hidden",
+            ))
+        }
+    }
+
+    /// Refuse to work on a machine at a site where one of its paths is a symbolic link:
+    /// whatever drplan writes there would land outside the site.
+    fn guard(&self, site: &SiteLayout, dir: &str) -> Result<(), ProviderError> {
+        for path in
+            [site.machine_dir(dir).join("disks"), site.replica_current(dir), site.record_path(dir), site.drills_root()]
+        {
+            crate::os::fs::no_links_below(&site.root, &path).map_err(|e| ProviderError::failed(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn record(&self, site: &SiteLayout, dir: &str) -> Result<Option<MachineRecord>, ProviderError> {
@@ -210,6 +236,16 @@ impl Inner {
         }
     }
 
+    /// How many disks the machine's own directory at `site` holds; a disk that is a link is
+    /// an error (never silently a machine without it).
+    fn own_disks(site: &SiteLayout, dir: &str) -> Result<usize, ProviderError> {
+        match disks_in(&site.disks_dir(dir)) {
+            Ok(disks) => Ok(disks.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(ProviderError::failed(e.to_string())),
+        }
+    }
+
     fn disks_of(dir: &Path) -> Vec<DiskInfo> {
         disks_in(dir)
             .unwrap_or_default()
@@ -245,7 +281,7 @@ impl Inner {
     }
 
     fn machine_inventory(&self, name: &str, now: SystemTime) -> Result<MachineInventory, ProviderError> {
-        let dir = self.dir(name);
+        let dir = self.dir(name)?;
         let mut inv = MachineInventory::default();
         let live = self.live_site(dir)?;
         inv.active_site = live.as_ref().map(|(s, _)| s.clone());
@@ -258,9 +294,8 @@ impl Inner {
                 continue;
             }
             // A live copy whose disks are gone (removed by hand) is not a copy any more.
-            let gone = |record: &MachineRecord| {
-                record.role == Role::Live && disks_in(&site.disks_dir(dir)).map_or(true, |d| d.is_empty())
-            };
+            let own_disks = Self::own_disks(site, dir)?;
+            let gone = |record: &MachineRecord| record.role == Role::Live && own_disks == 0;
             if let Some(record) = self.record(site, dir)?.filter(|r| !gone(r)) {
                 inv.copies.insert(
                     site_name.clone(),
@@ -388,7 +423,7 @@ impl Inner {
                 None if replica.points.last().map(|p| p.id) == Some(point.id) => {
                     let (_, h) = blocks::hash_file(&site.replica_current(dir).join(name), replica.block_size, cancel)
                         .map_err(failed)?;
-                    std::fs::create_dir_all(&point_dir).map_err(|e| ProviderError::failed(e.to_string()))?;
+                    crate::os::fs::create_private_dir(&point_dir).map_err(|e| ProviderError::failed(e.to_string()))?;
                     blocks::write_hashes(&path, &h).map_err(failed)?;
                     h
                 }
@@ -420,7 +455,7 @@ impl Inner {
             return Err(ProviderError::failed(format!("{dir}: a final sync needs it shut down at {from} first")));
         }
         // A source without disks (removed by hand) must not cost the target its consistency.
-        if disks_in(&source.disks_dir(dir)).map_or(true, |d| d.is_empty()) {
+        if Self::own_disks(source, dir)? == 0 {
             return Err(ProviderError::NotFound { machine: dir.into(), site: from.into() });
         }
         let mut replica = match self.replica(target, dir)? {
@@ -466,7 +501,7 @@ impl Inner {
         let id = replica.next_point;
         let point_dir = target.point_dir(dir, id);
         let _ = std::fs::remove_dir_all(&point_dir);
-        std::fs::create_dir_all(&point_dir)
+        crate::os::fs::create_private_dir(&point_dir)
             .map_err(|e| ProviderError::failed(format!("cannot create {}: {e}", point_dir.display())))?;
         let mut sizes = BTreeMap::new();
         match manifests {
@@ -524,7 +559,7 @@ impl Inner {
         let verified = blocks::verify(&staging, &expected, replica.block_size, cancel).map_err(failed)?;
         let _ = std::fs::remove_dir_all(dest);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ProviderError::failed(e.to_string()))?;
+            crate::os::fs::create_private_dir(parent).map_err(|e| ProviderError::failed(e.to_string()))?;
         }
         std::fs::rename(&staging, dest)
             .map_err(|e| ProviderError::failed(format!("cannot move {} into place: {e}", dest.display())))?;
@@ -583,7 +618,7 @@ impl Inner {
     }
 
     fn estimate(&self, op: &ProviderOp) -> Duration {
-        let dir = self.dir(op.machine());
+        let Ok(dir) = self.dir(op.machine()) else { return Duration::ZERO };
         let disk_bytes = |site: &str| -> u64 {
             self.sites.get(site).map_or(0, |s| Self::disks_of(&s.disks_dir(dir)).iter().map(|d| d.size_bytes).sum())
         };
@@ -651,5 +686,22 @@ impl Provider for LocalProvider {
 
     fn flush(&self) -> ProviderFuture<'_, ()> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::contract::suite::{ScratchDir, estate_model, estate_plan};
+
+    /// Validation refuses such an id; the provider checks it again before deriving any path.
+    #[test]
+    fn an_id_that_would_leave_the_site_is_refused_by_the_provider_too() {
+        let dir = ScratchDir::new("drplan-local-id").unwrap();
+        let mut model = estate_model(&dir.0, &estate_plan("local", ["a", "b", "c"], 1)).unwrap();
+        for id in ["../escape", "/abs", ".drplan", ""] {
+            model.machines[0].provider_id = id.to_string();
+            let refused = super::LocalProvider::open(&model).err().map(|e| e.to_string());
+            assert!(refused.is_some_and(|e| e.contains("not a plain name")), "{id:?}");
+        }
     }
 }

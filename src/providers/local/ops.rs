@@ -21,7 +21,15 @@ pub(super) struct Call<'a> {
 impl Inner {
     pub(super) fn execute(&self, op: &ProviderOp, cancel: &CancellationToken) -> Result<OpOutcome, ProviderError> {
         let name = op.machine();
-        let call = Call { name, dir: self.dir(name), cancel };
+        let call = Call { name, dir: self.dir(name)?, cancel };
+        for layout in self.sites.values().filter(|s| s.reachable().is_ok()) {
+            self.guard(layout, call.dir)?;
+        }
+        if let ProviderOp::CreateTestCopy { drill, .. } | ProviderOp::RemoveTestCopy { drill, .. } = op
+            && !crate::os::fs::is_plain_name(drill)
+        {
+            return Err(ProviderError::failed(format!("drill id `{drill}` is not a plain name")));
+        }
         match op {
             ProviderOp::EnableProtection { from, to, .. } => self.enable_protection(&call, from, to),
             ProviderOp::TakePoint { from, to, .. } => self.take_point(&call, from, to),
@@ -352,7 +360,8 @@ impl Inner {
         let old_disks = target.disks_dir(dir);
         if old_disks.is_dir() && !current.is_dir() {
             let _ = std::fs::remove_dir_all(target.replica_dir(dir));
-            std::fs::create_dir_all(target.replica_dir(dir)).map_err(|e| ProviderError::failed(e.to_string()))?;
+            crate::os::fs::create_private_dir(&target.replica_dir(dir))
+                .map_err(|e| ProviderError::failed(e.to_string()))?;
             std::fs::rename(&old_disks, &current)
                 .map_err(|e| ProviderError::failed(format!("cannot reuse {}: {e}", old_disks.display())))?;
         }

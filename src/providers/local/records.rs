@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::NicState;
 use crate::contract::ProviderError;
+pub use crate::os::process::ProcessId;
 use crate::spec::time_format::{self, opt_time};
 use crate::state::atomic::write_atomic;
 
@@ -43,13 +44,6 @@ pub struct MachineRecord {
 pub enum Role {
     Live,
     Stale,
-}
-
-/// A process the machine runs as; the start time guards against pid reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
-    pub pid: u32,
-    pub start_ticks: u64,
 }
 
 impl MachineRecord {

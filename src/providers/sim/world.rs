@@ -6,7 +6,7 @@
 //! world per step. The log is folded into `world.json` at the end of every run.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -398,7 +398,7 @@ impl WorldStore {
 
     fn append(&mut self, entry: &WalEntry) -> Result<(), ProviderError> {
         if self.wal.is_none() {
-            let file = OpenOptions::new().create(true).append(true).open(self.wal_path()).map_err(|e| {
+            let file = crate::os::fs::open_append(&self.wal_path(), crate::os::fs::PRIVATE_FILE).map_err(|e| {
                 ProviderError::failed(format!("cannot open sim world log `{}`: {e}", self.wal_path().display()))
             })?;
             self.wal = Some(file);

@@ -1,0 +1,100 @@
+//! Processes drplan starts and must find again after a restart: a pid with the time it
+//! started, so a reused pid is never mistaken for the process; started in a session of their
+//! own, so that they outlive drplan and can be stopped as a group.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// A process and when it started: together they identify it across pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+impl ProcessId {
+    /// The identity of a process that runs now.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        Some(ProcessId { pid, start_ticks: start_ticks(pid)? })
+    }
+}
+
+pub fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(true)
+}
+
+pub fn alive(process: &ProcessId) -> bool {
+    start_ticks(process.pid) == Some(process.start_ticks) && !is_zombie(process.pid)
+}
+
+/// Make a command start in a session of its own: it leads its process group, outlives its
+/// parent, and does not get the terminal's Ctrl-C.
+pub fn own_session(command: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and only detaches the child from our session.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Signal the process group led by `process` (started with [`own_session`]).
+pub fn signal_group(process: &ProcessId, signal: libc::c_int) {
+    if alive(process) {
+        // SAFETY: kill() with the id of a process group we created.
+        unsafe {
+            libc::kill(-(process.pid as i32), signal);
+        }
+    }
+}
+
+/// SIGTERM the process group, wait up to `timeout`, then SIGKILL. Whether it was running.
+pub fn stop(process: &ProcessId, timeout: Duration) -> Result<bool, String> {
+    if !alive(process) {
+        return Ok(false);
+    }
+    signal_group(process, libc::SIGTERM);
+    if wait_gone(process, timeout) {
+        return Ok(true);
+    }
+    signal_group(process, libc::SIGKILL);
+    if wait_gone(process, Duration::from_secs(5)) {
+        return Ok(true);
+    }
+    Err(format!("process {} did not stop, even after SIGKILL", process.pid))
+}
+
+/// Wait until the process is gone (true) or `timeout` passed (false).
+pub fn wait_gone(process: &ProcessId, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !alive(process) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(process)
+}

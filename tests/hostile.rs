@@ -1,0 +1,198 @@
+//! Attacks and faults, each reproduced and shown to end safely: paths that try to leave their
+//! site, symbolic links planted where drplan writes, torn journals, hostile strings in reports,
+//! permissive umasks, deleted state, and the fuzz corpus that found these.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use common::local::Lab;
+use common::{SimLab, report, transcript};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A local plan whose machine m1 has the given `id` (its directory at the sites).
+fn plan_with_id(lab: &Lab, id: &str) {
+    let plan = lab.path().join("local.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replacen("{ name: m1,", &format!("{{ name: m1, id: \"{id}\","), 1)).unwrap();
+}
+
+#[test]
+fn a_machine_id_that_would_leave_its_site_is_refused_at_its_line() {
+    let lab = Lab::new(1);
+    let victim = lab.path().join("outside/victim");
+    std::fs::create_dir_all(victim.join("disks")).unwrap();
+    std::fs::write(victim.join("disks/x.img"), b"precious").unwrap();
+    for id in ["../../outside/victim", victim.to_str().unwrap(), "..", ".drplan"] {
+        let lab = Lab::new(1);
+        plan_with_id(&lab, id);
+        let out = lab.run(&["validate", "local.yaml", "--format", "json"]);
+        assert_eq!(out.status.code(), Some(1), "{id}: {}", transcript(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let d = &v["diagnostics"][0];
+        assert_eq!(d["code"], "drplan::unsafe_machine_id", "{id}: {v}");
+        let line = std::fs::read_to_string(lab.path().join("local.yaml"))
+            .unwrap()
+            .lines()
+            .position(|l| l.contains("id: "))
+            .unwrap()
+            + 1;
+        assert_eq!(d["line"].as_u64(), Some(line as u64));
+        let out = lab.run(&["apply", "local.yaml", "--auto-approve"]);
+        assert_eq!(out.status.code(), Some(1));
+    }
+    assert_eq!(std::fs::read(victim.join("disks/x.img")).unwrap(), b"precious");
+}
+
+#[test]
+fn a_disk_that_is_a_link_is_refused_with_a_clear_error() {
+    let lab = Lab::new(1);
+    let outside = lab.path().join("outside.img");
+    std::fs::write(&outside, vec![7u8; 4096]).unwrap();
+    let disk = lab.path().join("dc1/m1/disks/a.img");
+    std::fs::remove_file(&disk).unwrap();
+    std::os::unix::fs::symlink(&outside, &disk).unwrap();
+    let out = lab.run(&["plan", "local.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("is a symbolic link"), "{}", transcript(&out));
+}
+
+#[test]
+fn links_planted_where_drplan_writes_are_never_written_through() {
+    let lab = Lab::new(1);
+    lab.apply();
+    let outside = lab.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("a.img"), b"keep").unwrap();
+    // A link planted in the replica folder, in place of a replica disk.
+    let replica_disk = lab.path().join("dc2/.drplan/replicas/m1/current/a.img");
+    std::fs::remove_file(&replica_disk).unwrap();
+    std::os::unix::fs::symlink(outside.join("a.img"), &replica_disk).unwrap();
+    let out = lab.run(&["replicate", "local.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert_eq!(std::fs::read(outside.join("a.img")).unwrap(), b"keep");
+    // The machine's directory at the other site planted as a link: a failover refuses it.
+    let lab = Lab::new(1);
+    lab.apply();
+    std::os::unix::fs::symlink(&outside, lab.path().join("dc2/m1")).unwrap();
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve", "--format", "json"]);
+    assert_ne!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(stdout_or_err(&out).contains("symbolic link"), "{}", transcript(&out));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "nothing written outside the lab");
+    assert_eq!(std::fs::read(outside.join("a.img")).unwrap(), b"keep");
+}
+
+fn stdout_or_err(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_off_and_kept_before_anything_is_appended() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
+    let runs = lab.path().join(".drplan/shop/runs");
+    let journal = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".journal.jsonl"))
+        .unwrap();
+    // A crash in the middle of a write.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    std::io::Write::write_all(&mut file, b"{\"run\":\"x\",\"seq\":99,\"at\":\"2026-").unwrap();
+    drop(file);
+    let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line is whole: {text}");
+    let kept: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".torn-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the torn tail is kept beside the journal");
+    let out = lab.run(&["resume", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let r = report(&out);
+    assert!(r["steps"].as_array().unwrap().iter().all(|s| s["status"] == "succeeded"), "{r}");
+}
+
+#[test]
+fn a_journal_that_is_not_a_regular_file_is_refused() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
+    let runs = lab.path().join(".drplan/shop/runs");
+    let journal = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".journal.jsonl"))
+        .unwrap();
+    std::fs::remove_file(&journal).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &journal).unwrap();
+    let out = lab.run(&["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("journal"), "{}", transcript(&out));
+}
+
+#[test]
+fn a_deleted_state_is_an_error_that_says_how_to_restore_it() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
+    let state = lab.path().join(".drplan/shop/state.json");
+    std::fs::remove_file(&state).unwrap();
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("drplan::state_missing") && stderr(&out).contains("drplan state restore"));
+    assert!(!state.exists(), "no fresh state was written over what remains");
+    let out = lab.run(&["state", "restore", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    // The paused run is back.
+    let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn state_and_reports_are_private_and_copies_keep_their_source_mode_whatever_the_umask() {
+    let lab = Lab::new(1);
+    let disk = lab.path().join("dc1/m1/disks/a.img");
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drplan"));
+        command.current_dir(lab.path()).args(args).env("NO_COLOR", "1");
+        // SAFETY: umask() is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        command.output().unwrap()
+    };
+    let out = run(&["apply", "local.yaml", "--auto-approve", "--report", "evidence"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let state = lab.path().join(".drplan/local");
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("state.json")), 0o600);
+    assert_eq!(mode(&state.join("lock")), 0o600);
+    for entry in std::fs::read_dir(state.join("runs")).unwrap() {
+        assert_eq!(mode(&entry.unwrap().path()), 0o600);
+    }
+    assert_eq!(mode(&lab.path().join("evidence")), 0o700);
+    assert_eq!(mode(&lab.path().join("evidence/report.md")), 0o600);
+    assert_eq!(mode(&lab.path().join("dc2/.drplan/replicas/m1/current/a.img")), 0o600, "the replica keeps the mode");
+    lab.target("active: dc2");
+    let out = run(&["apply", "local.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(mode(&lab.path().join("dc2/m1/disks/a.img")), 0o600, "the failed-over disk keeps the mode");
+}
