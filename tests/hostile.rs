@@ -196,3 +196,32 @@ fn state_and_reports_are_private_and_copies_keep_their_source_mode_whatever_the_
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(mode(&lab.path().join("dc2/m1/disks/a.img")), 0o600, "the failed-over disk keeps the mode");
 }
+
+#[test]
+fn hostile_strings_cannot_break_the_markdown_report() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("approvers: [oncall], only: [planned, failback]", "only: [planned, failback]");
+    lab.edit_world(|w| {
+        w.faults.push(drplan::providers::sim::world::Fault {
+            op: Some(drplan::contract::OpKind::Start),
+            machine: Some("web1".into()),
+            site: None,
+            kind: drplan::providers::sim::world::FaultKind::Error,
+            times: Some(1),
+            triggered: 0,
+            message: Some("<img src=x onerror=alert(1)> | `rm -rf` | **bold**".into()),
+        });
+    });
+    lab.target("active: dc2");
+    assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
+    let by = "<script>alert(1)</script>|x";
+    assert_eq!(lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", by]).status.code(), Some(0));
+    let out = lab.run(&["resume", "shop.yaml", "--report", "ev"]);
+    assert_eq!(out.status.code(), Some(1), "the start of web1 fails: {}", transcript(&out));
+    let md = std::fs::read_to_string(lab.path().join("ev/report.md")).unwrap();
+    assert!(!md.contains("<script>") && !md.contains("<img"), "{md}");
+    let row = md.lines().find(|l| l.contains("app/before/dns") && l.contains("script")).expect("the approval row");
+    assert_eq!(row.matches(" | ").count() + 2, 4, "three cells, the pipe in the name escaped: {row}");
+    let failure = md.lines().find(|l| l.starts_with("| `start/web1`")).expect("the failure row");
+    assert_eq!(failure.split(" | ").count(), 3, "three cells: {failure}");
+}

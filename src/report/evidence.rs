@@ -111,7 +111,7 @@ pub fn markdown(report: &RunReport) -> String {
     let _ =
         writeln!(out, "| Plan document | `{}`{commit} |", &report.document_hash[..report.document_hash.len().min(16)]);
     for note in &report.notes {
-        let _ = writeln!(out, "| Notes | {} |", note.replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(out, "| Notes | {} |", md_text(note));
     }
 
     if let Some(rto) = &report.rto
@@ -155,7 +155,7 @@ pub fn markdown(report: &RunReport) -> String {
                 ),
                 _ => (s.status.clone(), s.error.clone().unwrap_or_default()),
             };
-            let _ = writeln!(out, "| `{}` | {result} | {} |", s.id, detail.replace('|', "\\|").replace('\n', " "));
+            let _ = writeln!(out, "| `{}` | {result} | {} |", md_code(&s.id), md_text(&detail));
         }
         if problems.len() > MARKDOWN_ROWS {
             let _ = writeln!(out, "| … | | {} more in report.json |", problems.len() - MARKDOWN_ROWS);
@@ -174,16 +174,50 @@ pub fn markdown(report: &RunReport) -> String {
     let _ = writeln!(out, "<details><summary>{summary}</summary>\n\n| step | result | duration |\n|---|---|---|");
     for s in listed {
         let took = s.duration().map(human_duration).unwrap_or_default();
-        let _ = writeln!(out, "| `{}` | {} | {took} |", s.id, s.status);
+        let _ = writeln!(out, "| `{}` | {} | {took} |", md_code(&s.id), s.status);
     }
     let _ = writeln!(out, "\n</details>");
     if !report.approvals.is_empty() {
         let _ = writeln!(out, "\n### Approvals\n\n| step | by | at |\n|---|---|---|");
         for a in &report.approvals {
-            let _ = writeln!(out, "| `{}` | {} | {} |", a.step, a.by, rfc3339(a.at));
+            let _ = writeln!(out, "| `{}` | {} | {} |", md_code(&a.step), md_text(&a.by), rfc3339(a.at));
         }
     }
     out
+}
+
+/// Text from people or platforms (notes, approver names, error messages) inside a Markdown
+/// table cell: nothing in it may end the cell, open markup, or become HTML.
+pub fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a Markdown code span in a table cell: a backtick would end the span, a pipe
+/// the cell.
+pub fn md_code(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '`' => '\'',
+            '|' => '¦',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 pub fn xml_escape(text: &str) -> String {

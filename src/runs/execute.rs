@@ -111,9 +111,18 @@ impl Held<'_> {
         if let Err(e) = provider.flush().await {
             warnings.push(e.to_string());
         }
-        let status = outcome.status;
+        // The evidence is the journal: when it cannot be read back, no step's outcome is
+        // known, and the run is not reported as done.
+        let journal = self.workspace.store.read_journal(&run_id);
+        let status = match &journal {
+            Ok(_) => outcome.status,
+            Err(e) => {
+                warnings.push(format!("the run's journal cannot be read back, so no step's outcome is known: {e}"));
+                RunStatus::Failed
+            }
+        };
         let finished = matches!(status, RunStatus::Succeeded | RunStatus::CompletedWithErrors);
-        let report = self.evidence(&run_id, &plan, status, options, &mut warnings);
+        let report = self.evidence(&run_id, &plan, journal.unwrap_or_default(), status, options, &mut warnings);
         // The run's own evidence folder, given when it started or now.
         let report_dir = self.state.run.as_ref().and_then(|r| r.report_dir.clone());
         let evidence =
@@ -208,13 +217,13 @@ impl Held<'_> {
         &self,
         run_id: &str,
         plan: &ActionPlan,
+        mut journal: Vec<JournalRecord>,
         status: RunStatus,
         options: &RunOptions,
         warnings: &mut Vec<String>,
     ) -> RunReport {
         let store = &self.workspace.store;
         let status_word = status_word(status);
-        let mut journal = store.read_journal(run_id).unwrap_or_default();
         if matches!(status, RunStatus::Succeeded | RunStatus::CompletedWithErrors) {
             let record = JournalRecord {
                 run: run_id.to_string(),
