@@ -225,3 +225,107 @@ fn hostile_strings_cannot_break_the_markdown_report() {
     let failure = md.lines().find(|l| l.starts_with("| `start/web1`")).expect("the failure row");
     assert_eq!(failure.split(" | ").count(), 3, "three cells: {failure}");
 }
+
+/// The head of a valid plan, to which generated groups are appended.
+const PLAN_HEAD: &str = "version: 1
+name: big
+sites:
+  dc1: { provider: local, path: lab/dc1 }
+  dc2: { provider: local, path: lab/dc2 }
+protection: { primary: dc1, recovery: dc2, rpo: 5m, rto: 30m }
+target: { active: dc1 }
+machines:
+  - name: db1
+";
+
+#[test]
+fn one_alias_reused_many_times_is_one_diagnostic_with_a_count() {
+    // 99 groups share one list of 1,000 unknown machines: 99,000 findings of 1,000 causes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = String::from(PLAN_HEAD);
+    plan.push_str("groups:\n  - name: g0\n    machines: &all [");
+    plan.push_str(&(0..1000).map(|i| format!("ghost{i}")).collect::<Vec<_>>().join(", "));
+    plan.push_str("]\n");
+    for g in 1..99 {
+        plan.push_str(&format!("  - name: g{g}\n    machines: *all\n"));
+    }
+    std::fs::write(dir.path().join("p.yaml"), &plan).unwrap();
+    let out = common::drplan(dir.path()).args(["validate", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.len() < 64 * 1024, "{} bytes of diagnostics", err.len());
+    assert!(err.contains("found 99 times"), "{err}");
+    assert!(err.contains("more like the 20 above"), "{err}");
+    // The tally still counts every finding (and db1, in no group).
+    assert!(err.contains("p.yaml: 99001 errors"), "{}", &err[err.len().saturating_sub(300)..]);
+
+    let out = common::drplan(dir.path()).args(["validate", "p.yaml", "--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = v["diagnostics"].as_array().unwrap();
+    // 20 unknown machines, the line that counts the rest, and db1 in no group.
+    assert_eq!(shown.len(), 22, "{v}");
+    let ghost0 = shown.iter().find(|d| d["message"] == "unknown machine `ghost0`").unwrap();
+    assert_eq!(ghost0["repeats"], 99, "{ghost0}");
+}
+
+#[test]
+fn a_long_cycle_is_described_in_bounded_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = String::from(PLAN_HEAD);
+    plan.push_str("groups:\n");
+    let n = 10_000;
+    for g in 0..n {
+        plan.push_str(&format!("  - name: g{g}\n    machines: [db1]\n    depends_on: [g{}]\n", (g + 1) % n));
+    }
+    std::fs::write(dir.path().join("p.yaml"), &plan).unwrap();
+    let out = common::drplan(dir.path()).args(["validate", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cycle"), "{err}");
+    assert!(err.len() < 16 * 1024, "{} bytes", err.len());
+}
+
+#[test]
+fn a_line_of_megabytes_is_located_but_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = String::from(PLAN_HEAD);
+    plan.push_str(&format!("groups:\n  - {{ name: g, machines: [db1], {}: 1 }}\n", "x".repeat(1 << 20)));
+    std::fs::write(dir.path().join("p.yaml"), &plan).unwrap();
+    let out = common::drplan(dir.path()).args(["validate", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.len() < 16 * 1024, "{} bytes", err.len());
+    assert!(err.contains("p.yaml:11:"), "{err}");
+}
+
+/// Inputs a fuzzer found or an attacker would write: each ends in a verdict (0 or 1), a
+/// bounded report and no panic, in text and in JSON.
+#[test]
+fn the_hostile_corpus_gets_verdicts_not_crashes() {
+    let corpus = common::fixtures().join("hostile");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus went missing");
+    for file in files {
+        for format in ["text", "json"] {
+            let out = common::drplan(&corpus)
+                .args(["validate", file.to_str().unwrap(), "--format", format])
+                .output()
+                .unwrap();
+            let code = out.status.code();
+            assert!(matches!(code, Some(0 | 1)), "{}: {}", file.display(), transcript(&out));
+            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert!(!all.contains("panicked"), "{}: {all}", file.display());
+            assert!(all.len() < 16 * 1024, "{}: {} bytes", file.display(), all.len());
+            if format == "json" {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                    .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", file.display(), transcript(&out)));
+                for d in v["diagnostics"].as_array().unwrap() {
+                    if code == Some(1) && d["severity"] == "error" {
+                        assert!(d["help"].is_string(), "{}: no hint in {d}", file.display());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -51,7 +51,7 @@ fn log_diagnostic(diagnostic: &dyn Diagnostic, record: Option<crate::spec::Diagn
 pub fn fail(ui: Ui, failure: Failure) -> u8 {
     match failure {
         Failure::Plan(problems) => {
-            report_all(ui, &problems);
+            report_all(ui, &crate::spec::collapse(problems));
             exit::ERROR
         }
         Failure::One(diagnostic) => report(ui, diagnostic.as_ref()),

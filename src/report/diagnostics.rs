@@ -46,8 +46,8 @@ pub fn to_json(diagnostics: &[&FileDiagnostic]) -> String {
 
 /// "2 errors, 1 warning" (or "no problems").
 pub fn tally(diagnostics: &[&FileDiagnostic]) -> String {
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
+    let errors: usize = diagnostics.iter().filter(|d| d.is_error()).map(|d| d.count()).sum();
+    let warnings: usize = diagnostics.iter().filter(|d| !d.is_error()).map(|d| d.count()).sum();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     match (errors, warnings) {
         (0, 0) => "no problems".to_string(),

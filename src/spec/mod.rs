@@ -14,7 +14,7 @@ pub mod source;
 pub mod suggest;
 pub mod time_format;
 
-pub use diagnostic::{DiagnosticRecord, FileDiagnostic};
+pub use diagnostic::{DiagnosticRecord, FileDiagnostic, collapse};
 pub use document::*;
 pub use load::{LoadedPlan, load_file, load_str};
 pub use source::{SourceFile, span_of};

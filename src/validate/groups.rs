@@ -129,9 +129,14 @@ fn check_dependencies(cx: &mut Checker, doc: &PlanDocument, groups: &NameTable) 
     ok.then_some(depends_on)
 }
 
+/// At most this many links of a cycle are labelled and named; the rest are counted (a cycle
+/// through ten thousand groups must not take minutes to show).
+const CYCLE_SHOWN: usize = 12;
+
 /// Find one concrete cycle through the component's first group and label each link.
 fn describe_cycle(doc: &PlanDocument, graph: &DiGraph<GroupId, Because>, scc: &[NodeIndex]) -> ValidationError {
     let start = scc[0];
+    let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
     // Breadth-first from `start` along "waits for" edges, staying inside the component.
     let mut came_from: HashMap<NodeIndex, (NodeIndex, Because)> = HashMap::new();
     let mut queue = VecDeque::from([start]);
@@ -144,7 +149,7 @@ fn describe_cycle(doc: &PlanDocument, graph: &DiGraph<GroupId, Because>, scc: &[
                 closing = Some((node, *edge.weight()));
                 break 'search;
             }
-            if scc.contains(&next) && !came_from.contains_key(&next) {
+            if members.contains(&next) && !came_from.contains_key(&next) {
                 came_from.insert(next, (node, *edge.weight()));
                 queue.push_back(next);
             }
@@ -164,17 +169,23 @@ fn describe_cycle(doc: &PlanDocument, graph: &DiGraph<GroupId, Because>, scc: &[
     links.reverse();
 
     let name = |n: NodeIndex| doc.groups[graph[n]].name.value.as_str();
-    let mut path: Vec<&str> = links.iter().map(|(from, _, _)| name(*from)).collect();
-    path.push(name(start));
-    let mut cycle = path.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ");
-    cycle.push_str(" (each waits for the next)");
-    let in_path: Vec<NodeIndex> = links.iter().map(|(from, _, _)| *from).collect();
-    let others: Vec<String> = scc.iter().filter(|n| !in_path.contains(n)).map(|n| format!("`{}`", name(*n))).collect();
+    let mut path: Vec<&str> = links.iter().take(CYCLE_SHOWN).map(|(from, _, _)| name(*from)).collect();
+    let mut cycle = path.drain(..).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ");
+    if links.len() > CYCLE_SHOWN {
+        cycle.push_str(&format!(" → … ({} more)", links.len() - CYCLE_SHOWN));
+    }
+    cycle.push_str(&format!(" → `{}` (each waits for the next)", name(start)));
+    let in_path: std::collections::HashSet<NodeIndex> = links.iter().map(|(from, _, _)| *from).collect();
+    let others: Vec<String> =
+        scc.iter().filter(|n| !in_path.contains(n)).take(CYCLE_SHOWN).map(|n| format!("`{}`", name(*n))).collect();
+    let more_others = scc.len() - in_path.len() - others.len();
     if !others.is_empty() {
-        cycle.push_str(&format!(" (also caught in the cycle: {})", others.join(", ")));
+        let more = if more_others > 0 { format!(" and {more_others} more") } else { String::new() };
+        cycle.push_str(&format!(" (also caught in the cycle: {}{more})", others.join(", ")));
     }
     let labels = links
         .iter()
+        .take(CYCLE_SHOWN)
         .map(|&(from, to, because)| match because {
             Because::Listed(at) => {
                 LabeledSpan::new_with_span(Some(format!("`{}` waits for `{}`", name(from), name(to))), at)

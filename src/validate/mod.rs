@@ -51,7 +51,8 @@ pub fn validate(loaded: LoadedPlan) -> Validation {
         use miette::Diagnostic;
         !matches!(p.severity(), Some(miette::Severity::Warning))
     });
-    let diagnostics = problems.into_iter().map(|p| FileDiagnostic::new(source.clone(), p)).collect();
+    let diagnostics =
+        crate::spec::collapse(problems.into_iter().map(|p| FileDiagnostic::new(source.clone(), p)).collect());
     Validation { diagnostics, model: if failed { None } else { model } }
 }
 
