@@ -226,10 +226,11 @@ impl fmt::Display for FileDiagnostic {
             write!(f, " (found {} times)", self.repeats)?;
         }
         // Without its snippet the place would be lost; say it in words instead.
-        if self.source.is_some() && !self.snippet_fits() {
-            if let Some((line, column)) = self.line_col() {
-                write!(f, "\n  at {}:{line}:{column} (the line is too long to show)", self.path.display())?;
-            }
+        if self.source.is_some()
+            && !self.snippet_fits()
+            && let Some((line, column)) = self.line_col()
+        {
+            write!(f, "\n  at {}:{line}:{column} (the line is too long to show)", self.path.display())?;
         }
         Ok(())
     }
