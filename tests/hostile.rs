@@ -158,6 +158,123 @@ fn a_deleted_state_is_an_error_that_says_how_to_restore_it() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
 
+/// A sim plan over machines `names` of a world shared at `world.json`.
+fn sim_plan(name: &str, names: &[&str]) -> String {
+    let machines: Vec<String> = names.iter().map(|n| format!("{{ name: {n} }}")).collect();
+    format!(
+        "version: 1\nname: {name}\nsites:\n  dc1: {{ provider: sim, path: world.json }}\n  dc2: {{ provider: sim, path: world.json }}\n\
+         protection: {{ primary: dc1, recovery: dc2, rpo: 5m, rto: 30m }}\n\
+         machines: [{}]\ngroups: [ {{ name: g, machines: [{}] }} ]\ntarget: {{ active: dc2 }}\n",
+        machines.join(", "),
+        names.join(", ")
+    )
+}
+
+#[test]
+fn two_plans_sharing_a_sim_world_both_move_their_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| common::drplan(dir.path()).args(args).output().unwrap();
+    std::fs::write(dir.path().join("all.yaml"), sim_plan("all", &["a1", "a2", "b1", "b2"])).unwrap();
+    std::fs::write(dir.path().join("left.yaml"), sim_plan("left", &["a1", "a2"])).unwrap();
+    std::fs::write(dir.path().join("right.yaml"), sim_plan("right", &["b1", "b2"])).unwrap();
+    let out = run(&["sim", "init", "all.yaml", "--protected", "--clock", common::CLOCK]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    // Slow the simulated clock down enough that the two runs overlap for seconds.
+    let mut store = drplan::providers::sim::WorldStore::new(&dir.path().join("world.json"));
+    let mut world = store.load().unwrap();
+    world.time_scale = 0.01;
+    store.save(&world).unwrap();
+
+    let spawn = |plan: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("DRPLAN_LOG", "off")
+            .args(["apply", plan, "--auto-approve"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (left, right) = (spawn("left.yaml"), spawn("right.yaml"));
+    for child in [left, right] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    }
+    let world = store.load().unwrap();
+    for m in ["a1", "a2", "b1", "b2"] {
+        assert_eq!(world.machines[m].active, "dc2", "{m} moved and the move was kept");
+    }
+}
+
+/// A second local plan, `other`, over the lab's m1.
+fn other_plan(lab: &Lab, active: &str) {
+    let text = std::fs::read_to_string(lab.path().join("local.yaml")).unwrap();
+    let head = &text[..text.find("machines:").unwrap()];
+    let head = head.replace("name: local", "name: other");
+    std::fs::write(
+        lab.path().join("other.yaml"),
+        format!("{head}machines:\n  - {{ name: m1 }}\ngroups:\n  - {{ name: one, machines: [m1] }}\ntarget:\n  active: {active}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_machine_managed_by_one_plan_is_refused_to_another_until_let_go() {
+    let lab = Lab::new(1);
+    lab.apply();
+    other_plan(&lab, "dc2");
+    let before = lab.disks("dc1", "m1");
+
+    let out = lab.run(&["plan", "other.yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("m1: managed by plan `local`"), "{}", transcript(&out));
+    let out = lab.run(&["apply", "other.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("machine `m1` is managed by plan `local`"), "{}", transcript(&out));
+    assert_eq!(lab.disks("dc1", "m1"), before, "the refused plan changed nothing");
+
+    // `local` lets m1 go when it no longer has it; then `other` may take it.
+    let text = std::fs::read_to_string(lab.path().join("local.yaml")).unwrap();
+    let text = text
+        .replace("  - { name: m1, nics: [ { network: prod, ip: 10.0.0.1 } ] }\n", "")
+        .replace("  - { name: one, machines: [m1] }\n", "");
+    std::fs::write(lab.path().join("local.yaml"), text).unwrap();
+    let out = lab.run(&["apply", "local.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let out = lab.run(&["apply", "other.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn concurrent_applies_of_two_plans_sharing_a_machine_let_one_win() {
+    let lab = Lab::new(1);
+    other_plan(&lab, "dc1");
+    let spawn = |plan: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
+            .current_dir(lab.path())
+            .env("NO_COLOR", "1")
+            .env("DRPLAN_LOG", "off")
+            .args(["apply", plan, "--auto-approve"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("local.yaml"), spawn("other.yaml"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(1)), "one plan was refused: {}\n{}", transcript(&a), transcript(&b));
+    let loser = if a.status.code() == Some(1) { &a } else { &b };
+    assert!(stderr(loser).contains("is managed by plan"), "{}", transcript(loser));
+    let (winner, loser) = if a.status.code() == Some(1) { ("other", "local") } else { ("local", "other") };
+    let out = lab.run(&["plan", &format!("{winner}.yaml"), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "the winner reached its target: {}", transcript(&out));
+    let out = lab.run(&["plan", &format!("{loser}.yaml")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("m1: managed by plan `{winner}`")), "{}", transcript(&out));
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -48,6 +48,9 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
     let plan = match prepared {
         Prepared::Continue(plan) => plan,
         Prepared::New(plan) if !plan.has_actions() => {
+            // Nothing to change, but the machines this plan dropped are let go of (and a
+            // machine another plan manages is still refused).
+            held.claim().await.map_err(|f| fail(ui, f))?;
             match document {
                 true => show_plan(&plan, args.run.format, ui),
                 false => outln!("Nothing to do: the saved plan has no changes."),

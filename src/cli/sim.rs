@@ -178,7 +178,7 @@ fn world_path(model: &Model, ui: Ui) -> Result<PathBuf, u8> {
     }
 }
 
-/// Load, change and save a plan's world under the plan's lock.
+/// Change a plan's world under the plan's lock and the world's.
 fn edit_world(
     plan: &Path,
     ui: Ui,
@@ -188,10 +188,10 @@ fn edit_world(
     let session = open(plan, ui)?;
     let _lock = session.store.lock(command).map_err(|e| report(ui, &e))?;
     let path = world_path(&session.model, ui)?;
+    // Under the world's own lock, re-read inside it: other plans may share the world.
     let mut store = WorldStore::new(&path);
-    let mut world = store.load().map_err(|e| report(ui, &e))?;
-    let message = change(&mut world).map_err(|m| fail(ui, m, "see `drplan sim --help`"))?;
-    store.save(&world).map_err(|e| report(ui, &e))?;
+    let outcome = store.update(change).map_err(|e| report(ui, &e))?;
+    let message = outcome.map_err(|m| fail(ui, m, "see `drplan sim --help`"))?;
     outln!("{message}");
     Ok(())
 }

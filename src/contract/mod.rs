@@ -55,9 +55,9 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 pub use drplan_protocol::{
-    Capabilities, Consistency, DataLoss, Directions, DiskInfo, Inventory, MachineCopy, MachineInventory, NicAssignment,
-    NicState, OpKind, OpOutcome, Power, ProviderOp, RecoveryPoint, Replication, ReplicationHealth, SiteInventory,
-    SyncMode, TestCopy,
+    Capabilities, Claimant, Consistency, DataLoss, Directions, DiskInfo, ForeignClaim, Inventory, MachineCopy,
+    MachineInventory, NicAssignment, NicState, OpKind, OpOutcome, Power, ProviderOp, RecoveryPoint, Replication,
+    ReplicationHealth, SiteInventory, SyncMode, TestCopy,
 };
 
 use crate::spec::{Direction, ProviderKind};
@@ -89,6 +89,22 @@ pub trait Provider: Platform + Send + Sync {
 
     /// Persist anything buffered (called at the end of a run).
     fn flush(&self) -> ProviderFuture<'_, ()>;
+
+    /// Other plans' claims on this plan's machines: a plan reports them, and its apply is
+    /// refused while they last. A provider that cannot record owners reports none.
+    fn claims<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, Vec<ForeignClaim>> {
+        let _ = me;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Make `me` the owner of this plan's machines (and let go of those it owned and the plan
+    /// no longer has) before anything changes them; refuse, changing nothing, when another
+    /// plan owns one. Called at the start of every run, so that two plans never drive one
+    /// machine. Unreachable places are skipped: a failover must not wait for a dark site.
+    fn claim<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, ()> {
+        let _ = me;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Whether a support-matrix entry allows `direction`.

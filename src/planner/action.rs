@@ -74,11 +74,14 @@ pub struct Pending {
     /// Machines that will not be protected (replicating) once this plan has run, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unprotected: Vec<Unprotected>,
+    /// Machines another plan manages: `apply` refuses until one of the plans lets them go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed: Vec<crate::contract::ForeignClaim>,
 }
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.run.is_none() && self.commits.is_empty() && self.unprotected.is_empty()
+        self.run.is_none() && self.commits.is_empty() && self.unprotected.is_empty() && self.claimed.is_empty()
     }
 }
 

@@ -273,7 +273,7 @@ fn pending_of(changes: &ChangeSet, b: &Builder) -> Pending {
         .filter_map(|d| Some(Unprotected { machine: d.name.clone(), reason: d.unprotected.clone()? }))
         .collect();
     unprotected.extend(b.unprotected.iter().cloned());
-    Pending { run: None, commits, unprotected }
+    Pending { run: None, commits, unprotected, claimed: Vec::new() }
 }
 
 pub(super) fn check_support(

@@ -1,5 +1,6 @@
 //! Providers: the platforms drplan drives. Each implements [`crate::exec::Provider`].
 
+pub mod claims;
 pub mod local;
 pub mod sim;
 

@@ -86,7 +86,7 @@ pub fn render(plan: &ActionPlan, painter: Painter) -> String {
         }
         let _ = writeln!(out);
     }
-    if !plan.pending.commits.is_empty() || !plan.pending.unprotected.is_empty() {
+    if !plan.pending.commits.is_empty() || !plan.pending.unprotected.is_empty() || !plan.pending.claimed.is_empty() {
         let _ = writeln!(out, "{}", p.paint("Still pending after this plan:", Color::Bold));
         out.push_str(&pending(plan, p));
         let _ = writeln!(out);
@@ -124,7 +124,8 @@ fn unfinished(run: &crate::planner::PendingRun, plan: &str, p: Painter) -> Strin
     out
 }
 
-/// Commits that wait for `drplan commit` and machines left unprotected, one line each.
+/// Commits that wait for `drplan commit`, machines left unprotected and machines another
+/// plan manages, one line each.
 fn pending(plan: &ActionPlan, p: Painter) -> String {
     let mut out = String::new();
     for machine in &plan.pending.commits {
@@ -136,6 +137,16 @@ fn pending(plan: &ActionPlan, p: Painter) -> String {
     }
     for u in &plan.pending.unprotected {
         let _ = writeln!(out, "   {} {}: not protected: {}", p.paint("!", Color::Red), u.machine, u.reason);
+    }
+    for c in &plan.pending.claimed {
+        let _ = writeln!(
+            out,
+            "   {} {}: managed by {} since {}: apply refuses until one of the plans lets it go",
+            p.paint("!", Color::Red),
+            c.machine,
+            c.owner,
+            humantime::format_rfc3339_seconds(c.since)
+        );
     }
     out
 }

@@ -46,7 +46,8 @@ impl Held<'_> {
             return Ok(plan);
         }
         let observed = self.observe().await?;
-        let plan = build(&self.input(&observed, parallelism))?;
+        let mut plan = build(&self.input(&observed, parallelism))?;
+        plan.pending.claimed = self.foreign_claims().await?;
         // A saved plan names this state's lineage: it must stay.
         self.keep();
         Ok(plan)

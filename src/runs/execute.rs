@@ -85,6 +85,7 @@ impl Held<'_> {
             .map(|r| r.step.clone())
             .collect();
         self.preflight(&plan, &done).await?;
+        self.claim().await?;
         let (run_id, prior, continued) = self.begin(&plan, checksum, &journal, options.report_dir.as_ref())?;
         let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {

@@ -12,6 +12,7 @@ mod error;
 mod execute;
 mod git;
 mod history;
+mod ownership;
 mod preflight;
 mod replicate;
 mod workspace;

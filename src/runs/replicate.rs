@@ -28,6 +28,8 @@ impl Held<'_> {
     /// A point of every machine that replicates from its live copy, `parallelism` at once;
     /// by machine name. Empty when nothing is protected yet.
     pub async fn replicate(&self, parallelism: usize) -> Result<Vec<PointTaken>, Failure> {
+        // Taking points prunes old ones: only the plan that manages the machines may.
+        self.claim().await?;
         let provider = self.provider()?;
         let inventory = provider.inventory().await?;
         let ops: Vec<ProviderOp> = inventory

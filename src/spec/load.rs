@@ -133,17 +133,21 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             }
         }
         YamlError::Budget { .. } => LoadError::TooComplex { message, at },
+        YamlError::NullIntoString { .. } => LoadError::InvalidType {
+            message: "this needs a value and has none".into(),
+            at,
+            help: "write the value after the colon (quote it if it is meant to be empty: \"\")".into(),
+        },
         YamlError::SerdeInvalidType { .. }
         | YamlError::SerdeInvalidValue { .. }
         | YamlError::SerdeInvalidLength { .. }
         | YamlError::InvalidScalar { .. }
-        | YamlError::NullIntoString { .. }
         | YamlError::UnexpectedValueForUnit { .. }
         | YamlError::UnexpectedValueForUnitEnumVariant { .. }
         | YamlError::ExternallyTaggedEnumExpectedScalarOrMapping { .. }
         | YamlError::Unexpected { .. }
         | YamlError::ExpectedMappingEndAfterEnumVariantValue { .. } => LoadError::InvalidType {
-            message,
+            message: in_plain_words(&message),
             at,
             help: "see `drplan schema` (or the plan format in README.md) for what this field takes".into(),
         },
@@ -166,6 +170,31 @@ fn classify(error: &YamlError, source: &SourceFile) -> LoadError {
             LoadError::Syntax { message, at, help: "check indentation, quoting and brackets around this point".into() }
         }
     }
+}
+
+/// The loader speaks of Rust types (`u32`, `Option<String>`); a plan's author reads YAML.
+fn in_plain_words(message: &str) -> String {
+    const WORDS: [(&str, &str); 10] = [
+        ("invalid u8", "expected a whole number from 0 to 255"),
+        ("invalid u16", "expected a whole number from 0 to 65535"),
+        ("invalid u32", "expected a whole number from 0 to 4294967295"),
+        ("invalid u64", "expected a whole number of 0 or more"),
+        ("invalid usize", "expected a whole number of 0 or more"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected f64", "expected a number"),
+    ];
+    let mut text = message.to_string();
+    for (rust, plain) in WORDS {
+        if let Some(at) = text.find(rust)
+            && !text[at + rust.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            text.replace_range(at..at + rust.len(), plain);
+        }
+    }
+    text
 }
 
 /// The tab in the indentation of the line at `offset`, or else the first tab after it within

@@ -105,6 +105,10 @@ impl StateStore for FileStore {
         self.dir.display().to_string()
     }
 
+    fn identity(&self) -> String {
+        std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()).display().to_string()
+    }
+
     fn lock(&self, command: &str) -> Result<FileLock, StateError> {
         self.ensure_dir(&self.dir)?;
         match lock::try_lock(&self.lock_path(), command)? {

@@ -25,10 +25,7 @@ impl LockHolder {
     pub fn current(command: &str) -> Self {
         LockHolder {
             pid: std::process::id(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .or_else(|_| std::env::var("HOSTNAME"))
-                .unwrap_or_else(|_| "unknown-host".into()),
+            host: crate::os::host_name(),
             user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
             command: command.to_string(),
             since: SystemTime::now(),

@@ -18,6 +18,11 @@ pub use model::*;
 pub trait StateStore: Send + Sync {
     /// For messages: where the state lives.
     fn location(&self) -> String;
+    /// Where the state lives, the same from any working directory: with the lineage, it
+    /// names this plan's state as the owner of its machines.
+    fn identity(&self) -> String {
+        self.location()
+    }
     /// Take the plan's exclusive lock, or fail with who holds it.
     fn lock(&self, command: &str) -> Result<FileLock, StateError>;
     /// Who holds the lock, if anyone.

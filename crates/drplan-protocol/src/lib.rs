@@ -7,12 +7,14 @@
 //! rules each operation must follow (idempotency, which errors are transient).
 
 pub mod capabilities;
+pub mod claims;
 pub mod inventory;
 pub mod ops;
 pub mod outcome;
 pub mod time;
 
 pub use capabilities::{Capabilities, Directions};
+pub use claims::{Claimant, ForeignClaim};
 pub use inventory::*;
 pub use ops::{NicAssignment, OpKind, ProviderOp, SyncMode};
 pub use outcome::{DataLoss, OpOutcome};

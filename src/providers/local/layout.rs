@@ -9,6 +9,7 @@
 //! P/.drplan/replicas/M/points/ID/    a recovery point: block hashes, and the undo blocks that
 //!                                    turn the next point's data back into this one
 //! P/.drplan/drills/DRILL/M/          a drill's test copy of M
+//! P/.drplan/claims.json              which plan manages each machine at this site
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,10 @@ impl SiteLayout {
 
     pub fn drill_record(&self, drill: &str, machine: &str) -> PathBuf {
         self.meta().join("drills").join(drill).join(format!("{machine}.json"))
+    }
+
+    pub fn claims(&self) -> PathBuf {
+        self.meta().join("claims.json")
     }
 
     pub fn drills_root(&self) -> PathBuf {

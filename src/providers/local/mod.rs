@@ -24,11 +24,13 @@ use records::{DrillRecord, MachineRecord, PointMeta, ReplicaState, Role};
 
 use crate::contract::SyncMode;
 use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::contract::{Claimant, ForeignClaim};
 use crate::contract::{
     Consistency, DiskInfo, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
     ReplicationHealth, SiteInventory, TestCopy,
 };
 use crate::contract::{OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::providers::claims;
 use crate::spec::ProviderKind;
 use crate::spec::time_format::human_bytes;
 use crate::validate::Model;
@@ -686,6 +688,33 @@ impl Provider for LocalProvider {
 
     fn flush(&self) -> ProviderFuture<'_, ()> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn claims<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, Vec<ForeignClaim>> {
+        Box::pin(async move { claims::foreign(&self.inner.claim_files(), me, &self.inner.claimed_machines()) })
+    }
+
+    fn claim<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, ()> {
+        Box::pin(async move { claims::claim(&self.inner.claim_files(), me, &self.inner.claimed_machines()) })
+    }
+}
+
+impl Inner {
+    /// Every reachable site keeps a record of owners: a machine lives at several sites, and
+    /// another plan may share any of them.
+    fn claim_files(&self) -> Vec<claims::ClaimFile> {
+        self.sites
+            .values()
+            .filter(|site| site.reachable().is_ok())
+            .map(|site| claims::ClaimFile::new(site.claims()))
+            .collect()
+    }
+
+    fn claimed_machines(&self) -> Vec<claims::Machine<'_>> {
+        self.names
+            .iter()
+            .map(|name| claims::Machine { name, id: self.dirs.get(name).map_or(name, String::as_str) })
+            .collect()
     }
 }
 

@@ -6,7 +6,9 @@ pub mod generate;
 mod ops;
 pub mod provider;
 mod rng;
+pub mod store;
 pub mod world;
 
 pub use provider::SimProvider;
-pub use world::{World, WorldStore};
+pub use store::WorldStore;
+pub use world::World;

@@ -8,19 +8,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::ops::apply_op;
 use super::rng::Rng;
-use super::world::{FaultKind, SimCopy, SimMachine, World, WorldStore};
+use super::store::WorldStore;
+use super::world::{FaultKind, SimCopy, SimMachine, World};
 use crate::contract::SyncMode;
 use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
+use crate::contract::{Claimant, ForeignClaim};
 use crate::contract::{
     Consistency, Inventory, MachineCopy, MachineInventory, NicState, Power, RecoveryPoint, Replication,
     ReplicationHealth, SiteInventory, TestCopy,
 };
 use crate::contract::{OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::providers::claims::{self, ClaimFile};
 use crate::spec::ProviderKind;
 use crate::validate::Model;
 
 pub struct SimProvider {
     inner: Mutex<Inner>,
+    /// The world's record of which plan manages each machine.
+    claims: ClaimFile,
     /// Plan machine name -> identity in the world.
     ids: HashMap<String, String>,
     /// Plan order, for the inventory.
@@ -32,7 +37,41 @@ pub struct SimProvider {
 struct Inner {
     world: World,
     store: WorldStore,
-    dirty: bool,
+    /// What this provider changed since the world was last written: only that is written
+    /// back, so plans that share the world never undo each other's moves.
+    touched: Touched,
+}
+
+#[derive(Default)]
+struct Touched {
+    machines: std::collections::BTreeSet<String>,
+    faults: std::collections::BTreeSet<usize>,
+    /// The clock or a site's reachability (fixtures move them).
+    world: bool,
+}
+
+impl Touched {
+    fn any(&self) -> bool {
+        self.world || !self.machines.is_empty() || !self.faults.is_empty()
+    }
+
+    /// Carry this provider's changes from `mine` into `shared`, freshly read from disk.
+    fn merge_into(&self, mine: &World, shared: &mut World) {
+        for id in &self.machines {
+            if let Some(m) = mine.machines.get(id) {
+                shared.machines.insert(id.clone(), m.clone());
+            }
+        }
+        for &index in &self.faults {
+            if let (Some(fault), Some(theirs)) = (mine.faults.get(index), shared.faults.get_mut(index)) {
+                theirs.triggered = theirs.triggered.max(fault.triggered);
+            }
+        }
+        if self.world {
+            shared.clock = mine.clock;
+            shared.sites = mine.sites.clone();
+        }
+    }
 }
 
 /// What an operation needs before its latency elapses.
@@ -66,13 +105,20 @@ impl SimProvider {
                 ));
             }
         }
+        let mut claims = path.as_os_str().to_owned();
+        claims.push(".claims");
         Ok(SimProvider {
-            inner: Mutex::new(Inner { world, store, dirty: false }),
+            claims: ClaimFile::new(claims.into()),
+            inner: Mutex::new(Inner { world, store, touched: Touched::default() }),
             ids: model.machines.iter().map(|m| (m.name.clone(), m.provider_id.clone())).collect(),
             names: model.machines.iter().map(|m| m.name.clone()).collect(),
             sites: model.sites.iter().map(|s| s.name.clone()).collect(),
             keep: model.protection.keep_points as usize,
         })
+    }
+
+    fn claimed_machines(&self) -> Vec<claims::Machine<'_>> {
+        self.names.iter().map(|name| claims::Machine { name, id: self.id(name) }).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -108,7 +154,7 @@ impl SimProvider {
         let mut inner = self.lock();
         if let Some(clock) = inner.world.clock.as_mut() {
             *clock += by;
-            inner.dirty = true;
+            inner.touched.world = true;
         }
     }
 
@@ -119,7 +165,7 @@ impl SimProvider {
         let entry = inner.world.sites.get_mut(site).ok_or_else(|| format!("the world has no site `{site}`"))?;
         entry.reachable = reachable;
         entry.dark_since = (!reachable).then_some(now);
-        inner.dirty = true;
+        inner.touched.world = true;
         Ok(())
     }
 
@@ -161,7 +207,7 @@ impl SimProvider {
             let (kind, triggered) = (fault.kind, fault.triggered);
             let message = fault.message.clone();
             inner.store.record_fault(index, triggered)?;
-            inner.dirty = true;
+            inner.touched.faults.insert(index);
             match kind {
                 FaultKind::Error => {
                     return Err(ProviderError::failed(message.unwrap_or_else(|| {
@@ -195,7 +241,7 @@ impl SimProvider {
             target.consistent = false;
             let snapshot = m.clone();
             inner.store.record_machine(&id, &snapshot)?;
-            inner.dirty = true;
+            inner.touched.machines.insert(id.clone());
         }
         Ok(Prepared { latency, hang, bytes })
     }
@@ -215,7 +261,7 @@ impl SimProvider {
         if !outcome.already_done {
             let snapshot = m.clone();
             inner.store.record_machine(&id, &snapshot)?;
-            inner.dirty = true;
+            inner.touched.machines.insert(id.clone());
         }
         Ok(outcome)
     }
@@ -412,13 +458,26 @@ impl Provider for SimProvider {
         })
     }
 
+    fn claims<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, Vec<ForeignClaim>> {
+        Box::pin(async move { claims::foreign(std::slice::from_ref(&self.claims), me, &self.claimed_machines()) })
+    }
+
+    fn claim<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, ()> {
+        Box::pin(async move { claims::claim(std::slice::from_ref(&self.claims), me, &self.claimed_machines()) })
+    }
+
     fn flush(&self) -> ProviderFuture<'_, ()> {
         Box::pin(async move {
             let mut guard = self.lock();
             let inner = &mut *guard;
-            if inner.dirty {
-                inner.store.save(&inner.world)?;
-                inner.dirty = false;
+            if inner.touched.any() {
+                let (touched, mine) = (&inner.touched, &inner.world);
+                let merged = inner.store.update(|shared| {
+                    touched.merge_into(mine, shared);
+                    Ok::<_, std::convert::Infallible>(shared.clone())
+                })?;
+                inner.world = merged.unwrap_or_else(|never| match never {});
+                inner.touched = Touched::default();
             }
             Ok(())
         })

@@ -1,23 +1,14 @@
-//! The simulated datacenter: its file format, how time passes in it, and how it is stored.
-//!
-//! Stored as `world.json` plus a write-ahead log `world.json.wal` of machine updates, so that
-//! each operation persists one small line (written before the operation reports success;
-//! durable against a killed process) and a run of 10,000 machines does not rewrite the whole
-//! world per step. The log is folded into `world.json` at the end of every run.
+//! The simulated datacenter: its file format and how time passes in it (stored by
+//! [`super::store`]).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::ProviderError;
 use crate::contract::{Capabilities, OpKind};
 use crate::contract::{DiskInfo, NicState, Power};
 use crate::spec::time_format::{self, duration_ms, opt_time};
-use crate::state::atomic::write_atomic;
 
 pub const WORLD_FORMAT: u32 = 1;
 
@@ -312,124 +303,6 @@ impl World {
         m.written_at = now.max(m.written_at);
         if let Some(live) = m.copies.get_mut(&m.active) {
             live.generation = m.written;
-        }
-    }
-}
-
-/// A world file and its write-ahead log.
-pub struct WorldStore {
-    path: PathBuf,
-    wal: Option<File>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum WalEntry {
-    Machine { id: String, state: Box<SimMachine> },
-    Fault { index: usize, triggered: u32 },
-}
-
-impl WorldStore {
-    pub fn new(path: &Path) -> Self {
-        WorldStore { path: path.to_path_buf(), wal: None }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn wal_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".wal");
-        PathBuf::from(name)
-    }
-
-    /// Read the world and replay its log.
-    pub fn load(&self) -> Result<World, ProviderError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                ProviderError::setup(
-                    format!("sim world `{}` does not exist", self.path.display()),
-                    "create it with `drplan sim init PLAN` (or `drplan sim generate` for a synthetic estate)",
-                )
-            } else {
-                ProviderError::setup(format!("cannot read sim world `{}`: {e}", self.path.display()), "check the path")
-            }
-        })?;
-        let mut world: World = serde_json::from_str(&text).map_err(|e| {
-            ProviderError::setup(
-                format!("sim world `{}` is not valid: {e}", self.path.display()),
-                "fix the file by hand or recreate it with `drplan sim init PLAN --force`",
-            )
-        })?;
-        if world.format != WORLD_FORMAT {
-            return Err(ProviderError::setup(
-                format!("sim world `{}` has format {}; expected {WORLD_FORMAT}", self.path.display(), world.format),
-                "recreate it with `drplan sim init PLAN --force`",
-            ));
-        }
-        if let Ok(file) = File::open(self.wal_path()) {
-            let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
-            let last = lines.len();
-            for (n, line) in lines.into_iter().enumerate() {
-                match serde_json::from_str::<WalEntry>(&line) {
-                    Ok(WalEntry::Machine { id, state }) => {
-                        world.machines.insert(id, *state);
-                    }
-                    Ok(WalEntry::Fault { index, triggered }) => {
-                        if let Some(f) = world.faults.get_mut(index) {
-                            f.triggered = triggered;
-                        }
-                    }
-                    // A killed process can leave a torn last line; the operation it belonged
-                    // to never reported success.
-                    Err(_) if n + 1 == last => {}
-                    Err(e) => {
-                        return Err(ProviderError::setup(
-                            format!("sim world log `{}` is corrupt at line {}: {e}", self.wal_path().display(), n + 1),
-                            "remove the log to return to the last saved world",
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(world)
-    }
-
-    fn append(&mut self, entry: &WalEntry) -> Result<(), ProviderError> {
-        if self.wal.is_none() {
-            let file = crate::os::fs::open_append(&self.wal_path(), crate::os::fs::PRIVATE_FILE).map_err(|e| {
-                ProviderError::failed(format!("cannot open sim world log `{}`: {e}", self.wal_path().display()))
-            })?;
-            self.wal = Some(file);
-        }
-        let mut line = serde_json::to_vec(entry).map_err(|e| ProviderError::failed(e.to_string()))?;
-        line.push(b'\n');
-        let wal = self.wal.as_mut().expect("opened above");
-        wal.write_all(&line).map_err(|e| {
-            ProviderError::failed(format!("cannot write sim world log `{}`: {e}", self.wal_path().display()))
-        })
-    }
-
-    pub fn record_machine(&mut self, id: &str, state: &SimMachine) -> Result<(), ProviderError> {
-        self.append(&WalEntry::Machine { id: id.to_string(), state: Box::new(state.clone()) })
-    }
-
-    pub fn record_fault(&mut self, index: usize, triggered: u32) -> Result<(), ProviderError> {
-        self.append(&WalEntry::Fault { index, triggered })
-    }
-
-    /// Write the whole world atomically and drop the log it now contains.
-    pub fn save(&mut self, world: &World) -> Result<(), ProviderError> {
-        let mut bytes = serde_json::to_vec_pretty(world).map_err(|e| ProviderError::failed(e.to_string()))?;
-        bytes.push(b'\n');
-        write_atomic(&self.path, &bytes)
-            .map_err(|e| ProviderError::failed(format!("cannot write sim world `{}`: {e}", self.path.display())))?;
-        self.wal = None;
-        match std::fs::remove_file(self.wal_path()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ProviderError::failed(format!("cannot remove `{}`: {e}", self.wal_path().display()))),
         }
     }
 }
