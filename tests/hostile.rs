@@ -275,6 +275,184 @@ fn concurrent_applies_of_two_plans_sharing_a_machine_let_one_win() {
     assert!(text.contains(&format!("m1: managed by plan `{winner}`")), "{}", transcript(&out));
 }
 
+/// A sim plan whose failover runs two scripts of `seconds` each; each logs its start and end
+/// to `runs.log`.
+fn scripted_lab(seconds: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("slow.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"start $1\" >> runs.log\nsleep {seconds}\necho \"end $1\" >> runs.log\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "version: 1\nname: p\nsites:\n  dc1: { provider: sim, path: world.json }\n  dc2: { provider: sim, path: world.json }\n\
+         protection: { primary: dc1, recovery: dc2, rpo: 5m, rto: 30m }\nmachines:\n  - { name: m1 }\n\
+         groups:\n  - name: one\n    machines: [m1]\n    after:\n\
+         \x20     - script: { name: s1, run: [\"./slow.sh\", \"s1\"], timeout: 1m }\n\
+         \x20     - script: { name: s2, run: [\"./slow.sh\", \"s2\"], timeout: 1m }\n\
+         target:\n  active: dc2\n",
+    )
+    .unwrap();
+    let out = common::drplan(dir.path())
+        .args(["sim", "init", "p.yaml", "--protected", "--clock", common::CLOCK])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    dir
+}
+
+fn spawn_apply(dir: &Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("DRPLAN_LOG", "off")
+        .args(["apply", "p.yaml", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// How often each script started and ended, as `runs.log` says: [s1 start, s1 end, s2 start, s2 end].
+fn script_runs(dir: &Path) -> [usize; 4] {
+    let log = std::fs::read_to_string(dir.join("runs.log")).unwrap_or_default();
+    let count = |line: &str| log.lines().filter(|l| *l == line).count();
+    [count("start s1"), count("end s1"), count("start s2"), count("end s2")]
+}
+
+/// Wait until `runs.log` holds `line` (a script reached that point).
+fn wait_for_line(dir: &Path, line: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(dir.join("runs.log")).unwrap_or_default().lines().any(|l| l == line) {
+        assert!(std::time::Instant::now() < deadline, "`{line}` never came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The pid of the last script supervisor the run's journal records.
+fn last_supervisor(dir: &Path) -> i32 {
+    let runs = dir.join(".drplan/p/runs");
+    let journal = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(journal.path()).unwrap();
+    let line = text.lines().rev().find(|l| l.contains("\"event\":\"spawned\"")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    record["process"]["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn scripts_never_run_twice_when_drplan_is_killed_at_any_moment() {
+    // kill -9 at moments spread over the whole run: before, during and between the scripts.
+    for (trial, delay_ms) in [50u64, 250, 450, 700, 950, 1200].into_iter().enumerate() {
+        let dir = scripted_lab("0.4");
+        let mut child = spawn_apply(dir.path());
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Continue the run (or, killed before it began, start it) until it is done.
+        for _ in 0..5 {
+            let out = common::drplan(dir.path()).args(["resume", "p.yaml"]).output().unwrap();
+            if String::from_utf8_lossy(&out.stderr).contains("no_active_run") {
+                let out = common::drplan(dir.path()).args(["apply", "p.yaml", "--auto-approve"]).output().unwrap();
+                assert_eq!(out.status.code(), Some(0), "trial {trial}: {}", transcript(&out));
+                break;
+            }
+            if out.status.code() == Some(0) {
+                break;
+            }
+        }
+        let out = common::drplan(dir.path()).args(["plan", "p.yaml", "--detailed-exitcode"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "trial {trial}: the failover finished: {}", transcript(&out));
+        assert_eq!(
+            script_runs(dir.path()),
+            [1, 1, 1, 1],
+            "trial {trial} (kill after {delay_ms} ms): each script ran exactly once"
+        );
+    }
+}
+
+#[test]
+fn sigterm_lets_the_running_script_finish_and_starts_nothing_new() {
+    let dir = scripted_lab("1");
+    let child = spawn_apply(dir.path());
+    wait_for_line(dir.path(), "start s1");
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("Terminated: no new steps start"), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"), "{}", transcript(&out));
+    assert_eq!(script_runs(dir.path()), [1, 1, 0, 0], "s1 finished, s2 never started");
+    let out = common::drplan(dir.path()).args(["resume", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(script_runs(dir.path()), [1, 1, 1, 1]);
+}
+
+#[test]
+fn a_script_whose_outcome_is_lost_waits_for_a_person_and_is_never_rerun_silently() {
+    let dir = scripted_lab("0.5");
+    let mut child = spawn_apply(dir.path());
+    wait_for_line(dir.path(), "start s1");
+    let _ = child.kill();
+    let _ = child.wait();
+    // The supervisor goes too (as with a host restart): nobody will know how s1 ended.
+    // SAFETY: the supervisor our drplan started, by the pid its journal records.
+    unsafe { libc::kill(last_supervisor(dir.path()), libc::SIGKILL) };
+    wait_for_line(dir.path(), "end s1");
+    for _ in 0..2 {
+        let out = common::drplan(dir.path()).args(["resume", "p.yaml"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("one/after/s1: the outcome of attempt 1 is unknown"), "{}", transcript(&out));
+        assert!(text.contains("--rerun one/after/s1"), "{}", transcript(&out));
+        assert_eq!(script_runs(dir.path()), [1, 1, 0, 0], "s1 is not started again without a word");
+    }
+    let out = common::drplan(dir.path()).args(["resume", "p.yaml", "--rerun", "one/after/s2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("did you mean `one/after/s1`?"), "{}", transcript(&out));
+    // A person who knows s1 ran says so; the run goes on from there.
+    let out =
+        common::drplan(dir.path()).args(["approve", "p.yaml", "one/after/s1", "--by", "oncall"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let out = common::drplan(dir.path()).args(["resume", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(script_runs(dir.path()), [1, 1, 1, 1]);
+}
+
+#[test]
+fn rerun_runs_a_script_of_unknown_outcome_again_when_asked() {
+    let dir = scripted_lab("0.3");
+    let mut child = spawn_apply(dir.path());
+    wait_for_line(dir.path(), "start s1");
+    let _ = child.kill();
+    let _ = child.wait();
+    // SAFETY: the supervisor our drplan started, by the pid its journal records.
+    unsafe { libc::kill(last_supervisor(dir.path()), libc::SIGKILL) };
+    wait_for_line(dir.path(), "end s1");
+    let out = common::drplan(dir.path()).args(["resume", "p.yaml", "--rerun", "one/after/s1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(script_runs(dir.path()), [2, 2, 1, 1], "s1 ran again because a person asked for it");
+}
+
+#[test]
+fn cancelling_a_run_stops_the_scripts_its_dead_drplan_left_running() {
+    let dir = scripted_lab("2");
+    let mut child = spawn_apply(dir.path());
+    wait_for_line(dir.path(), "start s1");
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = common::drplan(dir.path()).args(["cancel", "p.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(script_runs(dir.path()), [1, 0, 0, 0], "s1 was stopped, not left to finish");
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -140,7 +140,7 @@ enum Command {
     /// Undo failovers that await commit, or move them to another recovery point.
     Rollback(commit::RollbackArgs),
     /// A test failover into the isolated networks (`drill complete` cleans it up).
-    Drill(drill::Args),
+    Drill(Box<drill::Args>),
     /// Past runs and drills with measured RTO and data loss against the objectives.
     History(history::Args),
     /// Write a past run's evidence (JSON, Markdown, JUnit, SVG timeline) into a directory.
@@ -173,6 +173,11 @@ pub struct Ui {
 }
 
 pub fn main() -> ExitCode {
+    // The supervisor of a script step: no command line parsing, logging or runtime of its own.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == crate::exec::supervisor::SUBCOMMAND) {
+        return ExitCode::from(crate::exec::supervisor::main(&argv[2..]));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() && wants_json_logs() => {
@@ -211,7 +216,7 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => cancel::run(args, ui),
         Command::Commit(args) => runtime.block_on(commit::commit(args, ui)),
         Command::Rollback(args) => runtime.block_on(commit::rollback(args, ui)),
-        Command::Drill(args) => runtime.block_on(drill::run(args, ui)),
+        Command::Drill(args) => runtime.block_on(drill::run(*args, ui)),
         Command::History(args) => history::run(args, ui),
         Command::Report(args) => history::write_report(args, ui),
         Command::Show(args) => runtime.block_on(show::run(args, ui)),

@@ -13,11 +13,17 @@ pub struct Args {
     /// The plan document whose unfinished run to continue.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
+    /// Run this script step again although its earlier attempt's outcome is unknown (its
+    /// supervisor vanished, e.g. with the host). Repeatable. Without it such a step waits for
+    /// `drplan approve` (counting it as done) and is never run twice silently.
+    #[arg(long, value_name = "STEP")]
+    rerun: Vec<String>,
     #[command(flatten)]
     run: RunArgs,
 }
 
-pub async fn run(args: Args, ui: Ui) -> u8 {
+pub async fn run(mut args: Args, ui: Ui) -> u8 {
+    args.run.rerun = std::mem::take(&mut args.rerun);
     let result = async {
         let workspace = open(&args.plan, ui)?;
         let mut held = workspace.hold("drplan resume").await.map_err(|f| fail(ui, f))?;

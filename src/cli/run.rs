@@ -40,6 +40,9 @@ pub struct RunArgs {
     /// Print no outcome (a follow-up run whose caller already printed one).
     #[arg(skip)]
     pub quiet: bool,
+    /// Script steps to run again although an earlier attempt's outcome is unknown (`resume`).
+    #[arg(skip)]
+    pub rerun: Vec<String>,
 }
 
 impl RunArgs {
@@ -54,6 +57,7 @@ impl RunArgs {
             op_timeout: Some(self.op_timeout),
             report_dir: self.report.clone(),
             notes,
+            rerun: self.rerun.clone(),
         }
     }
 }
@@ -114,7 +118,15 @@ fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std
                 let p = plan_path.display();
                 outln!("\nWaiting for approval of: {}.", run_report.awaiting.join(", "));
                 for step in &run_report.awaiting {
-                    outln!("  drplan approve {p} {step} --by NAME");
+                    let script = run_report.steps.iter().find(|s| &s.id == step).filter(|s| s.kind == "script");
+                    match script {
+                        Some(s) => {
+                            outln!("  {step}: {}", s.error.as_deref().unwrap_or("its outcome is unknown"));
+                            outln!("  drplan approve {p} {step} --by NAME    (it did run: count it as done)");
+                            outln!("  drplan resume {p} --rerun {step}    (run it again)");
+                        }
+                        None => outln!("  drplan approve {p} {step} --by NAME"),
+                    }
                 }
                 outln!("then continue with `drplan resume {p}`.");
             }
@@ -122,19 +134,25 @@ fn print_outcome(run_report: &RunReport, format: Format, ui: Ui, plan_path: &std
     }
 }
 
-/// First Ctrl-C: start nothing new and let running steps finish. Second: abort them (a data
-/// sync that is stopped leaves its target marked inconsistent for the next run to redo).
+/// First Ctrl-C or SIGTERM (how CI systems stop a job): start nothing new and let running
+/// steps finish. Second: abort them (a data sync that is stopped leaves its target marked
+/// inconsistent for the next run to redo; a script is stopped and recorded as such).
 fn watch_interrupts(stop: CancellationToken, abort: CancellationToken) -> tokio::task::JoinHandle<()> {
-    // One listener for the whole run, so a second Ctrl-C is never lost between two waits.
-    let listener = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    use tokio::signal::unix::{SignalKind, signal};
+    // One listener each for the whole run, so a second signal is never lost between two waits.
+    let listeners = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
     tokio::spawn(async move {
-        let Ok(mut interrupt) = listener else { return };
-        if interrupt.recv().await.is_none() {
-            return;
-        }
-        errln!("\nInterrupted: no new steps start; running steps finish. Press Ctrl-C again to abort them.");
+        let (Ok(mut interrupt), Ok(mut terminate)) = listeners else { return };
+        let mut next = async || {
+            tokio::select! {
+                got = interrupt.recv() => got.map(|()| "Interrupted"),
+                got = terminate.recv() => got.map(|()| "Terminated"),
+            }
+        };
+        let Some(what) = next().await else { return };
+        errln!("\n{what}: no new steps start; running steps finish. Interrupt again to abort them.");
         stop.cancel();
-        if interrupt.recv().await.is_some() {
+        if next().await.is_some() {
             errln!("\nAborting running steps at their next safe point.");
             abort.cancel();
         }

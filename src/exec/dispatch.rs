@@ -229,6 +229,10 @@ impl<'e> Dispatcher<'e> {
                         env,
                         timeout: *timeout,
                         retries: *retries,
+                        supervisor: engine.options.supervisor.clone(),
+                        files: engine.options.step_files.clone(),
+                        orphan: self.prior.orphans.get(&self.plan.actions[i].id).cloned(),
+                        rerun: self.prior.rerun.contains(&self.plan.actions[i].id),
                     };
                     self.workers.spawn(async move {
                         let done = worker.run().await;
@@ -281,6 +285,13 @@ impl<'e> Dispatcher<'e> {
             }
             Done::Later => {
                 self.journal.note(&action.id, JournalEvent::Awaiting { prompt: String::new() });
+                self.awaiting.push(action.id.clone());
+                self.status[i] = Some(StepStatus::Awaiting);
+                return;
+            }
+            Done::Unknown(reason) => {
+                self.engine.emit(Event::Awaiting { index: i });
+                self.journal.note(&action.id, JournalEvent::Awaiting { prompt: reason });
                 self.awaiting.push(action.id.clone());
                 self.status[i] = Some(StepStatus::Awaiting);
                 return;

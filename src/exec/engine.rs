@@ -3,6 +3,7 @@
 //! [`super::worker`] runs one step.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ pub struct EngineOptions {
     /// Timeout of provider operations that carry none (syncs, failovers).
     pub op_timeout: Duration,
     pub approver: Option<Arc<dyn Approver>>,
+    /// The `drplan` binary, which supervises scripts (`drplan __supervise-step`).
+    pub supervisor: PathBuf,
+    /// Where the run keeps its scripts' status and output files while they run.
+    pub step_files: PathBuf,
 }
 
 impl Default for EngineOptions {
@@ -53,6 +58,8 @@ impl Default for EngineOptions {
             backoff: Duration::from_millis(200),
             op_timeout: Duration::from_secs(3600),
             approver: None,
+            supervisor: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("drplan")),
+            step_files: std::env::temp_dir().join("drplan-steps"),
         }
     }
 }
@@ -115,6 +122,18 @@ pub struct Prior {
     pub succeeded: HashSet<String>,
     pub approved: HashMap<String, String>,
     pub last_seq: u64,
+    /// Script attempts started and not seen to end, by step.
+    pub orphans: HashMap<String, Orphan>,
+    /// Steps to start again although their orphan's outcome is unknown.
+    pub rerun: HashSet<String>,
+}
+
+/// A script attempt an earlier drplan started (its supervisor journalled) and did not see end.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub attempt: u32,
+    pub process: crate::os::process::ProcessId,
+    pub files: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]

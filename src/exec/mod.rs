@@ -5,4 +5,5 @@ pub mod engine;
 pub mod journal_writer;
 pub mod run_report;
 pub mod script;
+pub mod supervisor;
 mod worker;

@@ -300,7 +300,14 @@ fn apply_event(step: &mut StepReport, record: &JournalRecord) -> Option<Approval
             step.status = "skipped".into();
             step.error = Some(reason.clone());
         }
-        JournalEvent::Awaiting { .. } => {
+        JournalEvent::Awaiting { prompt } => {
+            // A script waits only when its outcome is unknown; the prompt says why.
+            if step.kind == "script" && !prompt.is_empty() {
+                if let Some(open) = running_attempt(step) {
+                    open.result = "unknown".into();
+                }
+                step.error = Some(prompt.clone());
+            }
             step.status = "awaiting".into();
             step.started_at.get_or_insert(record.at);
         }
@@ -310,7 +317,7 @@ fn apply_event(step: &mut StepReport, record: &JournalRecord) -> Option<Approval
             step.summary = Some(format!("approved by {by}"));
             return Some(ApprovalReport { step: step.id.clone(), by: by.clone(), at: record.at });
         }
-        JournalEvent::RunStarted { .. } | JournalEvent::RunFinished { .. } => {}
+        JournalEvent::RunStarted { .. } | JournalEvent::RunFinished { .. } | JournalEvent::Spawned { .. } => {}
     }
     None
 }

@@ -8,8 +8,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Event;
+use super::engine::Orphan;
 use super::journal_writer::JournalHandle;
-use super::script::run_script;
+use super::script::{Reattached, Script, ScriptResult, reattach, spawn};
+use super::supervisor::StepFiles;
 use crate::contract::{Provider, ProviderError, ProviderOp};
 use crate::state::JournalEvent;
 
@@ -22,6 +24,8 @@ pub(super) enum Done {
     Failed(String),
     /// Nobody could answer a manual step now: the run pauses.
     Later,
+    /// Whether a script ran is unknown: the run pauses for a person to say (the reason).
+    Unknown(String),
 }
 
 pub(super) fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
@@ -137,38 +141,95 @@ pub(super) struct ScriptWorker {
     pub(super) env: std::collections::BTreeMap<String, String>,
     pub(super) timeout: Duration,
     pub(super) retries: u32,
+    /// The `drplan` binary, which supervises scripts.
+    pub(super) supervisor: std::path::PathBuf,
+    /// Where this run keeps its scripts' status and output files.
+    pub(super) files: std::path::PathBuf,
+    /// An attempt an earlier drplan started and did not see end.
+    pub(super) orphan: Option<Orphan>,
+    /// Start again even when the orphan's outcome is unknown (`resume --rerun`).
+    pub(super) rerun: bool,
 }
 
 impl ScriptWorker {
     pub(super) async fn run(self) -> Done {
         let log = &self.log;
         let mut attempt = 0;
+        let mut reattached = match &self.orphan {
+            Some(orphan) => {
+                let files = StepFiles::new(&orphan.files, &log.id, orphan.attempt);
+                attempt = orphan.attempt;
+                match reattach(&orphan.process, &files, &log.abort).await {
+                    Reattached::Finished(mut result) => {
+                        result.reattached = true;
+                        Some((result, files))
+                    }
+                    Reattached::NotStarted => None,
+                    Reattached::Unknown(_) if self.rerun => None,
+                    Reattached::Unknown(why) => {
+                        return Done::Unknown(format!("the outcome of attempt {attempt} is unknown: {why}"));
+                    }
+                }
+            }
+            None => None,
+        };
         loop {
-            attempt += 1;
-            log.started(attempt);
-            let result = tokio::select! {
-                r = run_script(&self.program, &self.args, &self.dir, &self.env, self.timeout) => r,
-                _ = log.abort.cancelled() => Err("aborted".to_string()),
+            let (result, files) = match reattached.take() {
+                Some(found) => found,
+                None => {
+                    attempt += 1;
+                    log.started(attempt);
+                    match self.attempt(attempt).await {
+                        Ok(found) => found,
+                        Err(error) => {
+                            log.failed(&error, attempt).await;
+                            return Done::Failed(error);
+                        }
+                    }
+                }
             };
-            let (ok, detail, output) = match result {
-                Ok(r) => (r.success, r.describe(), r.output),
-                Err(e) => (false, e, String::new()),
-            };
+            let (ok, detail, output) = (result.success(), result.describe(), result.output);
             if ok {
                 let value = serde_json::json!({ "summary": detail, "output": output });
-                return log.succeeded(detail, value).await;
+                let done = log.succeeded(detail, value).await;
+                files.remove();
+                return done;
             }
             let error = match output.trim().lines().last() {
                 Some(last) => format!("{detail}: {last}"),
                 None => detail,
             };
             if log.may_retry(attempt, self.retries) {
+                files.remove();
                 let wait = (Duration::from_millis(500) * 2u32.pow(attempt - 1)).min(Duration::from_secs(30));
                 log.retry_after(attempt, error, wait).await;
                 continue;
             }
             log.failed(&error, attempt).await;
+            files.remove();
             return Done::Failed(format!("{error} (after {attempt} attempt{})", if attempt == 1 { "" } else { "s" }));
         }
+    }
+
+    /// One attempt: start the supervisor, journal it durably, only then let the script run.
+    async fn attempt(&self, attempt: u32) -> Result<(ScriptResult, StepFiles), String> {
+        let log = &self.log;
+        let script =
+            Script { program: &self.program, args: &self.args, dir: &self.dir, env: &self.env, timeout: self.timeout };
+        let files = StepFiles::new(&self.files, &log.id, attempt);
+        let mut spawned = spawn(&self.supervisor, &script, files)?;
+        let record = JournalEvent::Spawned { attempt, process: spawned.process, files: self.files.clone() };
+        if let Err(e) = log.journal.commit(&log.id, record).await {
+            // Never told to go, the supervisor exits without running anything.
+            let _ = spawned.wait(&CancellationToken::new()).await;
+            return Err(format!("not started: the journal could not record the start: {e}"));
+        }
+        if log.abort.is_cancelled() {
+            let _ = spawned.wait(&log.abort).await;
+            return Err("aborted before it started".into());
+        }
+        spawned.go().await?;
+        let files = spawned.files.clone();
+        Ok((spawned.wait(&log.abort).await, files))
     }
 }

@@ -1,5 +1,5 @@
-//! Recording the approval of a manual step of the unfinished run; `resume` then continues
-//! past it.
+//! Recording the approval of a manual step of the unfinished run (or of a script whose
+//! outcome is unknown, which counts it as done); `resume` then continues past it.
 
 use std::time::SystemTime;
 
@@ -17,11 +17,14 @@ impl Held<'_> {
             return Err(RunsError::NoActiveRun { plan: self.model().name.clone() }.into());
         };
         let plan = self.run_plan(&active.id)?;
+        // Manual steps, and scripts whose outcome is unknown (approving says they did run).
+        let anyone = Vec::new();
         let manual: Vec<(&str, &Vec<String>)> = plan
             .actions
             .iter()
             .filter_map(|a| match &a.kind {
                 ActionKind::Manual { approvers, .. } => Some((a.id.as_str(), approvers)),
+                ActionKind::Script { .. } if active.awaiting.contains(&a.id) => Some((a.id.as_str(), &anyone)),
                 _ => None,
             })
             .collect();

@@ -32,6 +32,13 @@ pub(super) fn abandon(workspace: &Workspace, state: &mut State, status: &str) ->
     let Some(bytes) = store.read_artifact(&name)? else { return Ok(None) };
     let plan = file::from_bytes(&store.dir().join("runs").join(&name), &bytes)?;
     let journal = store.read_journal(&active.id)?;
+    // Scripts an earlier drplan left running are stopped: nothing of an abandoned run goes on.
+    for orphan in super::execute::orphans(&journal).values() {
+        if let Err(e) = crate::os::process::stop(&orphan.process, std::time::Duration::from_secs(15)) {
+            tracing::warn!(target: "drplan", "a script of the abandoned run did not stop: {e}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(store.dir().join("steps").join(&active.id));
     let report = run_report::build(&active.id, &plan, &journal, status, SystemTime::now());
     let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
     store.write_artifact(&format!("{}.report.json", active.id), &bytes)?;

@@ -29,6 +29,14 @@ pub enum RunsError {
         help: String,
     },
 
+    #[error("`{step}` has no attempt of unknown outcome to run again")]
+    #[diagnostic(code(drplan::not_rerunnable))]
+    NotRerunnable {
+        step: String,
+        #[help]
+        help: String,
+    },
+
     #[error("{by} may not approve `{step}`")]
     #[diagnostic(
         code(drplan::not_an_approver),

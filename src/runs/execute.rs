@@ -1,7 +1,7 @@
 //! Executing an action plan as a run: recorded in state before it starts, continued where its
 //! journal says it stopped, finished with its evidence and history.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::error::Failure;
+use super::error::{Failure, RunsError};
 use super::history::record_history;
 use super::workspace::Held;
-use crate::exec::engine::{Approver, Engine, EngineOptions, Event, Prior, RunStatus};
+use crate::exec::engine::{Approver, Engine, EngineOptions, Event, Orphan, Prior, RunStatus};
 use crate::exec::run_report::{self, RunReport};
 use crate::planner::{ActionPlan, Dag, PlanError, file};
+use crate::spec::suggest;
 use crate::state::{ActiveRun, Approval, JournalEvent, JournalRecord, LastApply, RunState, StateStore, new_id};
 
 /// How to execute.
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub report_dir: Option<PathBuf>,
     /// Observations for the report.
     pub notes: Option<String>,
+    /// Script steps to start again although an earlier attempt's outcome is unknown.
+    pub rerun: Vec<String>,
 }
 
 /// How the caller takes part while a run executes.
@@ -86,11 +89,17 @@ impl Held<'_> {
             .collect();
         self.preflight(&plan, &done).await?;
         self.claim().await?;
-        let (run_id, prior, continued) = self.begin(&plan, checksum, &journal, options.report_dir.as_ref())?;
+        check_rerun(&options.rerun, &journal)?;
+        let (run_id, mut prior, continued) = self.begin(&plan, checksum, &journal, options.report_dir.as_ref())?;
+        prior.rerun = options.rerun.iter().cloned().collect();
+        // Absolute: the journal keeps it for a resume started from another folder.
+        let step_files = std::path::absolute(self.workspace.store.dir().join("steps").join(&run_id))
+            .map_err(|e| PlanError::Unwritable { path: "the step files folder".into(), reason: e.to_string() })?;
         let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {
             parallelism: options.parallelism.unwrap_or(plan.parallelism),
             approver: hooks.approver,
+            step_files: step_files.clone(),
             ..EngineOptions::default()
         };
         if let Some(timeout) = options.op_timeout {
@@ -142,6 +151,8 @@ impl Held<'_> {
             };
         }
         if finished {
+            // Every script's outcome is in the journal now.
+            let _ = std::fs::remove_dir_all(&step_files);
             self.state.run = None;
             record_history(&mut self.state, &report, None);
             self.state.last_apply = Some(LastApply {
@@ -270,5 +281,43 @@ fn prior_from(journal: &[JournalRecord], active: &ActiveRun) -> Prior {
         }
     }
     let approved = active.approvals.iter().map(|(k, v)| (k.clone(), v.by.clone())).collect();
-    Prior { succeeded, approved, last_seq }
+    Prior { succeeded, approved, last_seq, orphans: orphans(journal), rerun: HashSet::new() }
+}
+
+/// Script attempts journalled as started whose end the journal does not show.
+pub(super) fn orphans(journal: &[JournalRecord]) -> HashMap<String, Orphan> {
+    let mut found = HashMap::new();
+    for record in journal {
+        match &record.event {
+            JournalEvent::Spawned { attempt, process, files } => {
+                found
+                    .insert(record.step.clone(), Orphan { attempt: *attempt, process: *process, files: files.clone() });
+            }
+            JournalEvent::Succeeded { .. }
+            | JournalEvent::Failed { .. }
+            | JournalEvent::Approved { .. }
+            | JournalEvent::Skipped { .. } => {
+                found.remove(&record.step);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `--rerun` names steps whose outcome is unknown: a script attempt started and not seen to end.
+fn check_rerun(rerun: &[String], journal: &[JournalRecord]) -> Result<(), Failure> {
+    let unknown = orphans(journal);
+    for step in rerun {
+        if !unknown.contains_key(step) {
+            let help = match unknown.is_empty() {
+                true => {
+                    "no script of the unfinished run has an unknown outcome: `drplan resume` alone continues it".into()
+                }
+                false => suggest::help_for("unknown-outcome step", step, unknown.keys().map(String::as_str)),
+            };
+            return Err(RunsError::NotRerunnable { step: step.clone(), help }.into());
+        }
+    }
+    Ok(())
 }

@@ -30,6 +30,14 @@ pub enum JournalEvent {
     Started {
         attempt: u32,
     },
+    /// A script's supervisor runs (journalled before the script may start): a resumed run
+    /// waits for it or reads how it ended instead of starting the script again.
+    Spawned {
+        attempt: u32,
+        process: crate::os::process::ProcessId,
+        /// The folder of the attempt's status and output files.
+        files: std::path::PathBuf,
+    },
     /// The provider's outcome, as it reported it.
     Succeeded {
         outcome: serde_json::Value,
