@@ -335,7 +335,7 @@ fn a_saved_plan_is_applied_exactly() {
     let lab = SimLab::new(true);
     lab.target("active: dc2\nvia: unplanned");
     assert_eq!(lab.run(&["plan", "shop.yaml", "--out", "run.plan"]).status.code(), Some(0));
-    let saved = drplan::planner::file::load(&lab.path().join("run.plan")).unwrap();
+    let saved = drplan::planner::file::load(&lab.path().join("run.plan")).unwrap().plan;
     let out = lab.run(&["apply", "run.plan", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let r = report(&out);

@@ -453,6 +453,59 @@ fn cancelling_a_run_stops_the_scripts_its_dead_drplan_left_running() {
     assert_eq!(script_runs(dir.path()), [1, 0, 0, 0], "s1 was stopped, not left to finish");
 }
 
+/// Rewrite a saved plan's body with `edit` and give it a correct checksum again (keeping, or
+/// dropping, its authentication code).
+fn tamper(path: &Path, edit: impl Fn(&str) -> String, keep_mac: bool) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.find("\"body\":").unwrap() + "\"body\":".len();
+    let body = edit(text[at..].trim_end().strip_suffix('}').unwrap());
+    let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mac = match keep_mac {
+        true => format!("\"mac\":{},", envelope["mac"]),
+        false => String::new(),
+    };
+    let sum = blake3::hash(body.as_bytes()).to_hex();
+    std::fs::write(path, format!("{{\"drplan_plan\":1,\"checksum\":\"{sum}\",{mac}\"body\":{body}}}\n")).unwrap();
+}
+
+#[test]
+fn a_saved_plan_edited_and_checksummed_again_is_refused() {
+    let lab = SimLab::new(true);
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "shop.yaml", "--out", "f.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let pristine = std::fs::read(lab.path().join("f.plan")).unwrap();
+    let marker = lab.path().join("pwned");
+    let evil = |body: &str| body.replace("[\"true\",\"recovered\"]", &format!("[\"touch\",\"{}\"]", marker.display()));
+    for keep_mac in [true, false] {
+        std::fs::write(lab.path().join("f.plan"), &pristine).unwrap();
+        tamper(&lab.path().join("f.plan"), evil, keep_mac);
+        assert!(std::fs::read_to_string(lab.path().join("f.plan")).unwrap().contains("touch"));
+        for command in ["apply", "show"] {
+            let out = lab.run(&[command, "f.plan"]);
+            assert_eq!(out.status.code(), Some(1), "{command}: {}", transcript(&out));
+            assert!(stderr(&out).contains("drplan::unauthenticated_plan"), "{command}: {}", transcript(&out));
+        }
+        assert!(!marker.exists(), "the edited argv never ran");
+    }
+    // A plan made with another state (another key) is refused too; the file as written runs.
+    std::fs::write(lab.path().join("f.plan"), &pristine).unwrap();
+    let key = lab.path().join(".drplan/shop/plan.key");
+    assert_eq!(mode(&key), 0o600);
+    let original = std::fs::read(&key).unwrap();
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let out = lab.run(&["apply", "f.plan"]);
+    assert!(stderr(&out).contains("drplan::unauthenticated_plan"), "{}", transcript(&out));
+    std::fs::write(&key, original).unwrap();
+    let out = lab.run(&["apply", "f.plan"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the pristine plan runs (and pauses at its manual step): {}",
+        transcript(&out)
+    );
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

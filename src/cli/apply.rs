@@ -36,7 +36,7 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
     let saved =
         if is_saved_plan(&args.target) { Some(file::load(&args.target).map_err(|e| report(ui, &e))?) } else { None };
     let document = saved.is_none();
-    let path = saved.as_ref().map_or(args.target.clone(), |p| p.plan_path.clone());
+    let path = saved.as_ref().map_or(args.target.clone(), |p| p.plan.plan_path.clone());
     let workspace = open(&path, ui)?;
     let mut held = workspace.hold("drplan apply").await.map_err(|f| fail(ui, f))?;
     announce(&held);

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 
 use super::run::announce;
-use super::session::{fail, open, report};
+use super::session::{fail, open};
 use super::{Format, Ui, exit};
-use crate::planner::file;
 use crate::report::plan::render;
 use crate::report::style::Painter;
 
@@ -48,7 +47,7 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
         Format::Json => super::output::json(&plan),
     }
     if let Some(out) = &args.out {
-        file::save(&plan, out).map_err(|e| report(ui, &e))?;
+        held.save_plan(&plan, out).map_err(|f| fail(ui, f))?;
         if args.format == Format::Human {
             outln!("\nSaved the plan to {}. Apply exactly this with `drplan apply {}`.", out.display(), out.display());
         }

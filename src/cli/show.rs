@@ -19,21 +19,24 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ui: Ui) -> u8 {
-    let plan = match file::load(&args.file) {
-        Ok(plan) => plan,
+    let saved = match file::load(&args.file) {
+        Ok(saved) => saved,
         Err(e) => return report(ui, &e),
     };
-    let stale = match open(&plan.plan_path, ui) {
-        Ok(workspace) => match workspace.staleness(&plan).await {
-            Ok(reasons) => reasons,
+    let plan = &saved.plan;
+    let (stale, authentic) = match open(&plan.plan_path, ui) {
+        Ok(workspace) => match workspace.staleness(plan).await {
+            Ok(reasons) => (reasons, workspace.authenticate(&saved, &args.file)),
             Err(failure) => return fail(ui, failure),
         },
         Err(code) => return code,
     };
     match args.format {
         Format::Human => {
-            out!("{}", render(&plan, Painter { enabled: ui.stdout_color }));
-            if stale.is_empty() {
+            out!("{}", render(plan, Painter { enabled: ui.stdout_color }));
+            if authentic.is_err() {
+                // Said below, as the error.
+            } else if stale.is_empty() {
                 outln!("\nThe saved plan is current: `drplan apply {}` executes exactly this.", args.file.display());
             } else {
                 report(ui, &PlanError::Stale { path: args.file.clone(), reasons: stale.join("; ") });
@@ -48,9 +51,12 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
                 plan: &'a ActionPlan,
                 stale: &'a [String],
             }
-            super::output::json(&Shown { plan: &plan, stale: &stale });
+            super::output::json(&Shown { plan, stale: &stale });
         }
     }
-    // As `apply` would: a stale plan is refused.
+    // As `apply` would: a stale plan, or one not written for this state, is refused.
+    if let Err(failure) = authentic {
+        return fail(ui, failure);
+    }
     if stale.is_empty() { exit::OK } else { exit::ERROR }
 }

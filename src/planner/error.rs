@@ -35,6 +35,16 @@ pub enum PlanError {
     #[diagnostic(code(drplan::corrupt_plan_file), help("make the plan again with `drplan plan PLAN --out FILE`"))]
     CorruptFile { path: PathBuf, reason: String },
 
+    #[error("plan file `{path}` is not one `drplan plan` made for this state: {reason}")]
+    #[diagnostic(
+        code(drplan::unauthenticated_plan),
+        help(
+            "apply runs only plan files `drplan plan PLAN --out FILE` wrote with this plan's state (they carry a \
+             code keyed with the state's secret); review and save a fresh one"
+        )
+    )]
+    Unauthenticated { path: PathBuf, reason: String },
+
     #[error("plan file `{path}` has format {found}; this drplan reads format {supported}")]
     #[diagnostic(
         code(drplan::plan_file_version),

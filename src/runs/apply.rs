@@ -7,6 +7,7 @@ use std::path::Path;
 use super::error::Failure;
 use super::execute::plan_checksum;
 use super::workspace::{Held, Workspace};
+use crate::planner::file::{self, SavedPlan};
 use crate::planner::fingerprint::staleness;
 use crate::planner::{ActionKind, ActionPlan, PendingRun, PlanError, build, build_commit, build_rollback};
 use crate::state::{JournalEvent, StateStore};
@@ -67,7 +68,10 @@ impl Held<'_> {
 
     /// Apply a saved plan exactly: continue its own unfinished run, or refuse it when anything
     /// it was computed from changed.
-    pub async fn prepare_saved(&self, plan: ActionPlan, file: &Path) -> Result<Prepared, Failure> {
+    pub async fn prepare_saved(&self, saved: SavedPlan, file: &Path) -> Result<Prepared, Failure> {
+        // Only what `plan --out` wrote for this state runs, whatever its checksum says.
+        saved.authenticate(file, &self.workspace.store.plan_key()?)?;
+        let plan = saved.plan;
         if let Some(active) = &self.state.run {
             if active.plan_checksum != plan_checksum(&plan) {
                 return Err(self.in_progress(active).into());
@@ -104,7 +108,19 @@ impl Held<'_> {
     }
 }
 
+impl Held<'_> {
+    /// Save `plan` for `apply`, authenticated with this state's key.
+    pub fn save_plan(&self, plan: &ActionPlan, out: &Path) -> Result<(), Failure> {
+        Ok(file::save(plan, out, &self.workspace.store.plan_key()?)?)
+    }
+}
+
 impl Workspace {
+    /// Whether `apply` would accept the saved plan at `path` as written for this state.
+    pub fn authenticate(&self, saved: &SavedPlan, path: &Path) -> Result<(), Failure> {
+        Ok(saved.authenticate(path, &self.store.plan_key()?)?)
+    }
+
     /// Why a saved plan no longer matches the world (empty when it still does).
     pub async fn staleness(&self, plan: &ActionPlan) -> Result<Vec<String>, Failure> {
         if self.model.name != plan.plan {

@@ -57,6 +57,13 @@ pub enum StateError {
     )]
     CorruptJournal { path: PathBuf, line: usize, reason: String },
 
+    #[error("the plan-file key `{path}` is not 32 bytes")]
+    #[diagnostic(
+        code(drplan::bad_plan_key),
+        help("remove it: the next `drplan plan --out` makes a new one (plan files saved before must be saved again)")
+    )]
+    BadKey { path: PathBuf },
+
     #[error("cannot {action} `{path}`: {source}")]
     #[diagnostic(code(drplan::state_io), help("check permissions and free space of the state directory"))]
     Io {

@@ -280,6 +280,38 @@ impl StateStore for FileStore {
             Err(e) => Err(StateError::io("read", &path, e)),
         }
     }
+
+    fn plan_key(&self) -> Result<[u8; 32], StateError> {
+        let path = self.dir.join("plan.key");
+        let read = |path: &Path| -> Result<Option<[u8; 32]>, StateError> {
+            match fs::read(path) {
+                Ok(bytes) => bytes.try_into().map(Some).map_err(|_| StateError::BadKey { path: path.to_path_buf() }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StateError::io("read", path, e)),
+            }
+        };
+        if let Some(key) = read(&path)? {
+            return Ok(key);
+        }
+        self.ensure_dir(&self.dir)?;
+        let mut key = [0u8; 32];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+            .map_err(|e| StateError::io("read random bytes from", "/dev/urandom", e))?;
+        // Written whole under another name, then linked into place: a reader never sees half a
+        // key, and of two first uses at once the second takes the first one's key.
+        let temp = self.dir.join(format!(".plan.key.tmp-{}", std::process::id()));
+        let _ = fs::remove_file(&temp);
+        let written = crate::os::fs::create_new(&temp, crate::os::fs::PRIVATE_FILE)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &key).and_then(|()| f.sync_all()));
+        let linked = written.and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path)?.ok_or(StateError::BadKey { path }),
+            Err(e) => Err(StateError::io("write", &path, e)),
+        }
+    }
 }
 
 /// A crash in the middle of an append leaves the last line without its end. Appending to it

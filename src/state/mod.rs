@@ -49,6 +49,9 @@ pub trait StateStore: Send + Sync {
     /// Store a run artifact (saved plan, report) atomically.
     fn write_artifact(&self, name: &str, bytes: &[u8]) -> Result<(), StateError>;
     fn read_artifact(&self, name: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// The secret that authenticates this plan's saved plan files, made on first use. It
+    /// lives with the state so that whoever may apply (can read the state) can check a file.
+    fn plan_key(&self) -> Result<[u8; 32], StateError>;
 }
 
 #[derive(Debug)]
