@@ -506,6 +506,62 @@ fn a_saved_plan_edited_and_checksummed_again_is_refused() {
     );
 }
 
+/// Every file under `dir` (plan files, state, runs, reports), as bytes.
+fn all_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(all_files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+#[test]
+fn script_secrets_reach_the_script_and_are_kept_nowhere() {
+    let lab = SimLab::new(true);
+    let seen = lab.path().join("seen.txt");
+    let script = lab.path().join("show.sh");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$PASSWORD $TOKEN\" >> {}\n", seen.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.edit_plan(
+        "run: [\"true\", \"recovered\"], direction: [forward] }",
+        "run: [./show.sh], direction: [forward], env: { PASSWORD: literal-pw-4711, TOKEN: { from_env: DR_TOKEN } } }",
+    );
+    lab.target("active: dc2");
+    let out = lab.run(&["plan", "shop.yaml", "--out", "f.plan", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("literal-pw-4711"), "the plan shows no secret");
+    // Without the variable, nothing starts.
+    let out = lab.run(&["apply", "f.plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(stderr(&out).contains("drplan's environment has no `DR_TOKEN`"), "{}", transcript(&out));
+    let reports = lab.path().join("evidence");
+    let run =
+        |args: &[&str]| common::drplan(lab.path()).env("DR_TOKEN", "token-from-env-0815").args(args).output().unwrap();
+    let out = run(&["apply", "f.plan", "--report", reports.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
+    let out = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let out = run(&["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "literal-pw-4711 token-from-env-0815\n");
+    for (path, bytes) in all_files(lab.path()) {
+        if path == seen || path.ends_with("shop.yaml") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("literal-pw-4711") && !text.contains("token-from-env-0815"),
+            "a secret in {}",
+            path.display()
+        );
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -52,6 +52,7 @@ pub fn build_plan(
         platform: provider.as_ref(),
         parallelism,
         now: SystemTime::now(),
+        secret_key: [0; 32],
     };
     let plan = drplan::planner::build(&input).unwrap_or_else(|e| panic!("{e:?}"));
     (provider, plan)

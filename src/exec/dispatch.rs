@@ -219,8 +219,17 @@ impl<'e> Dispatcher<'e> {
                     });
                 }
                 ActionKind::Script { program, run, dir, env, timeout, retries } => {
-                    let mut env = env.clone();
-                    env.insert("DRPLAN_RUN_ID".into(), engine.run_id.clone());
+                    // Values are put together only now, in memory: secrets are kept nowhere.
+                    let mut resolved = std::collections::BTreeMap::new();
+                    let mut unresolved = Vec::new();
+                    for (name, value) in env {
+                        match value.resolve(name) {
+                            Ok(value) => drop(resolved.insert(name.clone(), value)),
+                            Err(e) => unresolved.push(e),
+                        }
+                    }
+                    resolved.insert("DRPLAN_RUN_ID".into(), engine.run_id.clone());
+                    let env = resolved;
                     let worker = ScriptWorker {
                         log,
                         program: program.clone(),
@@ -233,6 +242,7 @@ impl<'e> Dispatcher<'e> {
                         files: engine.options.step_files.clone(),
                         orphan: self.prior.orphans.get(&self.plan.actions[i].id).cloned(),
                         rerun: self.prior.rerun.contains(&self.plan.actions[i].id),
+                        unresolved,
                     };
                     self.workers.spawn(async move {
                         let done = worker.run().await;

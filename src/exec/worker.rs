@@ -149,6 +149,8 @@ pub(super) struct ScriptWorker {
     pub(super) orphan: Option<Orphan>,
     /// Start again even when the orphan's outcome is unknown (`resume --rerun`).
     pub(super) rerun: bool,
+    /// Environment values that could not be had (the step fails without starting).
+    pub(super) unresolved: Vec<String>,
 }
 
 impl ScriptWorker {
@@ -214,6 +216,9 @@ impl ScriptWorker {
     /// One attempt: start the supervisor, journal it durably, only then let the script run.
     async fn attempt(&self, attempt: u32) -> Result<(ScriptResult, StepFiles), String> {
         let log = &self.log;
+        if !self.unresolved.is_empty() {
+            return Err(format!("not started: {}", self.unresolved.join("; ")));
+        }
         let script =
             Script { program: &self.program, args: &self.args, dir: &self.dir, env: &self.env, timeout: self.timeout };
         let files = StepFiles::new(&self.files, &log.id, attempt);

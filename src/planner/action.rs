@@ -191,7 +191,7 @@ pub enum ActionKind {
         run: Vec<String>,
         program: PathBuf,
         dir: PathBuf,
-        env: BTreeMap<String, String>,
+        env: BTreeMap<String, super::script_env::ScriptEnv>,
         #[serde(with = "time_format::duration_ms")]
         timeout: std::time::Duration,
         retries: u32,

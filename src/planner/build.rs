@@ -19,6 +19,7 @@ use super::dag::Dag;
 use super::error::PlanError;
 use super::fingerprint::fingerprint;
 use super::schedule::simulate;
+use super::script_env::ScriptEnv;
 use crate::contract::SyncMode;
 use crate::contract::{Capabilities, Platform};
 use crate::contract::{Inventory, Power};
@@ -40,6 +41,8 @@ pub struct PlanInput<'a> {
     pub platform: &'a dyn Platform,
     pub parallelism: usize,
     pub now: SystemTime,
+    /// The state's secret: scripts' literal environment values are kept as digests under it.
+    pub secret_key: [u8; 32],
 }
 
 /// Build the action plan, or every reason it cannot be built.
@@ -346,6 +349,11 @@ fn check_point_use(model: &Model, transition: &Transition) -> Option<PlanError> 
     })
 }
 
+/// An environment variable drplan sets itself.
+fn given(env: &mut BTreeMap<String, ScriptEnv>, name: String, value: String) {
+    env.insert(name, ScriptEnv::Given(value));
+}
+
 pub(super) struct Builder<'a> {
     pub(super) model: &'a Model,
     pub(super) inventory: &'a Inventory,
@@ -359,6 +367,7 @@ pub(super) struct Builder<'a> {
     pub(super) drill: Option<String>,
     /// Machines the plan moves that will not be protected afterwards, and why.
     pub(super) unprotected: Vec<Unprotected>,
+    pub(super) secret_key: [u8; 32],
 }
 
 impl<'a> Builder<'a> {
@@ -380,6 +389,7 @@ impl<'a> Builder<'a> {
             mode,
             drill,
             unprotected: Vec::new(),
+            secret_key: input.secret_key,
         }
     }
 
@@ -458,26 +468,31 @@ impl<'a> Builder<'a> {
         let (site, ips) = context;
         let (kind, estimate, on_failure) = match &step.kind {
             StepKind::Script(script) => {
-                let mut env = script.env.clone();
+                let mut env: BTreeMap<String, ScriptEnv> = script
+                    .env
+                    .iter()
+                    .map(|(name, spec)| (name.clone(), ScriptEnv::from_spec(spec, &self.secret_key)))
+                    .collect();
                 let names: Vec<&str> = group.machines.iter().map(|&m| model.machines[m].name.as_str()).collect();
-                env.insert("DRPLAN_PLAN".into(), model.name.clone());
-                env.insert("DRPLAN_OPERATION".into(), self.run.title().to_string());
-                env.insert(
+                given(&mut env, "DRPLAN_PLAN".into(), model.name.clone());
+                given(&mut env, "DRPLAN_OPERATION".into(), self.run.title().to_string());
+                given(
+                    &mut env,
                     "DRPLAN_DIRECTION".into(),
                     match self.direction {
                         Some(Direction::Back) => "back".into(),
                         _ => "forward".into(),
                     },
                 );
-                env.insert("DRPLAN_GROUP".into(), group.name.clone());
-                env.insert("DRPLAN_PHASE".into(), phase.as_str().into());
-                env.insert("DRPLAN_STEP".into(), step.id.clone());
+                given(&mut env, "DRPLAN_GROUP".into(), group.name.clone());
+                given(&mut env, "DRPLAN_PHASE".into(), phase.as_str().into());
+                given(&mut env, "DRPLAN_STEP".into(), step.id.clone());
                 if let Some(drill) = &self.drill {
-                    env.insert("DRPLAN_DRILL".into(), drill.clone());
+                    given(&mut env, "DRPLAN_DRILL".into(), drill.clone());
                 }
-                env.insert("DRPLAN_SITE".into(), site.clone());
-                env.insert("DRPLAN_MACHINES".into(), names.join(" "));
-                env.insert("DRPLAN_IPS".into(), ips.join(" "));
+                given(&mut env, "DRPLAN_SITE".into(), site.clone());
+                given(&mut env, "DRPLAN_MACHINES".into(), names.join(" "));
+                given(&mut env, "DRPLAN_IPS".into(), ips.join(" "));
                 let estimate = SCRIPT_ESTIMATE.min(script.timeout);
                 let kind = ActionKind::Script {
                     run: script.argv.clone(),

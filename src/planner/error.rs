@@ -45,6 +45,16 @@ pub enum PlanError {
     )]
     Unauthenticated { path: PathBuf, reason: String },
 
+    #[error("the plan document no longer holds the value of {names} for step `{step}`")]
+    #[diagnostic(
+        code(drplan::env_gone),
+        help(
+            "plan files keep only digests of environment values; the document they came from changed. Plan again, or \
+             `drplan cancel` the unfinished run"
+        )
+    )]
+    EnvGone { step: String, names: String },
+
     #[error("plan file `{path}` has format {found}; this drplan reads format {supported}")]
     #[diagnostic(
         code(drplan::plan_file_version),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod file;
 pub mod fingerprint;
 pub mod schedule;
+pub mod script_env;
 mod transition;
 
 pub use action::{Action, ActionKind, ActionPlan, FailurePolicy, Pending, PendingRun, Phase, RunKind, Unprotected};

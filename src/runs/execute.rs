@@ -68,10 +68,12 @@ impl Held<'_> {
     /// Execute `plan` as a new run, or continue the unfinished run when it is this plan's.
     pub async fn execute(
         &mut self,
-        plan: ActionPlan,
+        mut plan: ActionPlan,
         options: &RunOptions,
         hooks: RunHooks,
     ) -> Result<RunResult, Failure> {
+        // A plan read from a file has only digests of the scripts' environment values.
+        self.refill_env(&mut plan)?;
         let dag = Dag::new(&plan).map_err(|reason| PlanError::CorruptFile {
             path: plan.plan_path.clone(),
             reason: format!("invalid action graph: {reason}"),

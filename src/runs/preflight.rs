@@ -1,5 +1,6 @@
 //! Before a run starts or continues, what it will need must be there: every script it will
-//! run exists and is executable (and its directory exists), and every site its operations need
+//! run exists and is executable (and its directory exists) and has the variables it takes
+//! from drplan's environment, and every site its operations need
 //! can be reached. Nothing starts that cannot finish.
 
 use std::collections::{BTreeSet, HashSet};
@@ -17,9 +18,15 @@ impl Held<'_> {
         let mut needed: BTreeSet<&str> = BTreeSet::new();
         for action in plan.actions.iter().filter(|a| !done.contains(&a.id)) {
             match &action.kind {
-                ActionKind::Script { program, dir, .. } => {
+                ActionKind::Script { program, dir, env, .. } => {
                     if let Some(problem) = script_problem(program, dir) {
                         problems.push(format!("{}: {problem}", action.id));
+                    }
+                    for var in crate::planner::script_env::unset(env) {
+                        problems.push(format!(
+                            "{}: drplan's environment has no `{var}` (for `from_env: {var}`)",
+                            action.id
+                        ));
                     }
                 }
                 // An unplanned move only tries to shut the source down and sync it: those

@@ -9,7 +9,7 @@ use super::drill::{ExpiredDrill, expire_old_drill};
 use super::error::{Failure, RunsError};
 use crate::contract::{Inventory, Platform, Provider};
 use crate::diff::ChangeSet;
-use crate::planner::{ActionPlan, PlanInput, file};
+use crate::planner::{ActionKind, ActionPlan, PlanError, PlanInput, file};
 use crate::spec::FileDiagnostic;
 use crate::state::{ActiveRun, FileLock, FileStore, State, StateStore};
 use crate::validate::{Model, validate_file};
@@ -72,8 +72,10 @@ impl Workspace {
             expired: None,
             fresh,
             kept: Cell::new(false),
+            secret_key: [0; 32],
         };
         held.state = self.store.load_or_init()?;
+        held.secret_key = self.store.plan_key()?;
         Ok(held)
     }
 }
@@ -89,6 +91,8 @@ pub struct Held<'w> {
     /// The state did not exist before this command: unless something is kept, it goes again.
     fresh: bool,
     kept: Cell<bool>,
+    /// The state's secret (see `StateStore::plan_key`).
+    secret_key: [u8; 32],
 }
 
 impl Drop for Held<'_> {
@@ -110,6 +114,27 @@ pub struct Observed {
 impl Held<'_> {
     pub fn model(&self) -> &Model {
         &self.workspace.model
+    }
+
+    /// Put the document's literal environment values back into a plan read from a file (plan
+    /// files keep only their digests); refused when the document no longer has one.
+    pub fn refill_env(&self, plan: &mut ActionPlan) -> Result<(), Failure> {
+        use crate::planner::script_env::{literals, refill};
+        let specs =
+            self.model().groups.iter().flat_map(|g| g.before.iter().chain(&g.after)).filter_map(|s| match &s.kind {
+                crate::validate::StepKind::Script(script) => Some(script.env.values()),
+                _ => None,
+            });
+        let known = literals(specs.flatten(), &self.secret_key);
+        for action in &mut plan.actions {
+            if let ActionKind::Script { env, .. } = &mut action.kind {
+                let missing = refill(env, &known);
+                if !missing.is_empty() {
+                    return Err(PlanError::EnvGone { step: action.id.clone(), names: missing.join(", ") }.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The plan's provider, opened on first use.
@@ -144,6 +169,7 @@ impl Held<'_> {
             platform: observed.provider.as_ref() as &dyn Platform,
             parallelism,
             now: std::time::SystemTime::now(),
+            secret_key: self.secret_key,
         }
     }
 

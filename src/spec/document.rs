@@ -14,6 +14,66 @@ pub use drplan_protocol::SyncMode;
 use super::named_map::NamedMap;
 use super::schema_types::{Cidr, DurationText, IpText, Name, RecoveryPointText};
 
+/// The value of a script's environment variable.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// Written in the plan. Plan files and state keep only a keyed digest of it.
+    Literal(String),
+    /// Taken from drplan's environment when the step runs; kept nowhere.
+    FromEnv(FromEnv),
+}
+
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromEnv {
+    /// The name of the variable in drplan's environment.
+    #[schemars(with = "String")]
+    pub from_env: Spanned<String>,
+}
+
+// By hand rather than `untagged`: an untagged enum buffers its input, which loses the
+// positions diagnostics point at, and says only "did not match any variant".
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value, or `{ from_env: NAME }` to take drplan's variable NAME")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<EnvValue, A::Error> {
+                let mut from_env = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "from_env" if from_env.is_none() => from_env = Some(map.next_value::<Spanned<String>>()?),
+                        "from_env" => return Err(serde::de::Error::duplicate_field("from_env")),
+                        other => return Err(serde::de::Error::unknown_field(other, &["from_env"])),
+                    }
+                }
+                let from_env = from_env.ok_or_else(|| serde::de::Error::missing_field("from_env"))?;
+                Ok(EnvValue::FromEnv(FromEnv { from_env }))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// A recovery plan: sites, protected machines, networks, ordered boot groups and the desired state.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -232,9 +292,10 @@ pub struct ScriptStep {
     /// Working directory, relative to the plan file (default: the plan's directory).
     #[serde(default)]
     pub dir: Option<String>,
-    /// Extra environment variables.
+    /// Extra environment variables: a value, or `{ from_env: NAME }` to pass drplan's own
+    /// variable NAME at run time (for secrets: never written to plan files or state).
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
     /// Kill the script after this long (default 10m).
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]

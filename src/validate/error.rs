@@ -234,6 +234,17 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
+    #[error("`{name}` is not a name an environment variable can have")]
+    #[diagnostic(
+        code(drplan::bad_env_name),
+        help("use letters, digits and `_`, not starting with a digit, e.g. `from_env: DB_PASSWORD`")
+    )]
+    BadEnvName {
+        name: String,
+        #[label("here")]
+        at: SourceSpan,
+    },
+
     #[error("script program `{program}` {problem}")]
     #[diagnostic(code(drplan::script_not_found), severity(Warning), help("{help}"))]
     ScriptNotFound {

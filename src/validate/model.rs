@@ -199,11 +199,30 @@ pub struct ScriptSpec {
     /// The program to execute: relative paths resolved against the plan's directory.
     pub program: PathBuf,
     pub dir: PathBuf,
-    pub env: BTreeMap<String, String>,
+    /// Not serialized: it may hold secrets.
+    #[serde(skip)]
+    pub env: BTreeMap<String, EnvSpec>,
     pub timeout: Duration,
     pub retries: u32,
     /// None: the operation's policy decides.
     pub on_failure: Option<OnFailure>,
+}
+
+/// A script's environment variable: a value from the document, or drplan's own variable.
+#[derive(Clone)]
+pub enum EnvSpec {
+    Literal(String),
+    FromEnv(String),
+}
+
+impl std::fmt::Debug for EnvSpec {
+    // Never the value: a debug print may end up in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvSpec::Literal(_) => f.write_str("<literal>"),
+            EnvSpec::FromEnv(name) => write!(f, "<from_env {name}>"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,13 +1,14 @@
 //! Manual and script steps: ids, programs, timeouts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 
 use super::checker::Checker;
 use super::error::ValidationError;
-use super::model::{DEFAULT_SCRIPT_TIMEOUT, ManualSpec, Phase, ScriptSpec, StepKind, StepSpec};
+use super::model::{DEFAULT_SCRIPT_TIMEOUT, EnvSpec, ManualSpec, Phase, ScriptSpec, StepKind, StepSpec};
+use crate::spec::document::EnvValue;
 use crate::spec::{Group, ScriptStep, Step, span_of};
 
 /// Check a group's `before` and `after` steps and give each a stable id.
@@ -75,11 +76,31 @@ fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Optio
         argv,
         program,
         dir: script.dir.as_ref().map_or_else(|| base_dir.to_path_buf(), |d| base_dir.join(d)),
-        env: script.env.clone(),
+        env: check_env(cx, &script.env),
         timeout: timeout?,
         retries: script.retries,
         on_failure: script.on_failure,
     })
+}
+
+fn check_env(cx: &mut Checker, env: &BTreeMap<String, EnvValue>) -> BTreeMap<String, EnvSpec> {
+    env.iter()
+        .map(|(name, value)| {
+            let spec = match value {
+                EnvValue::Literal(v) => EnvSpec::Literal(v.clone()),
+                EnvValue::FromEnv(from) => {
+                    let var = &from.from_env.value;
+                    let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        cx.report(ValidationError::BadEnvName { name: var.clone(), at: span_of(&from.from_env) });
+                    }
+                    EnvSpec::FromEnv(var.clone())
+                }
+            };
+            (name.clone(), spec)
+        })
+        .collect()
 }
 
 /// A program with a `/` is a path relative to the plan; a bare name is looked up in `PATH`,
