@@ -185,17 +185,7 @@ fn two_plans_sharing_a_sim_world_both_move_their_machines() {
     world.time_scale = 0.01;
     store.save(&world).unwrap();
 
-    let spawn = |plan: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env("DRPLAN_LOG", "off")
-            .args(["apply", plan, "--auto-approve"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |plan: &str| spawn_apply_of(dir.path(), plan);
     let (left, right) = (spawn("left.yaml"), spawn("right.yaml"));
     for child in [left, right] {
         let out = child.wait_with_output().unwrap();
@@ -250,17 +240,7 @@ fn a_machine_managed_by_one_plan_is_refused_to_another_until_let_go() {
 fn concurrent_applies_of_two_plans_sharing_a_machine_let_one_win() {
     let lab = Lab::new(1);
     other_plan(&lab, "dc1");
-    let spawn = |plan: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
-            .current_dir(lab.path())
-            .env("NO_COLOR", "1")
-            .env("DRPLAN_LOG", "off")
-            .args(["apply", plan, "--auto-approve"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |plan: &str| spawn_apply_of(lab.path(), plan);
     let (a, b) = (spawn("local.yaml"), spawn("other.yaml"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
@@ -304,16 +284,35 @@ fn scripted_lab(seconds: &str) -> tempfile::TempDir {
     dir
 }
 
-fn spawn_apply(dir: &Path) -> std::process::Child {
+/// `drplan apply PLAN --auto-approve` in `dir`, running in the background.
+fn spawn_apply_of(dir: &Path, plan: &str) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("drplan"))
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("DRPLAN_LOG", "off")
-        .args(["apply", "p.yaml", "--auto-approve"])
+        .args(["apply", plan, "--auto-approve"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+fn spawn_apply(dir: &Path) -> std::process::Child {
+    spawn_apply_of(dir, "p.yaml")
+}
+
+/// A scripted lab whose drplan and s1's supervisor were both killed while s1 ran (as with a
+/// host restart): nobody knows how s1 ended.
+fn lab_with_s1_outcome_lost(seconds: &str) -> tempfile::TempDir {
+    let dir = scripted_lab(seconds);
+    let mut child = spawn_apply(dir.path());
+    wait_for_line(dir.path(), "start s1");
+    let _ = child.kill();
+    let _ = child.wait();
+    // SAFETY: the supervisor our drplan started, by the pid its journal records.
+    unsafe { libc::kill(last_supervisor(dir.path()), libc::SIGKILL) };
+    wait_for_line(dir.path(), "end s1");
+    dir
 }
 
 /// How often each script started and ended, as `runs.log` says: [s1 start, s1 end, s2 start, s2 end].
@@ -396,15 +395,7 @@ fn sigterm_lets_the_running_script_finish_and_starts_nothing_new() {
 
 #[test]
 fn a_script_whose_outcome_is_lost_waits_for_a_person_and_is_never_rerun_silently() {
-    let dir = scripted_lab("0.5");
-    let mut child = spawn_apply(dir.path());
-    wait_for_line(dir.path(), "start s1");
-    let _ = child.kill();
-    let _ = child.wait();
-    // The supervisor goes too (as with a host restart): nobody will know how s1 ended.
-    // SAFETY: the supervisor our drplan started, by the pid its journal records.
-    unsafe { libc::kill(last_supervisor(dir.path()), libc::SIGKILL) };
-    wait_for_line(dir.path(), "end s1");
+    let dir = lab_with_s1_outcome_lost("0.5");
     for _ in 0..2 {
         let out = common::drplan(dir.path()).args(["resume", "p.yaml"]).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
@@ -427,14 +418,7 @@ fn a_script_whose_outcome_is_lost_waits_for_a_person_and_is_never_rerun_silently
 
 #[test]
 fn rerun_runs_a_script_of_unknown_outcome_again_when_asked() {
-    let dir = scripted_lab("0.3");
-    let mut child = spawn_apply(dir.path());
-    wait_for_line(dir.path(), "start s1");
-    let _ = child.kill();
-    let _ = child.wait();
-    // SAFETY: the supervisor our drplan started, by the pid its journal records.
-    unsafe { libc::kill(last_supervisor(dir.path()), libc::SIGKILL) };
-    wait_for_line(dir.path(), "end s1");
+    let dir = lab_with_s1_outcome_lost("0.3");
     let out = common::drplan(dir.path()).args(["resume", "p.yaml", "--rerun", "one/after/s1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     assert_eq!(script_runs(dir.path()), [2, 2, 1, 1], "s1 ran again because a person asked for it");
