@@ -81,7 +81,7 @@ mod invalid {
         unknown_variant => "drplan::unknown_variant" at 30:8,
         unmapped_network => "drplan::unmapped_network" at 20:24,
         unsupported_version => "drplan::unsupported_version" at 1:10,
-        wrong_provider => "drplan::unknown_variant" at 5:20,
+        wrong_provider => "drplan::bad_provider_name" at 5:20,
         yaml_syntax => "drplan::yaml_syntax" at 24:6,
         tab_indent => "drplan::yaml_syntax" at 3:1,
         zero_duration => "drplan::invalid_duration" at 9:8,

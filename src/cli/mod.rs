@@ -39,6 +39,7 @@ mod lab;
 mod output;
 mod plan;
 mod progress;
+mod provider;
 mod replicate;
 mod resume;
 mod review;
@@ -161,6 +162,8 @@ enum Command {
     State(state::Args),
     /// Print the JSON Schema of the plan document.
     Schema(schema::Args),
+    /// Provider plugins: serve a built-in one over the plugin protocol, or test a plugin.
+    Provider(provider::Args),
 }
 
 /// Everything a subcommand needs to know about the terminal.
@@ -227,6 +230,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim::run(args, ui),
         Command::State(args) => state::run(args, ui),
         Command::Schema(args) => schema::run(args, ui),
+        Command::Provider(args) => runtime.block_on(provider::run(args, ui)),
     };
     ExitCode::from(output::exit_code(code))
 }

@@ -87,6 +87,18 @@ pub trait Provider: Platform + Send + Sync {
     /// a data transfer's target inconsistent).
     fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome>;
 
+    /// [`Provider::execute`] as step `operation` of the journal (`RUN/STEP`), the same when
+    /// asked again after a crash: a plugin may use it to recognise a repeat.
+    fn execute_as<'a>(
+        &'a self,
+        operation: &'a str,
+        op: &'a ProviderOp,
+        cancel: CancellationToken,
+    ) -> ProviderFuture<'a, OpOutcome> {
+        let _ = operation;
+        self.execute(op, cancel)
+    }
+
     /// Persist anything buffered (called at the end of a run).
     fn flush(&self) -> ProviderFuture<'_, ()>;
 

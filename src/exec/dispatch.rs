@@ -205,6 +205,7 @@ impl<'e> Dispatcher<'e> {
             match &self.plan.actions[i].kind {
                 ActionKind::Provider { op } => {
                     let worker = ProviderWorker {
+                        operation: format!("{}/{}", engine.run_id, self.plan.actions[i].id),
                         log,
                         op: op.clone(),
                         timeout: op_timeout(op, engine.options.op_timeout),

@@ -85,6 +85,8 @@ impl StepLog {
 
 pub(super) struct ProviderWorker {
     pub(super) log: StepLog,
+    /// The journal's id of the operation (`RUN/STEP`), the same when asked again.
+    pub(super) operation: String,
     pub(super) op: ProviderOp,
     pub(super) timeout: Duration,
     pub(super) provider: Arc<dyn Provider>,
@@ -99,7 +101,7 @@ impl ProviderWorker {
         loop {
             attempt += 1;
             log.started(attempt);
-            let call = self.provider.execute(&self.op, log.abort.child_token());
+            let call = self.provider.execute_as(&self.operation, &self.op, log.abort.child_token());
             let result = match tokio::time::timeout(self.timeout, call).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::TimedOut { after: self.timeout }),

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod local;
+pub mod plugin;
 pub mod sim;
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use crate::validate::Model;
 /// The provider that drives the plan's sites. All sites of a plan use one provider, since
 /// replication and failover connect them.
 pub fn open(model: &Model) -> Result<Arc<dyn Provider>, ProviderError> {
-    let kinds: BTreeSet<&str> = model.sites.iter().map(|s| s.provider.as_str()).collect();
+    let kinds: BTreeSet<&str> = model.sites.iter().map(|s| s.provider_name.as_str()).collect();
     if kinds.len() > 1 {
         return Err(ProviderError::setup(
             format!(
@@ -28,5 +29,6 @@ pub fn open(model: &Model) -> Result<Arc<dyn Provider>, ProviderError> {
     match model.site(model.protection.primary).provider {
         ProviderKind::Sim => Ok(Arc::new(sim::SimProvider::open(model)?)),
         ProviderKind::Local => Ok(Arc::new(local::LocalProvider::open(model)?)),
+        ProviderKind::Plugin => Ok(Arc::new(plugin::open(model)?)),
     }
 }

@@ -111,13 +111,25 @@ pub enum ProviderKind {
     Local,
     /// A simulated datacenter kept in a JSON world file (for rehearsals, chaos and scale tests).
     Sim,
+    /// Another program, spoken to over the plugin protocol (`drplan-provider-NAME`).
+    Plugin,
 }
 
 impl ProviderKind {
+    /// The built-in provider of this name, else a plugin.
+    pub fn of(name: &str) -> ProviderKind {
+        match name {
+            "local" => ProviderKind::Local,
+            "sim" => ProviderKind::Sim,
+            _ => ProviderKind::Plugin,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
             ProviderKind::Sim => "sim",
+            ProviderKind::Plugin => "plugin",
         }
     }
 }
@@ -126,9 +138,15 @@ impl ProviderKind {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
-    /// The provider that drives this site.
-    #[schemars(with = "ProviderKind")]
-    pub provider: Spanned<ProviderKind>,
+    /// The provider that drives this site: `local`, `sim`, or a plugin's NAME (the program
+    /// `drplan-provider-NAME` next to drplan or on PATH).
+    #[schemars(with = "String", regex(pattern = r"^[a-z][a-z0-9-]{0,62}$"))]
+    pub provider: Spanned<String>,
+    /// Run this plugin (argv, never a shell string; a program with a `/` is relative to the
+    /// plan file) instead of looking `drplan-provider-NAME` up.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub plugin: Option<Spanned<Vec<String>>>,
     /// `local`: the site directory; `sim`: the world file. Relative to the plan file.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -234,6 +234,45 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
+    #[error("`{name}` is not a provider name")]
+    #[diagnostic(
+        code(drplan::bad_provider_name),
+        help(
+            "`local`, `sim`, or a plugin's name: lowercase letters, digits and `-` (the program is `drplan-provider-NAME`)"
+        )
+    )]
+    BadProviderName {
+        name: String,
+        #[label("here")]
+        at: SourceSpan,
+    },
+
+    #[error("no provider plugin `{name}` is installed here")]
+    #[diagnostic(
+        code(drplan::plugin_not_found),
+        severity(Warning),
+        help(
+            "install `drplan-provider-{name}` next to drplan or on PATH, or give the site `plugin: [ARGV...]`; checked again when the plan runs"
+        )
+    )]
+    PluginNotFound {
+        name: String,
+        #[label("here")]
+        at: SourceSpan,
+    },
+
+    #[error("unknown provider `{name}`")]
+    #[diagnostic(
+        code(drplan::unknown_provider),
+        help("did you mean `{builtin}`? (no plugin of that name is installed either)")
+    )]
+    UnknownProvider {
+        name: String,
+        builtin: &'static str,
+        #[label("here")]
+        at: SourceSpan,
+    },
+
     #[error("`{name}` is not a name an environment variable can have")]
     #[diagnostic(
         code(drplan::bad_env_name),

@@ -88,6 +88,11 @@ impl Model {
 pub struct SiteSpec {
     pub name: String,
     pub provider: ProviderKind,
+    /// As written: `local`, `sim` or a plugin's name.
+    pub provider_name: String,
+    /// A plugin's command (argv), given or found (`drplan-provider-NAME`); None when not found
+    /// here (an error only when the plan runs).
+    pub plugin: Option<Vec<String>>,
     /// Resolved against the plan's directory.
     pub path: Option<PathBuf>,
     /// Where `path` is written.

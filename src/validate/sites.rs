@@ -10,8 +10,12 @@ use crate::spec::{Location, PlanDocument, ProviderKind, span_of};
 pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path) -> Vec<SiteSpec> {
     let mut specs = Vec::with_capacity(doc.sites.len());
     for (name, site) in doc.sites.iter() {
-        let provider = site.provider.value;
-        if site.path.is_none() {
+        let provider = ProviderKind::of(&site.provider.value);
+        let plugin = match provider {
+            ProviderKind::Plugin => check_plugin(cx, site, base_dir),
+            _ => None,
+        };
+        if site.path.is_none() && provider != ProviderKind::Plugin {
             cx.report(ValidationError::MissingSiteSetting {
                 name: name.value.clone(),
                 setting: "path",
@@ -19,6 +23,7 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
                 help: match provider {
                     ProviderKind::Local => "a local site is a directory: `{ provider: local, path: lab/dc1 }`",
                     ProviderKind::Sim => "a sim site names its world file: `{ provider: sim, path: sim/world.json }`",
+                    ProviderKind::Plugin => "",
                 },
                 at: span_of(name),
             });
@@ -29,6 +34,8 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
         specs.push(SiteSpec {
             name: name.value.clone(),
             provider,
+            provider_name: site.provider.value.clone(),
+            plugin,
             path_span: site.path.as_ref().map(span_of),
             path,
             settings: site.settings.clone(),
@@ -38,10 +45,42 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
     specs
 }
 
+/// A plugin site: its name must be a plugin's, and the plugin is found (given as `plugin:`, or
+/// `drplan-provider-NAME` next to drplan or on PATH). Not found here is a warning (a pipeline
+/// may validate where the plugin is not installed), unless the name is a typo of a built-in.
+fn check_plugin(cx: &mut Checker, site: &crate::spec::Site, base_dir: &Path) -> Option<Vec<String>> {
+    let name = &site.provider.value;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        cx.report(ValidationError::BadProviderName { name: name.clone(), at: span_of(&site.provider) });
+        return None;
+    }
+    if let Some(argv) = &site.plugin {
+        let Some(program) = argv.value.first() else {
+            cx.report(ValidationError::EmptyScript { at: span_of(argv) });
+            return None;
+        };
+        let program =
+            if program.contains('/') { base_dir.join(program).display().to_string() } else { program.clone() };
+        return Some(std::iter::once(program).chain(argv.value.iter().skip(1).cloned()).collect());
+    }
+    if let Some(found) = crate::providers::plugin::find(name) {
+        return Some(vec![found.display().to_string()]);
+    }
+    let at = span_of(&site.provider);
+    match crate::spec::suggest::closest(name, ["local", "sim"]) {
+        Some(builtin) => cx.report(ValidationError::UnknownProvider { name: name.clone(), builtin, at }),
+        None => cx.report(ValidationError::PluginNotFound { name: name.clone(), at }),
+    }
+    None
+}
+
 /// A `local` site keeps a machine in the directory named by its `id`: the id must be one plain
 /// path component, or paths derived from it would leave the site.
 pub(super) fn check_machine_ids(cx: &mut Checker, doc: &PlanDocument) {
-    let local = doc.sites.iter().any(|(_, s)| s.provider.value == ProviderKind::Local);
+    let local = doc.sites.iter().any(|(_, s)| ProviderKind::of(&s.provider.value) == ProviderKind::Local);
     if !local {
         return;
     }

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod inventory;
 pub mod ops;
 pub mod outcome;
+pub mod rpc;
 pub mod time;
 
 pub use capabilities::{Capabilities, Directions};

@@ -1,0 +1,46 @@
+//! Providers that are other programs (plugins), spoken to over the plugin protocol
+//! (`docs/provider-protocol.md`): the client side ([`PluginProvider`]), the server side that
+//! serves drplan's own providers (`drplan provider serve`), and the conformance kit's fixture
+//! (`drplan provider test`).
+
+mod client;
+pub mod errors;
+pub mod fixture;
+mod provider;
+pub mod serve;
+
+use std::path::PathBuf;
+
+pub use client::Launch;
+pub use provider::{PluginProvider, plan_view, start};
+
+use crate::contract::ProviderError;
+use crate::validate::Model;
+
+/// The program of plugin `name`: `drplan-provider-NAME` next to the drplan executable, else on
+/// PATH.
+pub fn find(name: &str) -> Option<PathBuf> {
+    let program = format!("drplan-provider-{name}");
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(&program)));
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(&program)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside.into_iter().chain(on_path).find(|p| crate::os::process::is_executable(p))
+}
+
+/// The plan's plugin (started by its first call).
+pub fn open(model: &Model) -> Result<PluginProvider, ProviderError> {
+    let site = model.site(model.protection.primary);
+    let argv = site.plugin.clone().ok_or_else(|| {
+        ProviderError::setup(
+            format!("no provider plugin `{}` is installed here", site.provider_name),
+            format!(
+                "install `drplan-provider-{}` next to drplan or on PATH, or give the site `plugin: [ARGV...]`",
+                site.provider_name
+            ),
+        )
+    })?;
+    let dir = model.source.path().parent().map(|d| d.to_path_buf()).filter(|d| !d.as_os_str().is_empty());
+    let launch = Launch { name: site.provider_name.clone(), argv, dir: dir.unwrap_or_else(|| PathBuf::from(".")) };
+    Ok(PluginProvider::new(launch, plan_view(model)))
+}
