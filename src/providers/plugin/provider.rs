@@ -103,22 +103,30 @@ pub async fn start(launch: &Launch) -> Result<(Client, InitializeResult), Provid
         protocol_versions: vec![rpc::PROTOCOL_VERSION.to_string()],
         client: ClientInfo { name: "drplan".into(), version: env!("CARGO_PKG_VERSION").into() },
     };
-    let hello: InitializeResult =
+    let hello: serde_json::Value =
         client.call(method::INITIALIZE, &params, QUICK).await.map_err(|e| called(&client, e))?;
-    match rpc::major_of(&hello.protocol_version) {
-        Some(major) if rpc::SUPPORTED_MAJORS.contains(&major) => Ok((client, hello)),
-        _ => Err(ProviderError::setup(
+    // The version first: a plugin of another major version may answer in another shape.
+    let version = hello.get("protocol_version").and_then(|v| v.as_str()).unwrap_or("(none)").to_string();
+    if !rpc::major_of(&version).is_some_and(|major| rpc::SUPPORTED_MAJORS.contains(&major)) {
+        let name = |key: &str| hello.get(key).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        return Err(ProviderError::setup(
             format!(
-                "plugin `{}` ({} {}) speaks protocol version {}; this drplan speaks {}",
+                "plugin `{}` ({} {}) speaks protocol version {version}; this drplan speaks {}",
                 launch.name,
-                hello.name,
-                hello.version,
-                hello.protocol_version,
+                name("name"),
+                name("version"),
                 rpc::PROTOCOL_VERSION
             ),
             "use a plugin release for protocol 1.x, or a drplan that speaks the plugin's version",
-        )),
+        ));
     }
+    let hello: InitializeResult = serde_json::from_value(hello).map_err(|e| {
+        ProviderError::setup(
+            format!("plugin `{}` answered `initialize` with a result drplan cannot read: {e}", launch.name),
+            "see docs/provider-protocol.md for the shape of `initialize`'s result",
+        )
+    })?;
+    Ok((client, hello))
 }
 
 fn called(client: &Client, error: CallError) -> ProviderError {
