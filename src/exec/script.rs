@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::supervisor::{self, Ending, StepFiles};
-use crate::os::process::{ProcessId, alive};
+use crate::os::process::{ProcessId, alive, signal_group};
 
 /// The last bytes of each output stream kept for the run report.
 const OUTPUT_KEPT: usize = 4 * 1024;
@@ -160,14 +160,10 @@ pub async fn reattach(process: &ProcessId, files: &StepFiles, abort: &Cancellati
     }
 }
 
-/// Ask a supervisor to stop its script (it records the script as stopped).
+/// Ask a supervisor to stop its script (it records the script as stopped). It leads a session
+/// of its own, and its group holds only itself: the script has a group of its own.
 fn terminate(process: &ProcessId) {
-    if alive(process) {
-        // SAFETY: kill() of the supervisor we started, identified by pid and start time.
-        unsafe {
-            libc::kill(process.pid as i32, libc::SIGTERM);
-        }
-    }
+    signal_group(process, libc::SIGTERM);
 }
 
 fn tail(stdout: &PathBuf, stderr: &PathBuf) -> String {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::os::fs::{PRIVATE_FILE, open_write};
+use crate::os::process::kill_group;
 
 /// The hidden subcommand the drplan binary answers to.
 pub const SUBCOMMAND: &str = "__supervise-step";
@@ -152,7 +153,7 @@ fn supervise(files: &StepFiles, timeout: Duration, dir: &Path, program: &Path, a
         Ok(child) => child,
         Err(e) => return Ending::CannotStart { error: format!("cannot start `{}`: {e}", program.display()) },
     };
-    let group = child.id() as i32;
+    let group = child.id();
     let deadline = Instant::now() + timeout.min(Duration::from_secs(100 * 365 * 24 * 3600));
     let mut stopping: Option<(Instant, Ending)> = None;
     loop {
@@ -165,20 +166,13 @@ fn supervise(files: &StepFiles, timeout: Duration, dir: &Path, program: &Path, a
         match &stopping {
             None if STOP.load(Ordering::SeqCst) || now >= deadline => {
                 let why = if now >= deadline { Ending::TimedOut } else { Ending::Stopped };
-                signal_group(group, libc::SIGTERM);
+                kill_group(group, libc::SIGTERM);
                 stopping = Some((now + GRACE, why));
             }
-            Some((kill_at, _)) if now >= *kill_at => signal_group(group, libc::SIGKILL),
+            Some((kill_at, _)) if now >= *kill_at => kill_group(group, libc::SIGKILL),
             _ => {}
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal_group(group: i32, signal: libc::c_int) {
-    // SAFETY: kill() of the process group we created for the script.
-    unsafe {
-        libc::kill(-group, signal);
     }
 }
 

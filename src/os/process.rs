@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,24 @@ impl ProcessId {
 }
 
 pub fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && has_exec_mode(&m))
+}
+
+/// Whether anyone may execute the file these are the metadata of.
+pub fn has_exec_mode(meta: &std::fs::Metadata) -> bool {
+    meta.permissions().mode() & 0o111 != 0
+}
+
+/// The executable file `program` in one of PATH's directories, as a shell would find it.
+pub fn on_path(program: &Path) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
+/// The executable `program` next to the running executable, else on PATH.
+pub fn beside_self_or_on_path(program: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(program)));
+    beside.filter(|p| is_executable(p)).or_else(|| on_path(Path::new(program)))
 }
 
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
@@ -64,10 +81,15 @@ pub fn own_session(command: &mut Command) {
 /// Signal the process group led by `process` (started with [`own_session`]).
 pub fn signal_group(process: &ProcessId, signal: libc::c_int) {
     if alive(process) {
-        // SAFETY: kill() with the id of a process group we created.
-        unsafe {
-            libc::kill(-(process.pid as i32), signal);
-        }
+        kill_group(process.pid, signal);
+    }
+}
+
+/// Signal process group `group` (one this process created).
+pub fn kill_group(group: u32, signal: libc::c_int) {
+    // SAFETY: kill() with the id of a process group we created.
+    unsafe {
+        libc::kill(-(group as i32), signal);
     }
 }
 

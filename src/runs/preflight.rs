@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::error::{Failure, RunsError};
 use super::workspace::Held;
+use crate::os::process::{has_exec_mode, on_path};
 use crate::planner::{ActionKind, ActionPlan, Phase};
 use crate::spec::OnFailure;
 
@@ -65,19 +66,10 @@ fn script_problem(program: &Path, dir: &Path) -> Option<String> {
     }
     if program.components().count() > 1 || program.is_absolute() {
         return match std::fs::metadata(program) {
-            Ok(meta) if meta.is_file() && is_executable(&meta) => None,
+            Ok(meta) if meta.is_file() && has_exec_mode(&meta) => None,
             Ok(meta) if meta.is_file() => Some(format!("`{}` is not executable", program.display())),
             _ => Some(format!("`{}` does not exist", program.display())),
         };
     }
-    let found = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths)
-            .any(|d| std::fs::metadata(d.join(program)).is_ok_and(|m| m.is_file() && is_executable(&m)))
-    });
-    (!found).then(|| format!("`{}` is not on PATH", program.display()))
-}
-
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
+    on_path(program).is_none().then(|| format!("`{}` is not on PATH", program.display()))
 }

@@ -134,6 +134,11 @@ impl ProviderKind {
     }
 }
 
+/// The program of provider plugin `name`.
+pub fn plugin_program(name: &str) -> String {
+    format!("drplan-provider-{name}")
+}
+
 /// A named place that machines can run in.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -66,7 +66,7 @@ fn check_plugin(cx: &mut Checker, site: &crate::spec::Site, base_dir: &Path) -> 
             if program.contains('/') { base_dir.join(program).display().to_string() } else { program.clone() };
         return Some(std::iter::once(program).chain(argv.value.iter().skip(1).cloned()).collect());
     }
-    if let Some(found) = crate::providers::plugin::find(name) {
+    if let Some(found) = crate::os::process::beside_self_or_on_path(&crate::spec::document::plugin_program(name)) {
         return Some(vec![found.display().to_string()]);
     }
     let at = span_of(&site.provider);

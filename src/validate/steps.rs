@@ -113,7 +113,7 @@ fn resolve_program(cx: &mut Checker, program: &str, at: SourceSpan, base_dir: &P
     if program.contains('/') {
         let path = base_dir.join(program);
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() && is_executable(&meta) => {}
+            Ok(meta) if meta.is_file() && crate::os::process::has_exec_mode(&meta) => {}
             Ok(meta) if meta.is_file() => cx.report(ValidationError::ScriptNotFound {
                 program: program.to_string(),
                 problem: "is not executable",
@@ -154,15 +154,4 @@ fn shown(path: &Path) -> PathBuf {
         Ok(cwd) => path.strip_prefix(&cwd).map_or_else(|_| path.to_path_buf(), Path::to_path_buf),
         Err(_) => path.to_path_buf(),
     }
-}
-
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &std::fs::Metadata) -> bool {
-    true
 }

@@ -17,17 +17,6 @@ pub use provider::{PluginProvider, plan_view, start};
 use crate::contract::ProviderError;
 use crate::validate::Model;
 
-/// The program of plugin `name`: `drplan-provider-NAME` next to the drplan executable, else on
-/// PATH.
-pub fn find(name: &str) -> Option<PathBuf> {
-    let program = format!("drplan-provider-{name}");
-    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(&program)));
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(&program)).collect::<Vec<_>>())
-        .unwrap_or_default();
-    beside.into_iter().chain(on_path).find(|p| crate::os::process::is_executable(p))
-}
-
 /// The plan's plugin (started by its first call).
 pub fn open(model: &Model) -> Result<PluginProvider, ProviderError> {
     let site = model.site(model.protection.primary);
