@@ -88,6 +88,15 @@ fn links_planted_where_drplan_writes_are_never_written_through() {
     assert_eq!(std::fs::read(outside.join("a.img")).unwrap(), b"keep");
 }
 
+/// The journal of the (only) run in a plan's `runs` folder.
+fn journal_in(runs: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".journal.jsonl"))
+        .unwrap()
+}
+
 fn stdout_or_err(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -98,11 +107,7 @@ fn a_torn_journal_tail_is_cut_off_and_kept_before_anything_is_appended() {
     lab.target("active: dc2");
     assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
     let runs = lab.path().join(".drplan/shop/runs");
-    let journal = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".journal.jsonl"))
-        .unwrap();
+    let journal = journal_in(&runs);
     // A crash in the middle of a write.
     let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
     std::io::Write::write_all(&mut file, b"{\"run\":\"x\",\"seq\":99,\"at\":\"2026-").unwrap();
@@ -128,11 +133,7 @@ fn a_journal_that_is_not_a_regular_file_is_refused() {
     lab.target("active: dc2");
     assert_eq!(lab.run(&["apply", "shop.yaml", "--auto-approve"]).status.code(), Some(3));
     let runs = lab.path().join(".drplan/shop/runs");
-    let journal = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".journal.jsonl"))
-        .unwrap();
+    let journal = journal_in(&runs);
     std::fs::remove_file(&journal).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &journal).unwrap();
     let out = lab.run(&["resume", "shop.yaml"]);
@@ -333,13 +334,7 @@ fn wait_for_line(dir: &Path, line: &str) {
 
 /// The pid of the last script supervisor the run's journal records.
 fn last_supervisor(dir: &Path) -> i32 {
-    let runs = dir.join(".drplan/p/runs");
-    let journal = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-        .unwrap();
-    let text = std::fs::read_to_string(journal.path()).unwrap();
+    let text = std::fs::read_to_string(journal_in(&dir.join(".drplan/p/runs"))).unwrap();
     let line = text.lines().rev().find(|l| l.contains("\"event\":\"spawned\"")).unwrap();
     let record: serde_json::Value = serde_json::from_str(line).unwrap();
     record["process"]["pid"].as_i64().unwrap() as i32

@@ -70,7 +70,7 @@ impl Held<'_> {
     /// it was computed from changed.
     pub async fn prepare_saved(&self, saved: SavedPlan, file: &Path) -> Result<Prepared, Failure> {
         // Only what `plan --out` wrote for this state runs, whatever its checksum says.
-        saved.authenticate(file, &self.workspace.store.plan_key()?)?;
+        saved.authenticate(file, &self.secret_key)?;
         let plan = saved.plan;
         if let Some(active) = &self.state.run {
             if active.plan_checksum != plan_checksum(&plan) {
@@ -111,7 +111,7 @@ impl Held<'_> {
 impl Held<'_> {
     /// Save `plan` for `apply`, authenticated with this state's key.
     pub fn save_plan(&self, plan: &ActionPlan, out: &Path) -> Result<(), Failure> {
-        Ok(file::save(plan, out, &self.workspace.store.plan_key()?)?)
+        Ok(file::save(plan, out, &self.secret_key)?)
     }
 }
 

@@ -91,8 +91,8 @@ pub struct Held<'w> {
     /// The state did not exist before this command: unless something is kept, it goes again.
     fresh: bool,
     kept: Cell<bool>,
-    /// The state's secret (see `StateStore::plan_key`).
-    secret_key: [u8; 32],
+    /// The state's secret (see `StateStore::plan_key`), read once when the lock is taken.
+    pub(super) secret_key: [u8; 32],
 }
 
 impl Drop for Held<'_> {

@@ -145,9 +145,8 @@ impl Client {
 
     /// Send a notification (no answer).
     pub fn notify<P: Serialize>(&self, method: &str, params: &P) {
-        let Ok(params) = serde_json::to_value(params) else { return };
-        if let Ok(line) = serde_json::to_string(&Message::notification(method, params)) {
-            let _ = self.out.send(line);
+        if let Ok(params) = serde_json::to_value(params) {
+            self.post(Message::notification(method, params));
         }
     }
 
@@ -162,7 +161,8 @@ impl Client {
 
     /// Ask the plugin to shut down and exit; stop it if it does not within `grace`.
     pub fn close(&self, grace: Duration) {
-        self.notify_raw(Message::request(0, rpc::method::SHUTDOWN, Value::Null));
+        // Id 0 is never a caller's: its answer is dropped.
+        self.post(Message::request(0, rpc::method::SHUTDOWN, Value::Null));
         self.notify(rpc::method::EXIT, &Value::Null);
         if let Some(pid) = self.pid {
             // A thread, not a task: this may run while the runtime winds down.
@@ -170,7 +170,8 @@ impl Client {
         }
     }
 
-    fn notify_raw(&self, message: Message) {
+    /// Send a message nobody waits an answer for.
+    fn post(&self, message: Message) {
         if let Ok(line) = serde_json::to_string(&message) {
             let _ = self.out.send(line);
         }
