@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{drplan, transcript};
+use common::{drplan, have_tools, transcript};
 
 const DRPLAN: &str = env!("CARGO_BIN_EXE_drplan");
 
@@ -58,6 +58,9 @@ fn the_sim_served_over_the_protocol_passes_the_conformance_kit() {
 
 #[test]
 fn a_plugin_that_breaks_a_rule_fails_the_conformance_kit() {
+    if !have_tools(&["python3"]) {
+        return;
+    }
     // The faulty plugin dies at its first operation: every scenario that operates fails.
     let dir = lab(&["python3", "faulty.py"]);
     std::fs::write(dir.path().join("fault"), "crash-at-execute 1").unwrap();
@@ -106,6 +109,9 @@ fn starts(dir: &Path) -> std::collections::BTreeMap<String, usize> {
 
 #[test]
 fn a_plugin_that_dies_mid_apply_is_named_and_resume_completes_without_repeating() {
+    if !have_tools(&["python3"]) {
+        return;
+    }
     let dir = lab(&["python3", "faulty.py"]);
     target(dir.path(), "dc2");
     std::fs::write(dir.path().join("fault"), "crash-at-execute 4").unwrap();
@@ -124,6 +130,9 @@ fn a_plugin_that_dies_mid_apply_is_named_and_resume_completes_without_repeating(
 
 #[test]
 fn a_plugin_that_hangs_times_out_and_resume_completes() {
+    if !have_tools(&["python3"]) {
+        return;
+    }
     let dir = lab(&["python3", "faulty.py"]);
     target(dir.path(), "dc2");
     std::fs::write(dir.path().join("fault"), "hang-at-execute 2").unwrap();
@@ -137,6 +146,9 @@ fn a_plugin_that_hangs_times_out_and_resume_completes() {
 
 #[test]
 fn a_plugin_that_prints_garbage_or_speaks_another_version_is_refused_clearly() {
+    if !have_tools(&["python3"]) {
+        return;
+    }
     for (fault, expected) in [
         ("garbage", "printed something that is not JSON-RPC on stdout: `Hello! I am definitely not"),
         ("version", "speaks protocol version 9.0; this drplan speaks 1.0"),

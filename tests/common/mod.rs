@@ -10,6 +10,25 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// Whether the programs a test needs from outside Rust are installed. `.ci/run` installs them
+/// and sets `DRPLAN_REQUIRE_TOOLS`, where a missing one fails the test; elsewhere (a fresh
+/// machine running `cargo test`) the test says it is skipped and why.
+pub fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !on_path(tool)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("DRPLAN_REQUIRE_TOOLS").is_some() {
+        panic!("{} not installed (DRPLAN_REQUIRE_TOOLS is set)", missing.join(", "));
+    }
+    eprintln!("skipped: {} not installed here (`.ci/run` installs it)", missing.join(", "));
+    false
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
 /// `drplan` with a clean, deterministic environment.
 pub fn drplan(cwd: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("drplan").expect("the drplan binary is built by cargo test");
