@@ -94,6 +94,8 @@ fn a_plan_on_qcow2_images_drills_fails_over_and_fails_back_with_equal_disks() {
     // Protect: a full copy of the allocated data, then recovery point 1.
     let out = ok(run(dir, &["apply", "q.yaml", "--auto-approve"]));
     assert!(out.contains("replicated 4194304 bytes dc1 → dc2; point 1"), "{out}");
+    // The plugin's progress notifications reach the display.
+    assert!(out.contains("… protect/web: 32.0 MiB of 32.0 MiB (100%) — disk os done"), "{out}");
 
     // A drill: thin overlays on the point; the replica is not written.
     let replica = guest_view(dir, "dc2", "web");
@@ -143,4 +145,38 @@ fn a_plan_on_qcow2_images_drills_fails_over_and_fails_back_with_equal_disks() {
     }
     let out = run(dir, &["plan", "q.yaml", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "converged: {}", transcript(&out));
+}
+
+#[test]
+fn validate_checks_site_settings_against_the_schema_the_plugin_publishes() {
+    if !have_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = serde_json::to_string(&["python3", provider().to_str().unwrap()]).unwrap();
+    let plan = |settings: &str| {
+        format!(
+            "version: 1\nname: q\nsites:\n  dc1: {{ provider: qcow2, path: dc1, plugin: {plugin} }}\n  dc2:\n    \
+             provider: qcow2\n    path: dc2\n    plugin: {plugin}\n    settings:\n{settings}\
+             protection: {{ primary: dc1, recovery: dc2, rpo: 5m, rto: 30m }}\nmachines: [ {{ name: web }} ]\n\
+             groups: [ {{ name: one, machines: [web] }} ]\ntarget:\n  active: dc1\n"
+        )
+    };
+    std::fs::write(dir.path().join("bad.yaml"), plan("      verfy: \"on\"\n      verify: maybe\n")).unwrap();
+    let out = run(dir.path(), &["validate", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("drplan::unknown_setting") && err.contains("did you mean `verify`?"), "{err}");
+    assert!(err.contains("bad.yaml:10:7"), "points at the key: {err}");
+    assert!(err.contains("drplan::invalid_setting") && err.contains("one of `on`, `off`"), "{err}");
+    assert!(err.contains("bad.yaml:11:15"), "points at the value: {err}");
+
+    std::fs::write(dir.path().join("good.yaml"), plan("      verify: \"off\"\n")).unwrap();
+    ok(run(dir.path(), &["validate", "good.yaml"]));
+
+    // A plugin that cannot answer: a warning, the plan still validates (it is checked again when it runs).
+    let broken = plan("      verify: \"off\"\n").replace(provider().to_str().unwrap(), "missing.py");
+    std::fs::write(dir.path().join("broken.yaml"), broken).unwrap();
+    let out = ok(run(dir.path(), &["validate", "broken.yaml"]));
+    assert!(out.contains("drplan::settings_unchecked") && out.contains("1 warning"), "{out}");
 }

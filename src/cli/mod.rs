@@ -211,7 +211,7 @@ pub fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Validate(args) => validate::run(args, ui),
+        Command::Validate(args) => runtime.block_on(validate::run(args, ui)),
         Command::Plan(args) => runtime.block_on(plan::run(args, ui)),
         Command::Apply(args) => runtime.block_on(apply::run(args, ui)),
         Command::Approve(args) => approve::run(args, ui),

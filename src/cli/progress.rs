@@ -95,6 +95,8 @@ struct Renderer {
     done: usize,
     failed: usize,
     suspended: bool,
+    /// The latest progress of running steps, and when a pipe last got a line of it.
+    progress: BTreeMap<usize, (crate::contract::OpProgress, Option<Instant>)>,
 }
 
 impl Renderer {
@@ -123,6 +125,7 @@ impl Renderer {
             done: 0,
             failed: 0,
             suspended: false,
+            progress: BTreeMap::new(),
         }
     }
 
@@ -175,6 +178,7 @@ impl Renderer {
                     _ => tracing::info!(step = %a.id, status = ?status, detail = %detail, "step finished"),
                 }
                 self.done += 1;
+                self.progress.remove(index);
                 let group = self.group_of(*index);
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.done += 1;
@@ -218,6 +222,18 @@ impl Renderer {
                     self.suspended = true;
                 } else {
                     self.line(format!("{} {} waits for approval", self.painter.paint("?", Color::Magenta), a.id));
+                }
+            }
+            Event::Progress { index, progress } => {
+                let id = &self.plan.actions[*index].id;
+                tracing::info!(step = %id, bytes = progress.bytes, total = progress.total_bytes, message = progress.message.as_deref(), "step progress");
+                let entry = self.progress.entry(*index).or_insert_with(|| (progress.clone(), None));
+                entry.0 = progress.clone();
+                // A pipe gets a line now and then, not one per notification.
+                if !self.live && entry.1.is_none_or(|at| at.elapsed() >= PIPE_PROGRESS_EVERY) {
+                    entry.1 = Some(Instant::now());
+                    let text = describe_progress(progress);
+                    self.line(format!("  {} {id}: {text}", self.painter.paint("…", Color::Dim)));
                 }
             }
             Event::AlreadyDone { count } => {
@@ -279,6 +295,10 @@ impl Renderer {
                 String::new()
             };
             lines.push(format!("  {name:<16} {bar} {}/{}{failed}", c.done, c.total));
+            let running = self.progress.iter().filter(|(i, _)| &self.group_of(**i) == name).take(3);
+            for (index, (progress, _)) in running {
+                lines.push(format!("    {} {}", self.plan.actions[*index].id, describe_progress(progress)));
+            }
         }
         let mut err = std::io::stderr();
         for line in &lines {
@@ -289,9 +309,40 @@ impl Renderer {
     }
 }
 
+/// A pipe gets at most one progress line per step this often.
+const PIPE_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// `12.0 MiB of 26.0 MiB (46%) — message`, with what is known.
+fn describe_progress(progress: &crate::contract::OpProgress) -> String {
+    use crate::spec::time_format::human_bytes;
+    let amount = match (progress.bytes, progress.total_bytes) {
+        (Some(done), Some(total)) if total > 0 => {
+            Some(format!("{} of {} ({}%)", human_bytes(done), human_bytes(total), done.min(total) * 100 / total))
+        }
+        (Some(done), _) => Some(human_bytes(done)),
+        _ => None,
+    };
+    match (amount, progress.message.as_deref()) {
+        (Some(amount), Some(message)) => format!("{amount} — {message}"),
+        (Some(amount), None) => amount,
+        (None, Some(message)) => message.to_string(),
+        (None, None) => "working".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_says_what_is_known() {
+        use crate::contract::OpProgress;
+        let full = OpProgress { bytes: Some(3 << 20), total_bytes: Some(4 << 20), message: Some("disk os".into()) };
+        assert_eq!(describe_progress(&full), "3.0 MiB of 4.0 MiB (75%) — disk os");
+        let bytes = OpProgress { bytes: Some(1024), ..OpProgress::default() };
+        assert_eq!(describe_progress(&bytes), "1.0 KiB");
+        assert_eq!(describe_progress(&OpProgress::default()), "working");
+    }
 
     #[test]
     fn taking_the_terminal_for_a_prompt_erases_the_live_block_first() {

@@ -16,8 +16,15 @@ pub struct Args {
     format: Format,
 }
 
-pub fn run(args: Args, ui: Ui) -> u8 {
+pub async fn run(args: Args, ui: Ui) -> u8 {
     let mut results: Vec<_> = args.plans.iter().map(|p| (p, validate_file(p))).collect();
+    // A plugin's site settings are checked against the schema it publishes.
+    for (_, validation) in results.iter_mut() {
+        if let Some(model) = &validation.model {
+            let found = crate::providers::plugin::settings::check(model).await;
+            validation.diagnostics.extend(found);
+        }
+    }
     // Plans validated together are also checked against each other.
     let validations: Vec<_> = results.iter().map(|(_, v)| v).collect();
     let across = crate::validate::across_plans(&validations);

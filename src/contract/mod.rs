@@ -62,6 +62,17 @@ pub use drplan_protocol::{
 
 use crate::spec::{Direction, ProviderKind};
 
+/// How far a running operation has got, as the provider reports it (a plugin's `$/progress`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpProgress {
+    pub bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// Where a running operation reports its progress (the live display, the log).
+pub type ProgressSink = std::sync::Arc<dyn Fn(OpProgress) + Send + Sync>;
+
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
 /// What the planner needs to know about a platform: what it supports (checked when a plan is
@@ -88,14 +99,16 @@ pub trait Provider: Platform + Send + Sync {
     fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome>;
 
     /// [`Provider::execute`] as step `operation` of the journal (`RUN/STEP`), the same when
-    /// asked again after a crash: a plugin may use it to recognise a repeat.
+    /// asked again after a crash: a plugin may use it to recognise a repeat. Progress of a
+    /// long operation goes to `progress`.
     fn execute_as<'a>(
         &'a self,
         operation: &'a str,
         op: &'a ProviderOp,
         cancel: CancellationToken,
+        progress: ProgressSink,
     ) -> ProviderFuture<'a, OpOutcome> {
-        let _ = operation;
+        let _ = (operation, progress);
         self.execute(op, cancel)
     }
 

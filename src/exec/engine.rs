@@ -85,6 +85,11 @@ pub enum Event {
     Awaiting {
         index: usize,
     },
+    /// A running operation reported how far it got.
+    Progress {
+        index: usize,
+        progress: crate::contract::OpProgress,
+    },
     Stopping {
         reason: String,
     },

@@ -51,6 +51,16 @@ impl StepLog {
         }
     }
 
+    /// Progress of the running operation, as events of this step.
+    fn progress_sink(&self) -> crate::contract::ProgressSink {
+        let (events, index) = (self.events.clone(), self.index);
+        Arc::new(move |progress| {
+            if let Some(events) = &events {
+                let _ = events.send(Event::Progress { index, progress });
+            }
+        })
+    }
+
     fn started(&self, attempt: u32) {
         self.journal.note(&self.id, JournalEvent::Started { attempt });
         self.emit(Event::Started { index: self.index, attempt });
@@ -101,7 +111,8 @@ impl ProviderWorker {
         loop {
             attempt += 1;
             log.started(attempt);
-            let call = self.provider.execute_as(&self.operation, &self.op, log.abort.child_token());
+            let call =
+                self.provider.execute_as(&self.operation, &self.op, log.abort.child_token(), log.progress_sink());
             let result = match tokio::time::timeout(self.timeout, call).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::TimedOut { after: self.timeout }),

@@ -156,9 +156,11 @@ pub struct Site {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// Provider-specific settings passed through to the provider.
+    /// Provider-specific settings passed through to the provider (a plugin's are checked
+    /// against the schema it publishes).
     #[serde(default)]
-    pub settings: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub settings: NamedMap<Spanned<String>>,
     /// At most this many provider operations run at once against this site.
     #[serde(default)]
     #[schemars(range(min = 1))]

@@ -11,6 +11,12 @@ use serde_saphyr::Spanned;
 #[derive(Debug)]
 pub struct NamedMap<T>(pub Vec<(Spanned<String>, T)>);
 
+impl<T> Default for NamedMap<T> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
 impl<T> NamedMap<T> {
     pub fn iter(&self) -> impl Iterator<Item = (&Spanned<String>, &T)> {
         self.0.iter().map(|(k, v)| (k, v))

@@ -99,6 +99,12 @@ pub struct SiteSpec {
     #[serde(skip)]
     pub path_span: Option<miette::SourceSpan>,
     pub settings: BTreeMap<String, String>,
+    /// Where each setting is written: its key and its value.
+    #[serde(skip)]
+    pub setting_spans: BTreeMap<String, (miette::SourceSpan, miette::SourceSpan)>,
+    /// Where `provider` is written.
+    #[serde(skip)]
+    pub provider_span: miette::SourceSpan,
     pub max_parallel: Option<u32>,
 }
 

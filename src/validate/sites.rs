@@ -38,7 +38,9 @@ pub(super) fn check_sites(cx: &mut Checker, doc: &PlanDocument, base_dir: &Path)
             plugin,
             path_span: site.path.as_ref().map(span_of),
             path,
-            settings: site.settings.clone(),
+            settings: site.settings.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+            setting_spans: site.settings.iter().map(|(k, v)| (k.value.clone(), (span_of(k), span_of(v)))).collect(),
+            provider_span: span_of(&site.provider),
             max_parallel: site.max_parallel,
         });
     }

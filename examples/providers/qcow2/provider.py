@@ -460,7 +460,7 @@ class Estate:
         total = sum(self.qemu.size(source.disk(d)) for d in disks)
         target.state["consistent"] = False
         target.save()
-        moved = 0
+        moved = scanned = 0
         for disk in disks:
             call.check()
             head = target.disk(disk)
@@ -468,7 +468,8 @@ class Estate:
                 moved += self.copy_whole(source.disk(disk), head)
             else:
                 moved += self.copy_changes(source.disk(disk), head)
-            call.progress(moved, total, f"{disk}: {moved} bytes moved")
+            scanned += self.qemu.size(source.disk(disk))
+            call.progress(scanned, total, f"disk {disk} done, {moved} bytes of clusters moved so far")
         for gone in set(target.disks()) - set(disks):
             os.remove(target.disk(gone))
         call.check()

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::client::{CallError, Client, Launch};
 use super::errors::from_rpc;
 use crate::contract::{
-    Capabilities, Claimant, ForeignClaim, Inventory, OpOutcome, Platform, Provider, ProviderError, ProviderFuture,
-    ProviderOp, SiteInventory,
+    Capabilities, Claimant, ForeignClaim, Inventory, OpOutcome, OpProgress, Platform, ProgressSink, Provider,
+    ProviderError, ProviderFuture, ProviderOp, SiteInventory,
 };
 use crate::spec::ProviderKind;
 use crate::validate::Model;
@@ -86,6 +86,24 @@ impl PluginProvider {
     ) -> Result<R, ProviderError> {
         let client = &self.started().await?.client;
         client.call(method, params, timeout).await.map_err(|e| called(client, e))
+    }
+}
+
+impl PluginProvider {
+    /// A call a plugin may leave out (it cannot record owners): not implemented means none.
+    async fn optional<P: serde::Serialize, R: serde::de::DeserializeOwned + Default>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ProviderError> {
+        let client = &self.started().await?.client;
+        match client.call(method, params, QUICK).await {
+            Err(CallError::Rpc(e)) if e.code == rpc::code::METHOD_NOT_FOUND => {
+                tracing::debug!(target: "drplan::plugin", method, "not implemented by the plugin");
+                Ok(R::default())
+            }
+            result => result.map_err(|e| called(client, e)),
+        }
     }
 }
 
@@ -202,7 +220,7 @@ impl Provider for PluginProvider {
     fn execute<'a>(&'a self, op: &'a ProviderOp, cancel: CancellationToken) -> ProviderFuture<'a, OpOutcome> {
         // Without a journal id (a direct call), the operation is named by its content.
         let operation = format!("direct/{}", blake3::hash(serde_json::to_string(op).unwrap_or_default().as_bytes()));
-        Box::pin(async move { self.execute_as(&operation, op, cancel).await })
+        Box::pin(async move { self.execute_as(&operation, op, cancel, std::sync::Arc::new(|_| {})).await })
     }
 
     fn execute_as<'a>(
@@ -210,6 +228,7 @@ impl Provider for PluginProvider {
         operation: &'a str,
         op: &'a ProviderOp,
         cancel: CancellationToken,
+        progress: ProgressSink,
     ) -> ProviderFuture<'a, OpOutcome> {
         Box::pin(async move {
             let client = &self.started().await?.client;
@@ -219,15 +238,15 @@ impl Provider for PluginProvider {
             }
             let params = ExecuteParams { operation: operation.to_string(), op: op.clone() };
             let (id, answer) = client.send(method::EXECUTE, &params).map_err(|e| called(client, e))?;
-            let (progress, mut updates) = tokio::sync::mpsc::unbounded_channel();
-            client.watch(operation, progress);
+            let (updates_tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+            client.watch(operation, updates_tx);
             tokio::pin!(answer);
             let mut cancelled = false;
             let result = loop {
                 tokio::select! {
                     result = &mut answer => break result,
                     Some(update) = updates.recv() => {
-                        tracing::info!(target: "drplan::plugin", operation, bytes = update.bytes, total = update.total_bytes, message = update.message.as_deref(), "progress");
+                        progress(OpProgress { bytes: update.bytes, total_bytes: update.total_bytes, message: update.message });
                     }
                     // Asked once; the plugin stops at a safe point and answers `cancelled`.
                     _ = cancel.cancelled(), if !cancelled => {
@@ -255,10 +274,10 @@ impl Provider for PluginProvider {
     }
 
     fn claims<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, Vec<ForeignClaim>> {
-        Box::pin(async move { self.call(method::CLAIMS, &ClaimParams { me: me.clone() }, QUICK).await })
+        Box::pin(async move { self.optional(method::CLAIMS, &ClaimParams { me: me.clone() }).await })
     }
 
     fn claim<'a>(&'a self, me: &'a Claimant) -> ProviderFuture<'a, ()> {
-        Box::pin(async move { self.call(method::CLAIM, &ClaimParams { me: me.clone() }, QUICK).await })
+        Box::pin(async move { self.optional(method::CLAIM, &ClaimParams { me: me.clone() }).await })
     }
 }

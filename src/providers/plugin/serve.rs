@@ -103,6 +103,23 @@ impl Server {
         }
     }
 
+    /// The served provider's progress, as `$/progress` notifications of `operation`.
+    fn progress_of(&self, operation: &str) -> crate::contract::ProgressSink {
+        let (out, operation) = (self.out.clone(), operation.to_string());
+        Arc::new(move |p: crate::contract::OpProgress| {
+            let params = rpc::ProgressParams {
+                operation: operation.clone(),
+                bytes: p.bytes,
+                total_bytes: p.total_bytes,
+                message: p.message,
+            };
+            let message = Message::notification(method::PROGRESS, serde_json::to_value(params).unwrap_or_default());
+            if let Ok(line) = serde_json::to_string(&message) {
+                let _ = out.send(line);
+            }
+        })
+    }
+
     fn provider(&self) -> Result<Arc<dyn Provider>, RpcError> {
         let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
         served.provider.clone().ok_or_else(|| not_ready("open a plan (or create a test estate) first"))
@@ -123,7 +140,13 @@ impl Server {
             method::EXECUTE => {
                 let params: ExecuteParams = parse(params)?;
                 let provider = self.provider()?;
-                reply(provider.execute_as(&params.operation, &params.op, token).await.map_err(|e| to_rpc(&e))?)
+                let progress = self.progress_of(&params.operation);
+                reply(
+                    provider
+                        .execute_as(&params.operation, &params.op, token, progress)
+                        .await
+                        .map_err(|e| to_rpc(&e))?,
+                )
             }
             method::FLUSH => reply(self.provider()?.flush().await.map_err(|e| to_rpc(&e))?),
             method::CLAIMS => {
