@@ -45,6 +45,15 @@ pub mod method {
     pub const TEST_CONTENT: &str = "test/content";
 }
 
+/// Parameters and results stay raw JSON text until their reader knows the type: a large
+/// inventory is parsed once, straight into its type, never into a tree of values first.
+pub type Raw = Box<serde_json::value::RawValue>;
+
+/// `value` as raw JSON text.
+pub fn raw<T: Serialize + ?Sized>(value: &T) -> Result<Raw, serde_json::Error> {
+    serde_json::value::to_raw_value(value)
+}
+
 /// Any message on the wire. Requests have a method and an id; responses an id and a result or
 /// an error; notifications a method and no id.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,15 +64,15 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<Value>,
+    pub params: Option<Raw>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<Raw>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RpcError>,
 }
 
 impl Message {
-    pub fn request(id: u64, method: &str, params: Value) -> Message {
+    pub fn request(id: u64, method: &str, params: Raw) -> Message {
         Message {
             jsonrpc: "2.0".into(),
             id: Some(id.into()),
@@ -73,11 +82,11 @@ impl Message {
         }
     }
 
-    pub fn notification(method: &str, params: Value) -> Message {
+    pub fn notification(method: &str, params: Raw) -> Message {
         Message { jsonrpc: "2.0".into(), method: Some(method.into()), params: Some(params), ..Default::default() }
     }
 
-    pub fn response(id: Value, result: Result<Value, RpcError>) -> Message {
+    pub fn response(id: Value, result: Result<Raw, RpcError>) -> Message {
         let (result, error) = match result {
             Ok(value) => (Some(value), None),
             Err(error) => (None, Some(error)),

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drplan_protocol::rpc::{self, Message, ProgressParams, RpcError};
+use drplan_protocol::rpc::{self, Message, ProgressParams, Raw, RpcError, code};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
@@ -24,7 +23,7 @@ const MAX_LINE: usize = 256 * 1024 * 1024;
 /// Lines of the plugin's stderr kept for diagnostics.
 const STDERR_KEPT: usize = 20;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Raw, RpcError>>>>>;
 
 /// How to start a plugin, and what to call it in messages.
 #[derive(Debug, Clone)]
@@ -105,7 +104,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<R, CallError> {
         let (id, answer) = self.send(method, params)?;
-        let value = match tokio::time::timeout(timeout, answer).await {
+        let raw = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(Ok(value))) => value,
             Ok(Ok(Err(error))) => return Err(CallError::Rpc(error)),
             Ok(Err(_)) => return Err(CallError::Plugin(self.death())),
@@ -117,7 +116,7 @@ impl Client {
                 ))));
             }
         };
-        serde_json::from_value(value).map_err(|e| {
+        serde_json::from_str(raw.get()).map_err(|e| {
             CallError::Plugin(self.broken(&format!("answered `{method}` with a result drplan cannot read: {e}")))
         })
     }
@@ -127,13 +126,12 @@ impl Client {
         &self,
         method: &str,
         params: &P,
-    ) -> Result<(u64, oneshot::Receiver<Result<Value, RpcError>>), CallError> {
+    ) -> Result<(u64, oneshot::Receiver<Result<Raw, RpcError>>), CallError> {
         if self.dead.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
             return Err(CallError::Plugin(self.death()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let params =
-            serde_json::to_value(params).map_err(|e| CallError::Plugin(ProviderError::failed(e.to_string())))?;
+        let params = rpc::raw(params).map_err(|e| CallError::Plugin(ProviderError::failed(e.to_string())))?;
         let line = serde_json::to_string(&Message::request(id, method, params))
             .map_err(|e| CallError::Plugin(ProviderError::failed(e.to_string())))?;
         let (tx, rx) = oneshot::channel();
@@ -145,7 +143,7 @@ impl Client {
 
     /// Send a notification (no answer).
     pub fn notify<P: Serialize>(&self, method: &str, params: &P) {
-        if let Ok(params) = serde_json::to_value(params) {
+        if let Ok(params) = rpc::raw(params) {
             self.post(Message::notification(method, params));
         }
     }
@@ -162,8 +160,10 @@ impl Client {
     /// Ask the plugin to shut down and exit; stop it if it does not within `grace`.
     pub fn close(&self, grace: Duration) {
         // Id 0 is never a caller's: its answer is dropped.
-        self.post(Message::request(0, rpc::method::SHUTDOWN, Value::Null));
-        self.notify(rpc::method::EXIT, &Value::Null);
+        if let Ok(null) = rpc::raw(&()) {
+            self.post(Message::request(0, rpc::method::SHUTDOWN, null));
+        }
+        self.notify(rpc::method::EXIT, &());
         if let Some(pid) = self.pid {
             // A thread, not a task: this may run while the runtime winds down.
             std::thread::spawn(move || stop_after(pid, grace));
@@ -256,16 +256,30 @@ pub enum CallError {
 }
 
 fn spawn_writer(stdin: tokio::process::ChildStdin) -> mpsc::UnboundedSender<String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut sink = FramedWrite::new(stdin, LinesCodec::new());
-        while let Some(line) = rx.recv().await {
-            if sink.send(line).await.is_err() {
-                break;
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(write_lines(FramedWrite::new(stdin, LinesCodec::new()), rx));
+    tx
+}
+
+/// Write lines as they come, flushing once for everything queued meanwhile: with many calls
+/// in flight, one write carries many messages.
+pub(super) async fn write_lines<W: tokio::io::AsyncWrite + Unpin>(
+    mut sink: FramedWrite<W, LinesCodec>,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(line) = lines.recv().await {
+        if sink.feed(line).await.is_err() {
+            return;
+        }
+        while let Ok(line) = lines.try_recv() {
+            if sink.feed(line).await.is_err() {
+                return;
             }
         }
-    });
-    tx
+        if SinkExt::<String>::flush(&mut sink).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// One line from the plugin: a response (to its caller) or a progress notification.
@@ -290,13 +304,15 @@ fn dispatch(
             let result = match (message.result, message.error) {
                 (_, Some(error)) => Err(error),
                 (Some(result), None) => Ok(result),
-                (None, None) => Ok(Value::Null),
+                (None, None) => {
+                    rpc::raw(&()).map_err(|e| RpcError { code: code::PARSE_ERROR, message: e.to_string(), data: None })
+                }
             };
             let _ = waiting.send(result);
             Ok(())
         }
         (None, Some(method)) if method == rpc::method::PROGRESS => {
-            if let Some(params) = message.params.and_then(|p| serde_json::from_value::<ProgressParams>(p).ok())
+            if let Some(params) = message.params.and_then(|p| serde_json::from_str::<ProgressParams>(p.get()).ok())
                 && let Some(tx) = progress.lock().unwrap_or_else(|e| e.into_inner()).get(&params.operation)
             {
                 let _ = tx.send(params);

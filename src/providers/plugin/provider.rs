@@ -257,7 +257,7 @@ impl Provider for PluginProvider {
             };
             client.unwatch(operation);
             match result {
-                Ok(Ok(value)) => serde_json::from_value(value).map_err(|e| {
+                Ok(Ok(raw)) => serde_json::from_str(raw.get()).map_err(|e| {
                     ProviderError::failed(format!(
                         "plugin `{}` answered `execute` with an outcome drplan cannot read: {e}",
                         client.name()

@@ -10,10 +10,9 @@ use drplan_protocol::rpc::{
     MachineParams, Message, OpenParams, OpenResult, ReachableParams, RpcError, code, method,
 };
 use drplan_protocol::{OpKind, ProviderOp, SyncMode};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 use tokio_util::sync::CancellationToken;
@@ -41,15 +40,9 @@ struct Server {
 
 /// Serve `kind` on stdin/stdout until `exit` or the end of stdin. Returns the exit code.
 pub async fn serve(kind: ProviderKind) -> u8 {
-    let (out, mut lines_out) = mpsc::unbounded_channel::<String>();
-    let writer = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(tokio::io::stdout(), LinesCodec::new());
-        while let Some(line) = lines_out.recv().await {
-            if sink.send(line).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (out, lines_out) = mpsc::unbounded_channel::<String>();
+    let writer =
+        tokio::spawn(super::client::write_lines(FramedWrite::new(tokio::io::stdout(), LinesCodec::new()), lines_out));
     let server = Arc::new(Server { kind, served: Mutex::default(), cancels: Mutex::default(), out });
     let mut input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(64 * 1024 * 1024));
     while let Some(line) = input.next().await {
@@ -58,7 +51,7 @@ pub async fn serve(kind: ProviderKind) -> u8 {
             Ok(message) => message,
             Err(e) => {
                 let error = RpcError { code: code::PARSE_ERROR, message: e.to_string(), data: None };
-                server.send(Message::response(Value::Null, Err(error)));
+                server.send(Message::response(serde_json::Value::Null, Err(error)));
                 continue;
             }
         };
@@ -72,7 +65,7 @@ pub async fn serve(kind: ProviderKind) -> u8 {
                 server.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), token.clone());
                 let (server, name) = (server.clone(), name.to_string());
                 tokio::spawn(async move {
-                    let result = server.handle(token, &name, message.params.unwrap_or(Value::Null)).await;
+                    let result = server.handle(token, &name, message.params).await;
                     server.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
                     server.send(Message::response(id, result));
                 });
@@ -96,8 +89,8 @@ impl Server {
         }
     }
 
-    fn cancel(&self, params: Option<Value>) {
-        let Some(params) = params.and_then(|p| serde_json::from_value::<rpc::CancelParams>(p).ok()) else { return };
+    fn cancel(&self, params: Option<rpc::Raw>) {
+        let Some(params) = params.and_then(|p| serde_json::from_str::<rpc::CancelParams>(p.get()).ok()) else { return };
         if let Some(token) = self.cancels.lock().unwrap_or_else(|e| e.into_inner()).get(&params.id.to_string()) {
             token.cancel();
         }
@@ -113,8 +106,9 @@ impl Server {
                 total_bytes: p.total_bytes,
                 message: p.message,
             };
-            let message = Message::notification(method::PROGRESS, serde_json::to_value(params).unwrap_or_default());
-            if let Ok(line) = serde_json::to_string(&message) {
+            if let Ok(params) = rpc::raw(&params)
+                && let Ok(line) = serde_json::to_string(&Message::notification(method::PROGRESS, params))
+            {
                 let _ = out.send(line);
             }
         })
@@ -130,7 +124,12 @@ impl Server {
         served.estate.clone().ok_or_else(|| not_ready("create a test estate first"))
     }
 
-    async fn handle(&self, token: CancellationToken, name: &str, params: Value) -> Result<Value, RpcError> {
+    async fn handle(
+        &self,
+        token: CancellationToken,
+        name: &str,
+        params: Option<rpc::Raw>,
+    ) -> Result<rpc::Raw, RpcError> {
         match name {
             method::INITIALIZE => reply(self.initialize(parse(params)?)?),
             method::OPEN => reply(self.open(parse(params)?)?),
@@ -285,16 +284,16 @@ fn example(kind: OpKind, machine: &str, from: &str, to: &str) -> ProviderOp {
     }
 }
 
-fn parse<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params).map_err(|e| RpcError {
+fn parse<T: DeserializeOwned>(params: Option<rpc::Raw>) -> Result<T, RpcError> {
+    serde_json::from_str(params.as_deref().map_or("null", |p| p.get())).map_err(|e| RpcError {
         code: code::INVALID_PARAMS,
         message: e.to_string(),
         data: None,
     })
 }
 
-fn reply<T: Serialize>(value: T) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|e| RpcError { code: code::PROVIDER_ERROR, message: e.to_string(), data: None })
+fn reply<T: Serialize>(value: T) -> Result<rpc::Raw, RpcError> {
+    rpc::raw(&value).map_err(|e| RpcError { code: code::PROVIDER_ERROR, message: e.to_string(), data: None })
 }
 
 fn not_ready(message: &str) -> RpcError {
