@@ -345,10 +345,8 @@ class Estate:
         out = {}
         for machine in params.get("machines") or list(self.machines):
             size = 0
-            for site in self.sites:
-                copy = self.copy(machine, site) if self.reachable(site) else None
-                if copy and copy.exists():
-                    size = max(size, sum(self.qemu.size(copy.disk(d)) for d in copy.disks()))
+            for _, copy in self.copies(machine):
+                size = max(size, sum(self.qemu.size(copy.disk(d)) for d in copy.disks()))
             copy_ms = 100 + size // 400_000  # about 400 MB/s on a local disk
             out[machine] = {"enable-protection": copy_ms, "take-point": 200 + copy_ms // 10, "shutdown": 1000,
                             "start": 2000, "sync": 200 + copy_ms // 10, "failover": 300, "commit": copy_ms,
@@ -380,17 +378,20 @@ class Estate:
         with self.lock:
             return self.locks.setdefault(machine, threading.Lock())
 
+    def copies(self, machine):
+        """The machine's copies at the sites that can be reached: (site, copy)."""
+        for site in self.sites:
+            if self.reachable(site):
+                copy = self.copy(machine, site)
+                if copy.exists():
+                    yield site, copy
+
     def active(self, machine):
         """The site of the live copy: the newest live one, or the source a replica names when
         that source is dark."""
         best = None
         replica_from = None
-        for site in self.sites:
-            if not self.reachable(site):
-                continue
-            copy = self.copy(machine, site)
-            if not copy.exists():
-                continue
+        for site, copy in self.copies(machine):
             if copy.state["role"] == "live" and (best is None or copy.state["generation"] > best[1]):
                 best = (site, copy.state["generation"])
             if copy.state["role"] == "replica" and not self.reachable(copy.state["from"]):
@@ -415,12 +416,7 @@ class Estate:
     def machine_inventory(self, machine):
         out = {"active_site": self.active(machine), "copies": {}, "replication": None, "points": [],
                "commit_pending": False, "test_copies": []}
-        for site in self.sites:
-            if not self.reachable(site):
-                continue
-            copy = self.copy(machine, site)
-            if not copy.exists():
-                continue
+        for site, copy in self.copies(machine):
             s = copy.state
             out["copies"][site] = {
                 "power": s.get("power", "off"), "consistent": s.get("consistent", True), "nics": s.get("nics", []),
@@ -805,10 +801,8 @@ class Estate:
     def foreign(self, me):
         found = []
         for machine in self.machines:
-            for site in self.sites:
-                if not self.reachable(site):
-                    continue
-                owner = read_json(self.copy(machine, site).file("owner.json"))
+            for _, copy in self.copies(machine):
+                owner = read_json(copy.file("owner.json"))
                 if owner and (owner["owner"]["lineage"], owner["owner"]["state"]) != (me["lineage"], me["state"]):
                     found.append({"machine": machine, "owner": owner["owner"], "since": owner["since"]})
                     break
@@ -826,11 +820,8 @@ class Estate:
                                 f"(state at {first['owner']['state']})",
                        hint="one machine, one plan: remove it from the other plan first")
         for machine in self.machines:
-            for site in self.sites:
-                copy = self.copy(machine, site)
-                if self.reachable(site) and copy.exists():
-                    os.makedirs(copy.dir, exist_ok=True)
-                    write_json(copy.file("owner.json"), {"owner": me, "since": iso(now())})
+            for _, copy in self.copies(machine):
+                write_json(copy.file("owner.json"), {"owner": me, "since": iso(now())})
         return None
 
     # -- the conformance kit's hands on its own estate -------------------------------------------------
