@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Format, Ui, exit};
-use crate::contract::suite;
+use crate::contract::suite::{self, Fixture};
 use crate::providers::plugin::Launch;
 use crate::providers::plugin::fixture::PluginFixture;
 use crate::spec::ProviderKind;
@@ -62,7 +62,7 @@ pub async fn run(args: Args, _ui: Ui) -> u8 {
             let fixture = PluginFixture { launch };
             let results = suite::run(&fixture, only.as_deref()).await;
             match format {
-                Format::Human => out!("{}", suite::table(&fixture.launch.argv.join(" "), &results)),
+                Format::Human => out!("{}", suite::table(&fixture.name(), &results)),
                 Format::Json => super::output::json(&results),
             }
             if !results.is_empty() && results.iter().all(|r| r.passed) { exit::OK } else { exit::ERROR }

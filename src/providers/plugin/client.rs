@@ -172,9 +172,7 @@ impl Client {
 
     /// Send a message nobody waits an answer for.
     fn post(&self, message: Message) {
-        if let Ok(line) = serde_json::to_string(&message) {
-            let _ = self.out.send(line);
-        }
+        queue(&self.out, &message);
     }
 
     /// The error for a plugin that stopped answering, with its last call and stderr.
@@ -259,6 +257,14 @@ fn spawn_writer(stdin: tokio::process::ChildStdin) -> mpsc::UnboundedSender<Stri
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(write_lines(FramedWrite::new(stdin, LinesCodec::new()), rx));
     tx
+}
+
+/// Queue `message` for the writer, as one line. One that cannot be written is dropped: nobody
+/// waits on it (a notification), or the other side is gone.
+pub(super) fn queue(out: &mpsc::UnboundedSender<String>, message: &Message) {
+    if let Ok(line) = serde_json::to_string(message) {
+        let _ = out.send(line);
+    }
 }
 
 /// Write lines as they come, flushing once for everything queued meanwhile: with many calls

@@ -87,9 +87,7 @@ impl PluginProvider {
         let client = &self.started().await?.client;
         client.call(method, params, timeout).await.map_err(|e| called(client, e))
     }
-}
 
-impl PluginProvider {
     /// A call a plugin may leave out (it cannot record owners): not implemented means none.
     async fn optional<P: serde::Serialize, R: serde::de::DeserializeOwned + Default>(
         &self,

@@ -84,9 +84,7 @@ pub async fn serve(kind: ProviderKind) -> u8 {
 
 impl Server {
     fn send(&self, message: Message) {
-        if let Ok(line) = serde_json::to_string(&message) {
-            let _ = self.out.send(line);
-        }
+        super::client::queue(&self.out, &message);
     }
 
     fn cancel(&self, params: Option<rpc::Raw>) {
@@ -106,10 +104,8 @@ impl Server {
                 total_bytes: p.total_bytes,
                 message: p.message,
             };
-            if let Ok(params) = rpc::raw(&params)
-                && let Ok(line) = serde_json::to_string(&Message::notification(method::PROGRESS, params))
-            {
-                let _ = out.send(line);
+            if let Ok(params) = rpc::raw(&params) {
+                super::client::queue(&out, &Message::notification(method::PROGRESS, params));
             }
         })
     }
