@@ -18,7 +18,8 @@ use drplan::state::{FileStore, StateStore};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{build_plan, failover_estate, median, validate};
+use drplan::validate::Model;
+use support::{Estate, build_plan, failover_estate, median, validate};
 
 const RUNS: usize = 3;
 const ROUND_TRIPS: usize = 5_000;
@@ -76,15 +77,7 @@ fn run_child(variant: &str, machines: usize, time_scale: f64) -> (Duration, u64)
 /// Apply the planned failover once and print `wall_us peak_rss_kib`.
 fn child(variant: &str, machines: usize, time_scale: f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let estate = failover_estate(machines, machines / 100, time_scale);
-    let text = match variant {
-        "plugin" => estate
-            .text
-            .replace("provider: sim,", &format!("provider: served, plugin: [{}, provider, serve, sim],", drplan_bin())),
-        _ => estate.text.clone(),
-    };
-    std::fs::write(&estate.path, &text).unwrap();
-    let model = validate(&estate.path, &text);
+    let (estate, model) = estate_for(variant, machines, machines / 100, time_scale);
     let start = Instant::now();
     let (provider, plan) = build_plan(&runtime, &estate.path, &model, 200);
     let plan = Arc::new(plan);
@@ -115,16 +108,7 @@ fn round_trips() {
     println!("| call | median | p99 |");
     println!("|---|---|---|");
     for variant in ["in-process", "plugin"] {
-        let estate = failover_estate(100, 2, 0.0);
-        let text = match variant {
-            "plugin" => estate.text.replace(
-                "provider: sim,",
-                &format!("provider: served, plugin: [{}, provider, serve, sim],", drplan_bin()),
-            ),
-            _ => estate.text.clone(),
-        };
-        std::fs::write(&estate.path, &text).unwrap();
-        let model = validate(&estate.path, &text);
+        let (_estate, model) = estate_for(variant, 100, 2, 0.0);
         let provider = drplan::providers::open(&model).unwrap();
         runtime.block_on(provider.inventory()).unwrap();
         let mut samples: Vec<Duration> = (0..ROUND_TRIPS)
@@ -144,8 +128,17 @@ fn round_trips() {
     }
 }
 
-fn drplan_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_drplan")
+/// The generated failover estate, its sites driven in-process (`in-process`) or by the sim
+/// served over the protocol (`plugin`), and its validated model.
+fn estate_for(variant: &str, machines: usize, groups: usize, time_scale: f64) -> (Estate, Model) {
+    let mut estate = failover_estate(machines, groups, time_scale);
+    if variant == "plugin" {
+        let plugin = format!("provider: served, plugin: [{}, provider, serve, sim],", env!("CARGO_BIN_EXE_drplan"));
+        estate.text = estate.text.replace("provider: sim,", &plugin);
+        std::fs::write(&estate.path, &estate.text).unwrap();
+    }
+    let model = validate(&estate.path, &estate.text);
+    (estate, model)
 }
 
 /// This process's peak resident memory (VmHWM), in KiB.
