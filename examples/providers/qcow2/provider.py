@@ -571,19 +571,28 @@ class Estate:
         self.need(src, dst)
         source = self.live(machine, src)
         target = self.copy(machine, dst)
-        if target.exists() and target.state.get("protected") and target.state.get("from") == src \
-                and target.state.get("consistent", True):
+        if self.replicates(target, src):
             return done(f"{machine} already replicates {src} → {dst}")
         if target.exists() and target.state["role"] == "live" and self.active(machine) == dst:
             raise Fail("failed", f"`{machine}` is live at `{dst}`; it cannot be a replica there")
         shutil.rmtree(target.dir, ignore_errors=True)
         target.state = {"role": "replica", "from": src, "protected": True, "points": [], "power": "off",
                         "nics": [], "source_generation": source.state["generation"]}
-        moved = self.transfer(source, target, True, call)
-        point = self.freeze(target, call)
-        source.state["replicating_to"] = dst
-        source.save()
+        moved, point = self.protect(source, target, True, call)
         return outcome(f"replicated {moved} bytes {src} → {dst}; point {point}", bytes_transferred=moved, point=point)
+
+    def replicates(self, target, source):
+        """The copy is a consistent replica of `source` under protection."""
+        return target.exists() and target.state.get("protected") and target.state.get("from") == source \
+            and target.state.get("consistent", True)
+
+    def protect(self, source, target, full, call):
+        """Replicate into the target (set up as a replica) and record its first point: (bytes, point)."""
+        moved = self.transfer(source, target, full, call)
+        point = self.freeze(target, call)
+        source.state["replicating_to"] = target.site
+        source.save()
+        return moved, point
 
     def op_take_point(self, call, machine, **op):
         src, dst = op["from"], op["to"]
@@ -746,25 +755,23 @@ class Estate:
         if source.state.get("commit_pending"):
             raise Fail("failed", f"the failover of `{machine}` is not committed", hint="commit it first")
         target = self.copy(machine, dst)
-        if target.exists() and target.state.get("protected") and target.state.get("from") == src \
-                and target.state.get("consistent", True):
+        if self.replicates(target, src):
             return done(f"{machine} already replicates {src} → {dst}")
         if not target.exists():
             target.state = {}
-        for name in os.listdir(target.dir) if os.path.isdir(target.dir) else []:
-            if "@p" in name:  # points of an older protection: this one starts its own
-                os.remove(target.file(name))
-        target.state.update(role="replica", protected=True, points=[], power="off", nics=[],
-                            source_generation=source.state["generation"], **{"from": src})
-        target.state.pop("commit_pending", None)
+        # The old copy's disks standalone first (they may be layered on its points), then the
+        # points of an older protection go: this one starts its own.
         for disk in target.disks():
             if self.qemu.info(target.disk(disk)).get("backing-filename"):
                 self.flatten(target)
                 break
-        moved = self.transfer(source, target, False, call)
-        point = self.freeze(target, call)
-        source.state["replicating_to"] = dst
-        source.save()
+        for name in os.listdir(target.dir) if os.path.isdir(target.dir) else []:
+            if "@p" in name:
+                os.remove(target.file(name))
+        target.state.update(role="replica", protected=True, points=[], power="off", nics=[],
+                            source_generation=source.state["generation"], **{"from": src})
+        target.state.pop("commit_pending", None)
+        moved, point = self.protect(source, target, False, call)
         return outcome(f"reprotected {src} → {dst}: {moved} bytes of changed clusters", bytes_transferred=moved,
                        point=point)
 
