@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use drplan_plugin::{queue, write_lines};
 use drplan_protocol::rpc::{self, Message, ProgressParams, Raw, RpcError, code};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -257,35 +258,6 @@ fn spawn_writer(stdin: tokio::process::ChildStdin) -> mpsc::UnboundedSender<Stri
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(write_lines(FramedWrite::new(stdin, LinesCodec::new()), rx));
     tx
-}
-
-/// Queue `message` for the writer, as one line. One that cannot be written is dropped: nobody
-/// waits on it (a notification), or the other side is gone.
-pub(super) fn queue(out: &mpsc::UnboundedSender<String>, message: &Message) {
-    if let Ok(line) = serde_json::to_string(message) {
-        let _ = out.send(line);
-    }
-}
-
-/// Write lines as they come, flushing once for everything queued meanwhile: with many calls
-/// in flight, one write carries many messages.
-pub(super) async fn write_lines<W: tokio::io::AsyncWrite + Unpin>(
-    mut sink: FramedWrite<W, LinesCodec>,
-    mut lines: mpsc::UnboundedReceiver<String>,
-) {
-    while let Some(line) = lines.recv().await {
-        if sink.feed(line).await.is_err() {
-            return;
-        }
-        while let Ok(line) = lines.try_recv() {
-            if sink.feed(line).await.is_err() {
-                return;
-            }
-        }
-        if SinkExt::<String>::flush(&mut sink).await.is_err() {
-            return;
-        }
-    }
 }
 
 /// One line from the plugin: a response (to its caller) or a progress notification.
