@@ -1,0 +1,129 @@
+//! `qemu-img` for images nobody has open: create, layer, compare, merge, measure. Arguments
+//! are passed as a list (never through a shell).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::errors::{Answer, failed, setup};
+
+#[derive(Debug, Clone)]
+pub struct QemuImg {
+    pub program: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImageInfo {
+    #[serde(rename = "virtual-size")]
+    pub virtual_size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Extent {
+    length: u64,
+    depth: u64,
+    data: bool,
+}
+
+impl QemuImg {
+    /// Run with `args`; exit codes in `ok` succeed. Returns stdout.
+    pub async fn run(&self, args: &[&str], ok: &[i32]) -> Answer<(i32, String)> {
+        let output = tokio::process::Command::new(&self.program).args(args).output().await.map_err(|e| {
+            setup(
+                format!("`{}` could not be run: {e}", self.program.display()),
+                "install qemu-utils, or set the site's `qemu_img` setting",
+            )
+        })?;
+        let code = output.status.code().unwrap_or(-1);
+        if !ok.contains(&code) {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(failed(format!("qemu-img {} failed: {}", args[0], stderr.trim())));
+        }
+        Ok((code, String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    pub async fn info(&self, image: &Path) -> Answer<ImageInfo> {
+        let (_, out) = self.run(&["info", "-U", "--output=json", &text(image)], &[0]).await?;
+        serde_json::from_str(&out).map_err(|e| failed(format!("qemu-img info of {}: {e}", image.display())))
+    }
+
+    pub async fn size(&self, image: &Path) -> Answer<u64> {
+        Ok(self.info(image).await?.virtual_size)
+    }
+
+    /// Bytes of guest data the image itself holds (not its backing files).
+    pub async fn own_bytes(&self, image: &Path) -> Answer<u64> {
+        let (_, out) = self.run(&["map", "--output=json", &text(image)], &[0]).await?;
+        let extents: Vec<Extent> =
+            serde_json::from_str(&out).map_err(|e| failed(format!("qemu-img map of {}: {e}", image.display())))?;
+        Ok(extents.iter().filter(|e| e.depth == 0 && e.data).map(|e| e.length).sum())
+    }
+
+    pub async fn create(&self, image: &Path, size: u64) -> Answer<()> {
+        self.run(&["create", "-q", "-f", "qcow2", &text(image), &size.to_string()], &[0]).await.map(drop)
+    }
+
+    /// An empty image layered on `backing`, named relative to it (both are in one folder, so
+    /// the chain survives moving the site).
+    pub async fn overlay(&self, image: &Path, backing: &Path) -> Answer<()> {
+        let name = backing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.run(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &name, &text(image)], &[0]).await.map(drop)
+    }
+
+    /// Whether two images show the guest the same data.
+    pub async fn same(&self, a: &Path, b: &Path) -> Answer<bool> {
+        Ok(self.run(&["compare", "-q", &text(a), &text(b)], &[0, 1]).await?.0 == 0)
+    }
+
+    /// Safe rebase: the image keeps showing the same data on its new backing (`None`: none).
+    pub async fn rebase(&self, image: &Path, backing: Option<&Path>) -> Answer<()> {
+        let name = backing.and_then(|b| b.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let mut args = vec!["rebase", "-q", "-f", "qcow2"];
+        if name.is_some() {
+            args.extend(["-F", "qcow2"]);
+        }
+        let image = text(image);
+        args.extend(["-b", name.as_deref().unwrap_or(""), &image]);
+        self.run(&args, &[0]).await.map(drop)
+    }
+
+    /// Write the image's own clusters into its backing file.
+    pub async fn commit(&self, image: &Path) -> Answer<()> {
+        self.run(&["commit", "-q", "-f", "qcow2", &text(image)], &[0]).await.map(drop)
+    }
+
+    pub async fn resize(&self, image: &Path, size: u64) -> Answer<()> {
+        self.run(&["resize", "-q", &text(image), &size.to_string()], &[0]).await.map(drop)
+    }
+
+    /// Add a persistent dirty bitmap to an image nobody has open.
+    pub async fn add_bitmap(&self, image: &Path, name: &str) -> Answer<()> {
+        self.run(&["bitmap", "--add", &text(image), name], &[0]).await.map(drop)
+    }
+
+    pub async fn remove_bitmap(&self, image: &Path, name: &str) -> Answer<()> {
+        self.run(&["bitmap", "--remove", &text(image), name], &[0]).await.map(drop)
+    }
+
+    /// The persistent bitmaps of an image: (name, usable). A bitmap of a VM that was killed
+    /// is marked in use and no longer usable.
+    pub async fn bitmaps(&self, image: &Path) -> Answer<Vec<(String, bool)>> {
+        let (_, out) = self.run(&["info", "-U", "--output=json", &text(image)], &[0]).await?;
+        let value: serde_json::Value = serde_json::from_str(&out).map_err(|e| failed(e.to_string()))?;
+        let list =
+            value.pointer("/format-specific/data/bitmaps").and_then(|b| b.as_array()).cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|b| {
+                let name = b.get("name")?.as_str()?.to_string();
+                let flags: Vec<&str> =
+                    b.get("flags")?.as_array()?.iter().filter_map(|f| f.as_str()).collect::<Vec<_>>();
+                Some((name, !flags.contains(&"in-use")))
+            })
+            .collect())
+    }
+}
+
+pub fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

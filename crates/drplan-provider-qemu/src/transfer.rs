@@ -1,0 +1,473 @@
+//! Moving a machine's data between sites, and its recovery points.
+//!
+//! The source's writes are tracked by a persistent dirty bitmap per target site
+//! (`drplan.SITE.G`). A transfer adds generation G+1 and starts a backup job of the blocks
+//! G marks, atomically (one QMP transaction); G is never cleared by the job, so a transfer
+//! that dies midway is simply done again from G. Only when the target records G+1 is G
+//! removed. Without a usable bitmap (a first transfer, a VM that was killed) the transfer
+//! compares the images (the source is off) or copies the whole disk (it runs).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use drplan_plugin::Call;
+use serde_json::{Value, json};
+
+use crate::copy::{Copy, LastSync, Point};
+use crate::errors::{Answer, cancelled, failed, io};
+use crate::img::QemuImg;
+use crate::qmp::Qmp;
+use crate::vm::{Hardware, Helper, Instance, Qemu, node_json};
+
+/// How one disk reaches the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    /// The blocks bitmap generation G marks, into the target's head.
+    Incremental(u64),
+    /// The source is off and there is no bitmap: only the clusters where the images differ.
+    Compare,
+    /// Everything, into a new image.
+    Full,
+}
+
+pub struct Mover<'a> {
+    pub img: &'a QemuImg,
+    pub qemu: &'a Qemu,
+}
+
+/// Where the source's disks are open for backup jobs: its running VM or a helper.
+struct Access {
+    qmp: Qmp,
+    helper: Option<Helper>,
+}
+
+impl Mover<'_> {
+    /// Bring the target's disks to the source's data. The target is marked inconsistent
+    /// before the first byte and consistent after the last. Returns the bytes moved.
+    pub async fn transfer(&self, source: &Copy, target: &mut Copy, full: bool, call: &Call) -> Answer<u64> {
+        let vm = Instance { folder: source.dir.clone(), instance: "vm".into(), label: String::new() };
+        let running = vm.running().await;
+        target.state_mut().consistent = false;
+        target.save()?;
+        copy_hardware(&source.dir, &target.dir)?;
+        let disks = source.heads()?;
+        let mut access = match running {
+            true => {
+                Some(Access { qmp: Qmp::connect_within(&vm.socket(), Duration::from_secs(5)).await?, helper: None })
+            }
+            false => None,
+        };
+        let result = self.transfer_disks(&disks, running, &mut access, target, full, call).await;
+        if let Some(Access { qmp, helper: Some(helper) }) = access {
+            helper.close(qmp).await;
+        }
+        let moved = result?;
+        for gone in target.disks()?.into_iter().filter(|d| !disks.iter().any(|(n, _)| n == d)) {
+            let path = target.disk(&gone, "");
+            std::fs::remove_file(&path).map_err(|e| io("cannot remove", &path, e))?;
+            target.state_mut().bitmaps.remove(&gone);
+        }
+        let state = target.state_mut();
+        state.consistent = true;
+        // What a lossless failover needs to know when the source has gone dark since.
+        state.last_sync = Some(LastSync { final_sync: !running, time: SystemTime::now() });
+        target.save()?;
+        Ok(moved)
+    }
+
+    async fn transfer_disks(
+        &self,
+        disks: &[(String, PathBuf)],
+        running: bool,
+        access: &mut Option<Access>,
+        target: &mut Copy,
+        full: bool,
+        call: &Call,
+    ) -> Answer<u64> {
+        let prefix = format!("drplan.{}.", target.site);
+        let mut total = 0;
+        for (_, image) in disks {
+            total += self.img.size(image).await?;
+        }
+        // Strategies first: images compared offline before a helper opens them all.
+        let mut work = Vec::new();
+        for (disk, image) in disks {
+            let bitmaps = match (running, access.as_mut()) {
+                (true, Some(open)) => qmp_bitmaps(&mut open.qmp, disk).await?,
+                _ => self.img.bitmaps(image).await?,
+            };
+            let strategy = strategy(target, disk, &bitmaps, &prefix, full, running);
+            eprintln!("transfer of {disk} to {}: {strategy:?}", target.site);
+            work.push((disk, image, bitmaps, strategy));
+        }
+        work.sort_by_key(|(_, _, _, strategy)| *strategy != Strategy::Compare);
+        let (mut moved, mut scanned) = (0, 0);
+        for (disk, image, bitmaps, strategy) in work {
+            if call.is_cancelled() {
+                return Err(cancelled());
+            }
+            let next = format!(
+                "{prefix}{}",
+                bitmaps.iter().filter_map(|(n, _)| generation(n, &prefix)).max().unwrap_or(0) + 1
+            );
+            let stale: Vec<&String> = bitmaps
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| n.starts_with(&prefix) && Some(generation(n, &prefix)) != Some(strategy.generation()))
+                .collect();
+            moved += match strategy {
+                Strategy::Compare => {
+                    let n = self.copy_changes(image, &target.disk(disk, "")).await?;
+                    for name in &stale {
+                        self.img.remove_bitmap(image, name).await?;
+                    }
+                    self.img.add_bitmap(image, &next).await?;
+                    record(target, disk, &next, &prefix)?;
+                    n
+                }
+                Strategy::Incremental(_) | Strategy::Full => {
+                    if access.is_none() {
+                        let (helper, qmp) = Helper::open(self.qemu, &target_parent(image), disks).await?;
+                        *access = Some(Access { qmp, helper: Some(helper) });
+                    }
+                    let Some(open) = access.as_mut() else { return Err(failed("no block access")) };
+                    for name in &stale {
+                        remove_bitmap(&mut open.qmp, disk, name).await;
+                    }
+                    let n = match self.backup(open, disk, target, strategy, &prefix, &next, call).await {
+                        Ok(n) => n,
+                        Err(e) => {
+                            remove_bitmap(&mut open.qmp, disk, &next).await;
+                            return Err(e);
+                        }
+                    };
+                    if strategy == Strategy::Full {
+                        let (incoming, head) = (target.disk(disk, "@incoming"), target.disk(disk, ""));
+                        std::fs::rename(&incoming, &head).map_err(|e| io("cannot replace", &head, e))?;
+                    }
+                    // Recorded before the old generation goes: a crash in between leaves a
+                    // superset, never a gap.
+                    record(target, disk, &next, &prefix)?;
+                    if let Some(g) = strategy.generation() {
+                        remove_bitmap(&mut open.qmp, disk, &format!("{prefix}{g}")).await;
+                    }
+                    n
+                }
+            };
+            scanned += self.img.size(image).await?;
+            call.progress(Some(scanned), Some(total), Some(format!("disk {disk} done, {moved} bytes moved so far")));
+        }
+        Ok(moved)
+    }
+
+    /// One backup job of `disk` into the target (its head, or a new image for a full copy),
+    /// with bitmap `next` added in the same transaction. Returns the bytes moved.
+    #[allow(clippy::too_many_arguments)]
+    async fn backup(
+        &self,
+        access: &mut Access,
+        disk: &str,
+        target: &Copy,
+        strategy: Strategy,
+        prefix: &str,
+        next: &str,
+        call: &Call,
+    ) -> Answer<u64> {
+        let qmp = &mut access.qmp;
+        let (job, node) = (format!("drplan-{disk}"), format!("t-{disk}"));
+        leftover(qmp, &job, &node).await;
+        let (image, mut data) = match strategy {
+            Strategy::Incremental(g) => (
+                target.disk(disk, ""),
+                json!({ "sync": "bitmap", "bitmap": format!("{prefix}{g}"), "bitmap-mode": "never" }),
+            ),
+            _ => {
+                let incoming = target.disk(disk, "@incoming");
+                let _ = std::fs::remove_file(&incoming);
+                self.img.create(&incoming, qmp_size(qmp, disk).await?).await?;
+                (incoming, json!({ "sync": "full" }))
+            }
+        };
+        let mut target_node = node_json(&node, &image);
+        // Zeroes the source reads become zero clusters, not data, in the target.
+        target_node["detect-zeroes"] = json!("unmap");
+        target_node["discard"] = json!("unmap");
+        qmp.execute("blockdev-add", target_node).await?;
+        data["device"] = json!(format!("d-{disk}"));
+        data["target"] = json!(node);
+        data["job-id"] = json!(job);
+        let actions = json!([
+            { "type": "block-dirty-bitmap-add", "data": { "node": format!("d-{disk}"), "name": next, "persistent": true } },
+            { "type": "blockdev-backup", "data": data },
+        ]);
+        if let Err(e) = qmp.execute("transaction", json!({ "actions": actions })).await {
+            let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
+            return Err(e);
+        }
+        let outcome = wait_job(qmp, &job, call).await;
+        let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
+        let copied = outcome?;
+        match strategy {
+            // Guest data only: the zeroes of a new disk are not data.
+            Strategy::Full => self.img.own_bytes(&image).await,
+            _ => Ok(copied),
+        }
+    }
+
+    /// Only the clusters where source and head differ: an overlay on the source, rebased
+    /// onto the head, holds exactly those; committed into the head, they make it equal.
+    async fn copy_changes(&self, source: &Path, head: &Path) -> Answer<u64> {
+        let size = self.img.size(source).await?;
+        if self.img.size(head).await? < size {
+            self.img.resize(head, size).await?;
+        }
+        let delta = head.with_file_name(format!(
+            "{}@delta.qcow2",
+            head.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
+        let _ = std::fs::remove_file(&delta);
+        let absolute = std::fs::canonicalize(source).map_err(|e| io("cannot resolve", source, e))?;
+        self.img
+            .run(
+                &[
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    "qcow2",
+                    "-b",
+                    &absolute.to_string_lossy(),
+                    &delta.to_string_lossy(),
+                ],
+                &[0],
+            )
+            .await?;
+        self.img.rebase(&delta, Some(head)).await?;
+        let moved = self.img.own_bytes(&delta).await?;
+        if moved > 0 {
+            self.img.commit(&delta).await?;
+        }
+        std::fs::remove_file(&delta).map_err(|e| io("cannot remove", &delta, e))?;
+        Ok(moved)
+    }
+
+    /// The head becomes recovery point N and a new empty head is layered on it.
+    pub async fn freeze(&self, copy: &mut Copy, keep: usize) -> Answer<u64> {
+        let id = copy.newest_point().unwrap_or(0).max(copy.state().points.iter().map(|p| p.id).max().unwrap_or(0)) + 1;
+        for disk in copy.disks()? {
+            let (head, frozen) = (copy.disk(&disk, ""), copy.disk(&disk, &format!("@p{id}")));
+            std::fs::rename(&head, &frozen).map_err(|e| io("cannot freeze", &head, e))?;
+            self.img.overlay(&head, &frozen).await?;
+        }
+        copy.state_mut().points.push(Point { id, time: SystemTime::now() });
+        copy.save()?;
+        self.retain(copy, keep).await?;
+        Ok(id)
+    }
+
+    /// Keep `keep` points: the oldest is merged into the next. Not while a drill runs: its
+    /// copy reads the chain that a merge rewrites.
+    pub async fn retain(&self, copy: &mut Copy, keep: usize) -> Answer<()> {
+        while copy.state().points.len() > keep.max(1) && copy.state().drills.is_empty() {
+            let (oldest, next) = (copy.state().points[0].id, copy.state().points[1].id);
+            for disk in copy.disks()? {
+                // Rebased onto nothing: the next point takes in what it read from the oldest.
+                self.img.rebase(&copy.disk(&disk, &format!("@p{next}")), None).await?;
+                let old = copy.disk(&disk, &format!("@p{oldest}"));
+                std::fs::remove_file(&old).map_err(|e| io("cannot remove", &old, e))?;
+            }
+            copy.state_mut().points.remove(0);
+            copy.save()?;
+        }
+        Ok(())
+    }
+
+    /// Each disk standalone (its chain pulled into the head, which keeps its bitmaps), then
+    /// no points kept except drills'. A running VM's disks are streamed live, through QMP.
+    pub async fn flatten(&self, copy: &mut Copy, running: Option<PathBuf>) -> Answer<()> {
+        match running {
+            Some(socket) => {
+                let mut qmp = Qmp::connect_within(&socket, Duration::from_secs(5)).await?;
+                for disk in copy.disks()? {
+                    let job = format!("stream-{disk}");
+                    qmp.execute("block-stream", json!({ "job-id": job, "device": format!("d-{disk}") })).await?;
+                    wait_job(&mut qmp, &job, &Call::detached("flatten")).await?;
+                }
+            }
+            None => {
+                for disk in copy.disks()? {
+                    self.img.rebase(&copy.disk(&disk, ""), None).await?;
+                }
+            }
+        }
+        let used: Vec<u64> = copy.state().drills.values().map(|d| d.point).collect();
+        let gone: Vec<u64> = copy.state().points.iter().map(|p| p.id).filter(|id| !used.contains(id)).collect();
+        for disk in copy.disks()? {
+            for id in &gone {
+                let _ = std::fs::remove_file(copy.disk(&disk, &format!("@p{id}")));
+            }
+        }
+        copy.state_mut().points.retain(|p| used.contains(&p.id));
+        Ok(())
+    }
+
+    /// The head becomes an empty overlay on `point` (`None`: on the newest).
+    pub async fn head_on(&self, copy: &Copy, point: Option<u64>) -> Answer<()> {
+        let Some(point) = point.or(copy.newest_point()) else { return Ok(()) };
+        for disk in copy.disks()? {
+            let head = copy.disk(&disk, "");
+            std::fs::remove_file(&head).map_err(|e| io("cannot remove", &head, e))?;
+            self.img.overlay(&head, &copy.disk(&disk, &format!("@p{point}"))).await?;
+        }
+        Ok(())
+    }
+}
+
+fn strategy(
+    target: &Copy,
+    disk: &str,
+    bitmaps: &[(String, bool)],
+    prefix: &str,
+    full: bool,
+    running: bool,
+) -> Strategy {
+    if full || !target.disk(disk, "").exists() {
+        return Strategy::Full;
+    }
+    if let Some(g) = target.state.as_ref().and_then(|s| s.bitmaps.get(disk)) {
+        let name = format!("{prefix}{g}");
+        if bitmaps.iter().any(|(n, usable)| *n == name && *usable) {
+            return Strategy::Incremental(*g);
+        }
+    }
+    if running { Strategy::Full } else { Strategy::Compare }
+}
+
+impl Strategy {
+    /// The bitmap generation the transfer reads from.
+    fn generation(self) -> Option<u64> {
+        match self {
+            Strategy::Incremental(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+/// The target now equals the source as of bitmap `next`'s creation.
+fn record(target: &mut Copy, disk: &str, next: &str, prefix: &str) -> Answer<()> {
+    if let Some(g) = generation(next, prefix) {
+        target.state_mut().bitmaps.insert(disk.to_string(), g);
+    }
+    target.save()
+}
+
+/// The folder of a source image (where its helper's socket goes).
+fn target_parent(image: &Path) -> PathBuf {
+    image.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn generation(name: &str, prefix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
+async fn qmp_bitmaps(qmp: &mut Qmp, disk: &str) -> Answer<Vec<(String, bool)>> {
+    let nodes = qmp.execute("query-named-block-nodes", json!({ "flat": true })).await?;
+    let node = format!("d-{disk}");
+    let Some(found) = nodes.as_array().into_iter().flatten().find(|n| n["node-name"] == node.as_str()) else {
+        return Err(failed(format!("the VM has no disk `{disk}` open")));
+    };
+    Ok(found["dirty-bitmaps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            let usable = !b["inconsistent"].as_bool().unwrap_or(false) && !b["busy"].as_bool().unwrap_or(false);
+            Some((b["name"].as_str()?.to_string(), usable))
+        })
+        .collect())
+}
+
+async fn remove_bitmap(qmp: &mut Qmp, disk: &str, name: &str) {
+    let _ = qmp.execute("block-dirty-bitmap-remove", json!({ "node": format!("d-{disk}"), "name": name })).await;
+}
+
+/// A job or target node an interrupted transfer left in a running VM.
+async fn leftover(qmp: &mut Qmp, job: &str, node: &str) {
+    let jobs = qmp.execute("query-block-jobs", json!({})).await.unwrap_or(Value::Null);
+    if jobs.as_array().into_iter().flatten().any(|j| j["device"] == job) {
+        let _ = qmp.execute("block-job-cancel", json!({ "device": job, "force": true })).await;
+        let _ = qmp
+            .event(Duration::from_secs(30), |e| {
+                e["data"]["device"] == job
+                    && matches!(e["event"].as_str(), Some("BLOCK_JOB_CANCELLED" | "BLOCK_JOB_COMPLETED"))
+            })
+            .await;
+    }
+    let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
+}
+
+async fn qmp_size(qmp: &mut Qmp, disk: &str) -> Answer<u64> {
+    let nodes = qmp.execute("query-named-block-nodes", json!({ "flat": true })).await?;
+    let node = format!("d-{disk}");
+    nodes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["node-name"] == node.as_str())
+        .and_then(|n| n["image"]["virtual-size"].as_u64())
+        .ok_or_else(|| failed(format!("the size of disk `{disk}` is not known")))
+}
+
+/// Wait for the job, reporting its progress; cancel it when drplan asks.
+async fn wait_job(qmp: &mut Qmp, job: &str, call: &Call) -> Answer<u64> {
+    let done = |e: &Value| {
+        e["data"]["device"] == job && matches!(e["event"].as_str(), Some("BLOCK_JOB_COMPLETED" | "BLOCK_JOB_CANCELLED"))
+    };
+    let mut cancelling = false;
+    loop {
+        if let Some(event) = qmp.event(Duration::from_millis(500), done).await? {
+            if event["event"] == "BLOCK_JOB_CANCELLED" || cancelling {
+                return Err(cancelled());
+            }
+            if let Some(error) = event["data"]["error"].as_str() {
+                return Err(failed(format!("the backup job of {job} failed: {error}")));
+            }
+            return Ok(event["data"]["len"].as_u64().unwrap_or(0));
+        }
+        if call.is_cancelled() && !cancelling {
+            cancelling = true;
+            let _ = qmp.execute("block-job-cancel", json!({ "device": job, "force": true })).await;
+            continue;
+        }
+        let jobs = qmp.execute("query-jobs", json!({})).await?;
+        if let Some(j) = jobs.as_array().into_iter().flatten().find(|j| j["id"] == job) {
+            let (done, total) = (j["current-progress"].as_u64(), j["total-progress"].as_u64());
+            call.progress(done, total, Some(format!("backup of {job}")));
+        }
+    }
+}
+
+/// The machine's description and boot files go with its disks (small; copied when they
+/// differ).
+fn copy_hardware(from: &Path, to: &Path) -> Answer<()> {
+    std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
+    let hardware = Hardware::read(from)?;
+    let mut files: Vec<String> = hardware.boot_files().cloned().collect();
+    if from.join("machine.json").exists() {
+        files.push("machine.json".into());
+    }
+    for name in files {
+        let (source, target) = (crate::vm::inside(from, &name)?, crate::vm::inside(to, &name)?);
+        let same = std::fs::read(&target).ok().zip(std::fs::read(&source).ok()).is_some_and(|(a, b)| a == b);
+        if !same {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
+            }
+            let tmp = target.with_extension("incoming");
+            std::fs::copy(&source, &tmp).map_err(|e| io("cannot copy", &source, e))?;
+            std::fs::rename(&tmp, &target).map_err(|e| io("cannot replace", &target, e))?;
+        }
+    }
+    Ok(())
+}

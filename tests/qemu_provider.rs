@@ -1,0 +1,61 @@
+//! The QEMU provider (`crates/drplan-provider-qemu`) against the contract suite: real VMs
+//! (firmware only) started, replicated with dirty bitmaps and backup jobs over QMP, failed
+//! over and back. Needs qemu-system-x86_64, qemu-img and qemu-io (`.ci/run` installs them).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{drplan, have_tools};
+
+const TOOLS: &[&str] = &["qemu-system-x86_64", "qemu-img", "qemu-io"];
+
+/// The provider's binary, built by the cargo that runs this test (it is another package of
+/// the workspace, so cargo does not hand its path to this one).
+fn provider() -> PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "drplan-provider-qemu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building drplan-provider-qemu failed");
+    PathBuf::from(env!("CARGO_BIN_EXE_drplan")).with_file_name("drplan-provider-qemu")
+}
+
+#[test]
+fn the_qemu_provider_passes_the_contract_suite() {
+    if !have_tools(TOOLS) {
+        return;
+    }
+    let provider = provider();
+    let dir = tempfile::tempdir().unwrap();
+    // TCG: KVM is present on some CI machines but does not run guests reliably there.
+    let out = drplan(dir.path())
+        .args(["provider", "test", "--format", "json", "--", "env", "DRPLAN_QEMU_ACCEL=tcg"])
+        .arg(&provider)
+        .output()
+        .unwrap();
+    stop_kit_vms();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    assert!(!results.is_empty(), "the suite ran: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let failed: Vec<&serde_json::Value> = results.iter().filter(|r| r["passed"] != true).collect();
+    assert!(failed.is_empty(), "scenarios failed: {failed:#?}");
+    assert!(out.status.success());
+}
+
+/// The kit's VMs that outlived their plugin process (a known gap: a plugin stopped by signal
+/// cannot stop the daemonized VMs it started), so they do not outlive the test.
+fn stop_kit_vms() {
+    let Ok(processes) = std::fs::read_dir("/proc") else { return };
+    for entry in processes.filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("qemu-system-x86_64") && cmdline.contains("drplan-qemu-kit-") {
+            // SAFETY: a plain signal to a QEMU this test's kit started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
