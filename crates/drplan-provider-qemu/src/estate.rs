@@ -347,7 +347,7 @@ impl Config {
         let mut out = MachineInventory { active_site: active.clone(), ..Default::default() };
         for copy in self.copies(machine)? {
             let state = copy.state();
-            let vm = Instance { folder: copy.dir.clone(), instance: "vm".into(), label: String::new() };
+            let vm = Instance::vm(&copy.dir, String::new());
             let power = if vm.running().await { Power::On } else { Power::Off };
             let mut disks = Vec::new();
             for (name, image) in copy.heads()? {
@@ -381,8 +381,7 @@ impl Config {
                 out.points = point_list(&copy);
             }
             for drill in state.drills.keys() {
-                let instance =
-                    Instance { folder: copy.dir.clone(), instance: format!("drill-{drill}"), label: String::new() };
+                let instance = Instance::drill(&copy.dir, drill, String::new());
                 let power = if instance.running().await { Power::On } else { Power::Off };
                 out.test_copies.push(TestCopy { site: copy.site.clone(), drill: drill.clone(), power });
             }

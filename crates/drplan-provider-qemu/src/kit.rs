@@ -36,7 +36,7 @@ pub async fn create(machines: usize) -> Answer<Config> {
             config.img.create(&image, 16 << 20).await?;
             disks.push((disk.to_string(), image));
         }
-        let vm = Instance { folder: folder.clone(), instance: "vm".into(), label: format!("{name}@dc1") };
+        let vm = Instance::vm(&folder, format!("{name}@dc1"));
         vm.start(&config.qemu, &hardware, &disks, &[]).await?;
         write(&config, &name).await?;
     }
@@ -53,12 +53,7 @@ pub async fn write(config: &Config, machine: &str) -> Answer<()> {
     let site = config.active(machine)?.ok_or_else(|| failed(format!("`{machine}` has no live copy")))?;
     let copy = config.copy(machine, &site)?;
     let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
-    let vm = Instance { folder: copy.dir.clone(), instance: "vm".into(), label: String::new() };
-    let running = match vm.running().await {
-        true => Qmp::connect(&vm.socket()).await,
-        false => None,
-    };
-    let mut running = running;
+    let mut running = Qmp::connect(&Instance::vm(&copy.dir, String::new()).socket()).await;
     for (disk, image) in copy.heads()? {
         let size = config.img.size(&image).await?;
         let offset = (n * 3 * 65536) % (size - 65536);
@@ -102,8 +97,7 @@ fn dark(path: &std::path::Path) -> PathBuf {
 /// A digest of what the guest sees on each disk of the copy at `site`.
 pub async fn content(config: &Config, machine: &str, site: &str) -> Answer<String> {
     let copy = config.copy(machine, site)?;
-    let vm = Instance { folder: copy.dir.clone(), instance: "vm".into(), label: String::new() };
-    if let Some(mut qmp) = Qmp::connect(&vm.socket()).await {
+    if let Some(mut qmp) = Qmp::connect(&Instance::vm(&copy.dir, String::new()).socket()).await {
         // A running VM's caches reach its image files before they are read.
         for disk in copy.disks()? {
             let line = format!("qemu-io d-{disk} flush");

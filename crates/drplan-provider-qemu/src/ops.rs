@@ -20,7 +20,7 @@ fn done(summary: String) -> OpOutcome {
 }
 
 fn vm(copy: &Copy, machine: &str) -> Instance {
-    Instance { folder: copy.dir.clone(), instance: "vm".into(), label: format!("{machine}@{}", copy.site) }
+    Instance::vm(&copy.dir, format!("{machine}@{}", copy.site))
 }
 
 impl Config {
@@ -52,8 +52,13 @@ impl Config {
         target.state.as_ref().is_some_and(|s| s.protected && s.from.as_deref() == Some(source) && s.consistent)
     }
 
-    /// Replicate into the target (set up as a replica) and record its first point.
+    /// Make the target a new protected replica of `source` (keeping its replication records:
+    /// they say which of the source's bitmaps still describe it), replicate into it and
+    /// record its first point.
     async fn protect(&self, call: &Call, source: &Copy, target: &mut Copy) -> Answer<(u64, u64)> {
+        let bitmaps = target.state.as_ref().map(|s| s.bitmaps.clone()).unwrap_or_default();
+        let replica = CopyState::replica_of(&source.site, source.state().generation);
+        target.state = Some(CopyState { protected: true, bitmaps, ..replica });
         let moved = self.mover().transfer(source, target, false, call).await?;
         let point = self.mover().freeze(target, self.keep_points).await?;
         Ok((moved, point))
@@ -69,9 +74,6 @@ impl Config {
         if target.role() == Some(Role::Live) {
             return Err(failed(format!("`{machine}` is live at `{to}`; it cannot be a replica there")));
         }
-        let bitmaps = target.state.as_ref().map(|s| s.bitmaps.clone()).unwrap_or_default();
-        target.state =
-            Some(CopyState { protected: true, bitmaps, ..CopyState::replica_of(from, source.state().generation) });
         let (moved, point) = self.protect(call, &source, &mut target).await?;
         Ok(OpOutcome {
             bytes_transferred: Some(moved),
@@ -374,13 +376,6 @@ impl Config {
         // this one starts its own.
         if target.exists() {
             self.mover().flatten(&mut target, None).await?;
-            let bitmaps = target.state().bitmaps.clone();
-            target.state =
-                Some(CopyState { protected: true, bitmaps, ..CopyState::replica_of(from, source.state().generation) });
-            target.save()?;
-        } else {
-            target.state =
-                Some(CopyState { protected: true, ..CopyState::replica_of(from, source.state().generation) });
         }
         let (moved, point) = self.protect(call, &source, &mut target).await?;
         Ok(OpOutcome {
@@ -404,11 +399,7 @@ impl Config {
         if !copy.exists() {
             return Err(not_found(machine, site));
         }
-        let instance = Instance {
-            folder: copy.dir.clone(),
-            instance: format!("drill-{drill}"),
-            label: format!("{machine}@{site}-drill-{drill}"),
-        };
+        let instance = Instance::drill(&copy.dir, drill, format!("{machine}@{site}-drill-{drill}"));
         if copy.state().drills.contains_key(drill) && instance.running().await {
             return Ok(OpOutcome {
                 point: Some(point),
@@ -441,7 +432,7 @@ impl Config {
         if !copy.exists() || !copy.state().drills.contains_key(drill) {
             return Ok(done(format!("drill {drill} has no copy of {machine} at {site}")));
         }
-        let instance = Instance { folder: copy.dir.clone(), instance: format!("drill-{drill}"), label: String::new() };
+        let instance = Instance::drill(&copy.dir, drill, String::new());
         instance.quit().await;
         for disk in copy.disks()? {
             let overlay = copy.disk(&disk, &format!("@drill-{drill}"));

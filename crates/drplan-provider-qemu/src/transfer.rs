@@ -45,7 +45,7 @@ impl Mover<'_> {
     /// Bring the target's disks to the source's data. The target is marked inconsistent
     /// before the first byte and consistent after the last. Returns the bytes moved.
     pub async fn transfer(&self, source: &Copy, target: &mut Copy, full: bool, call: &Call) -> Answer<u64> {
-        let vm = Instance { folder: source.dir.clone(), instance: "vm".into(), label: String::new() };
+        let vm = Instance::vm(&source.dir, String::new());
         let running = vm.running().await;
         target.state_mut().consistent = false;
         target.save()?;
@@ -57,7 +57,7 @@ impl Mover<'_> {
             }
             false => None,
         };
-        let result = self.transfer_disks(&disks, running, &mut access, target, full, call).await;
+        let result = self.transfer_disks(&source.dir, &disks, running, &mut access, target, full, call).await;
         if let Some(Access { qmp, helper: Some(helper) }) = access {
             helper.close(qmp).await;
         }
@@ -75,8 +75,10 @@ impl Mover<'_> {
         Ok(moved)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn transfer_disks(
         &self,
+        source_dir: &Path,
         disks: &[(String, PathBuf)],
         running: bool,
         access: &mut Option<Access>,
@@ -85,24 +87,22 @@ impl Mover<'_> {
         call: &Call,
     ) -> Answer<u64> {
         let prefix = format!("drplan.{}.", target.site);
-        let mut total = 0;
-        for (_, image) in disks {
-            total += self.img.size(image).await?;
-        }
         // Strategies first: images compared offline before a helper opens them all.
         let mut work = Vec::new();
         for (disk, image) in disks {
+            let size = self.img.size(image).await?;
             let bitmaps = match (running, access.as_mut()) {
                 (true, Some(open)) => qmp_bitmaps(&mut open.qmp, disk).await?,
                 _ => self.img.bitmaps(image).await?,
             };
             let strategy = strategy(target, disk, &bitmaps, &prefix, full, running);
             eprintln!("transfer of {disk} to {}: {strategy:?}", target.site);
-            work.push((disk, image, bitmaps, strategy));
+            work.push((disk, image, size, bitmaps, strategy));
         }
-        work.sort_by_key(|(_, _, _, strategy)| *strategy != Strategy::Compare);
+        work.sort_by_key(|(_, _, _, _, strategy)| *strategy != Strategy::Compare);
+        let total = work.iter().map(|(_, _, size, _, _)| size).sum();
         let (mut moved, mut scanned) = (0, 0);
-        for (disk, image, bitmaps, strategy) in work {
+        for (disk, image, size, bitmaps, strategy) in work {
             if call.is_cancelled() {
                 return Err(cancelled());
             }
@@ -117,7 +117,7 @@ impl Mover<'_> {
                 .collect();
             moved += match strategy {
                 Strategy::Compare => {
-                    let n = self.copy_changes(image, &target.disk(disk, "")).await?;
+                    let n = self.copy_changes(image, size, &target.disk(disk, "")).await?;
                     for name in &stale {
                         self.img.remove_bitmap(image, name).await?;
                     }
@@ -127,14 +127,14 @@ impl Mover<'_> {
                 }
                 Strategy::Incremental(_) | Strategy::Full => {
                     if access.is_none() {
-                        let (helper, qmp) = Helper::open(self.qemu, &target_parent(image), disks).await?;
+                        let (helper, qmp) = Helper::open(self.qemu, source_dir, disks).await?;
                         *access = Some(Access { qmp, helper: Some(helper) });
                     }
                     let Some(open) = access.as_mut() else { return Err(failed("no block access")) };
                     for name in &stale {
                         remove_bitmap(&mut open.qmp, disk, name).await;
                     }
-                    let n = match self.backup(open, disk, target, strategy, &prefix, &next, call).await {
+                    let n = match self.backup(open, disk, size, target, strategy, &prefix, &next, call).await {
                         Ok(n) => n,
                         Err(e) => {
                             remove_bitmap(&mut open.qmp, disk, &next).await;
@@ -154,7 +154,7 @@ impl Mover<'_> {
                     n
                 }
             };
-            scanned += self.img.size(image).await?;
+            scanned += size;
             call.progress(Some(scanned), Some(total), Some(format!("disk {disk} done, {moved} bytes moved so far")));
         }
         Ok(moved)
@@ -167,6 +167,7 @@ impl Mover<'_> {
         &self,
         access: &mut Access,
         disk: &str,
+        size: u64,
         target: &Copy,
         strategy: Strategy,
         prefix: &str,
@@ -184,7 +185,7 @@ impl Mover<'_> {
             _ => {
                 let incoming = target.disk(disk, "@incoming");
                 let _ = std::fs::remove_file(&incoming);
-                self.img.create(&incoming, qmp_size(qmp, disk).await?).await?;
+                self.img.create(&incoming, size).await?;
                 (incoming, json!({ "sync": "full" }))
             }
         };
@@ -216,8 +217,7 @@ impl Mover<'_> {
 
     /// Only the clusters where source and head differ: an overlay on the source, rebased
     /// onto the head, holds exactly those; committed into the head, they make it equal.
-    async fn copy_changes(&self, source: &Path, head: &Path) -> Answer<u64> {
-        let size = self.img.size(source).await?;
+    async fn copy_changes(&self, source: &Path, size: u64, head: &Path) -> Answer<u64> {
         if self.img.size(head).await? < size {
             self.img.resize(head, size).await?;
         }
@@ -227,22 +227,7 @@ impl Mover<'_> {
         ));
         let _ = std::fs::remove_file(&delta);
         let absolute = std::fs::canonicalize(source).map_err(|e| io("cannot resolve", source, e))?;
-        self.img
-            .run(
-                &[
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    "qcow2",
-                    "-b",
-                    &absolute.to_string_lossy(),
-                    &delta.to_string_lossy(),
-                ],
-                &[0],
-            )
-            .await?;
+        self.img.overlay_named(&delta, &absolute.to_string_lossy()).await?;
         self.img.rebase(&delta, Some(head)).await?;
         let moved = self.img.own_bytes(&delta).await?;
         if moved > 0 {
@@ -254,7 +239,7 @@ impl Mover<'_> {
 
     /// The head becomes recovery point N and a new empty head is layered on it.
     pub async fn freeze(&self, copy: &mut Copy, keep: usize) -> Answer<u64> {
-        let id = copy.newest_point().unwrap_or(0).max(copy.state().points.iter().map(|p| p.id).max().unwrap_or(0)) + 1;
+        let id = copy.state().points.iter().map(|p| p.id).max().unwrap_or(0) + 1;
         for disk in copy.disks()? {
             let (head, frozen) = (copy.disk(&disk, ""), copy.disk(&disk, &format!("@p{id}")));
             std::fs::rename(&head, &frozen).map_err(|e| io("cannot freeze", &head, e))?;
@@ -362,11 +347,6 @@ fn record(target: &mut Copy, disk: &str, next: &str, prefix: &str) -> Answer<()>
     target.save()
 }
 
-/// The folder of a source image (where its helper's socket goes).
-fn target_parent(image: &Path) -> PathBuf {
-    image.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 fn generation(name: &str, prefix: &str) -> Option<u64> {
     name.strip_prefix(prefix)?.parse().ok()
 }
@@ -405,18 +385,6 @@ async fn leftover(qmp: &mut Qmp, job: &str, node: &str) {
             .await;
     }
     let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
-}
-
-async fn qmp_size(qmp: &mut Qmp, disk: &str) -> Answer<u64> {
-    let nodes = qmp.execute("query-named-block-nodes", json!({ "flat": true })).await?;
-    let node = format!("d-{disk}");
-    nodes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["node-name"] == node.as_str())
-        .and_then(|n| n["image"]["virtual-size"].as_u64())
-        .ok_or_else(|| failed(format!("the size of disk `{disk}` is not known")))
 }
 
 /// Wait for the job, reporting its progress; cancel it when drplan asks.

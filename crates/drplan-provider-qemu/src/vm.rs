@@ -127,6 +127,16 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The machine's own VM in `folder`; `label` names it to QEMU (`-name`).
+    pub fn vm(folder: &Path, label: String) -> Instance {
+        Instance { folder: folder.to_path_buf(), instance: "vm".into(), label }
+    }
+
+    /// Drill `drill`'s copy of the machine in `folder`.
+    pub fn drill(folder: &Path, drill: &str, label: String) -> Instance {
+        Instance { folder: folder.to_path_buf(), instance: format!("drill-{drill}"), label }
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.folder.join(format!("{}.qmp", self.instance))
     }
