@@ -118,8 +118,15 @@ impl Config {
             return Ok(done(format!("{machine} already runs at {site}")));
         }
         let hardware = Hardware::read(&copy.dir)?;
-        let accel = vm.start(&self.qemu, &hardware, &copy.heads()?, nics).await?;
-        copy.state_mut().nics = nics.to_vec();
+        // No NICs in the call: the machine stays where it is and keeps the ones it had, or
+        // at its home those of its description.
+        let nics = match (nics, &copy.state().nics) {
+            (given, _) if !given.is_empty() => given.to_vec(),
+            (_, kept) if !kept.is_empty() => kept.clone(),
+            _ => hardware.nics.clone(),
+        };
+        let accel = vm.start(&self.qemu, &hardware, &copy.heads()?, &nics).await?;
+        copy.state_mut().nics = nics;
         copy.save()?;
         eprintln!("{machine}@{site}: QEMU runs it with {accel}");
         Ok(outcome(format!("{machine} started at {site} ({accel})")))

@@ -24,8 +24,9 @@ impl Qmp {
         let stream = tokio::time::timeout(Duration::from_secs(2), UnixStream::connect(socket)).await.ok()?.ok()?;
         let (read, writer) = stream.into_split();
         let mut qmp = Qmp { lines: BufReader::new(read).lines(), writer, events: VecDeque::new() };
-        // The greeting, then capabilities.
-        tokio::time::timeout(Duration::from_secs(5), qmp.lines.next_line()).await.ok()?.ok()??;
+        // The greeting, then capabilities. QEMU serves one client at a time and greets the
+        // next when the current one leaves (a lab's flush, another call of this plugin).
+        tokio::time::timeout(Duration::from_secs(30), qmp.lines.next_line()).await.ok()?.ok()??;
         qmp.execute("qmp_capabilities", json!({})).await.ok()?;
         Some(qmp)
     }

@@ -26,6 +26,9 @@ pub struct Hardware {
     pub initrd: Option<String>,
     #[serde(default)]
     pub append: String,
+    /// The machine's NICs where it was set up (a failover gives it the plan's instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<NicAssignment>,
 }
 
 fn default_memory() -> u32 {
@@ -44,6 +47,7 @@ impl Default for Hardware {
             kernel: None,
             initrd: None,
             append: String::new(),
+            nics: Vec::new(),
         }
     }
 }
@@ -177,6 +181,10 @@ impl Instance {
         args.extend(qemu.accel.args().iter().map(|s| s.to_string()));
         args.extend(["-m".into(), hardware.memory_mib.to_string(), "-smp".into(), hardware.cpus.to_string()]);
         let mut append = hardware.append.clone();
+        // Which machine and site the guest is (the lab guest writes them into its records).
+        if !self.label.is_empty() && !self.label.contains(char::is_whitespace) {
+            append.push_str(&format!(" drplan.vm={}", self.label));
+        }
         for (i, nic) in nics.iter().enumerate() {
             let (group, port) = network_address(&nic.network);
             args.push("-netdev".into());

@@ -5,11 +5,10 @@
 
 mod blocks;
 pub mod fixture;
-pub mod lab;
 pub mod layout;
 mod ops;
-mod process;
-mod records;
+pub(crate) mod process;
+pub(crate) mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 //! sequence-numbered records to their data disk, so that "nothing was lost" can be proved
 //! by reading the disks after every failover and failback.
 //!
-//! Data disk format: a 64-byte header `DRPLANLAB <last record>` at offset 0, then record `n`
-//! at offset `64 * n`: `rec <n> <machine> <site> <unix ms>`, padded, newline-terminated.
+//! The machines write the lab's record format (`super::records`), the time in unix ms.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -11,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use super::records::{self, RECORD};
+use crate::providers::local::{layout, process, records as site_records};
 use crate::spec::schema::SCHEMA_FILE;
 
-const RECORD: u64 = 64;
 pub const DATA_DISK: &str = "data.img";
 
 /// The lab's machines: name, group, address.
@@ -142,70 +142,17 @@ pub fn run_machine(dir: &Path) -> std::io::Result<()> {
     let site = std::env::var("DRPLAN_SITE").unwrap_or_else(|_| "site".into());
     let disk = OpenOptions::new().read(true).write(true).open(dir.join("disks").join(DATA_DISK))?;
     let capacity = disk.metadata()?.len() / RECORD - 1;
-    let mut n = read_header(&disk)?;
+    let mut n = records::read_header(&disk)?;
     while !STOP.load(Ordering::SeqCst) {
         if n < capacity {
             n += 1;
             let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            disk.write_all_at(&pad(&format!("rec {n} {machine} {site} {ms}")), n * RECORD)?;
-            disk.write_all_at(&pad(&format!("DRPLANLAB {n}")), 0)?;
+            disk.write_all_at(&records::record(n, &machine, &site, &ms.to_string()), n * RECORD)?;
+            disk.write_all_at(&records::header(n), 0)?;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     disk.sync_all()
-}
-
-fn pad(text: &str) -> Vec<u8> {
-    let mut bytes = text.as_bytes().to_vec();
-    bytes.resize(RECORD as usize - 1, b' ');
-    bytes.push(b'\n');
-    bytes
-}
-
-fn read_header(disk: &File) -> std::io::Result<u64> {
-    let mut buf = [0u8; RECORD as usize];
-    disk.read_exact_at(&mut buf, 0)?;
-    let text = String::from_utf8_lossy(&buf);
-    Ok(text
-        .strip_prefix("DRPLANLAB ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
-}
-
-/// What the records on a data disk say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordCheck {
-    pub last: u64,
-    /// Consecutive runs of records written at one site: (site, first, last).
-    pub runs: Vec<(String, u64, u64)>,
-    /// Records that are missing or malformed.
-    pub problems: Vec<String>,
-}
-
-/// Read every record up to the header's last one and check that none is missing.
-pub fn check_records(disk_path: &Path, machine: &str) -> std::io::Result<RecordCheck> {
-    let disk = File::open(disk_path)?;
-    let last = read_header(&disk)?;
-    let mut runs: Vec<(String, u64, u64)> = Vec::new();
-    let mut problems = Vec::new();
-    let mut buf = [0u8; RECORD as usize];
-    for n in 1..=last {
-        disk.read_exact_at(&mut buf, n * RECORD)?;
-        let text = String::from_utf8_lossy(&buf);
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        match fields.as_slice() {
-            ["rec", k, m, site, _] if *k == n.to_string() && *m == machine => match runs.last_mut() {
-                Some((s, _, end)) if s == site => *end = n,
-                _ => runs.push((site.to_string(), n, n)),
-            },
-            _ if problems.len() < 5 => {
-                problems.push(format!("record {n} is missing or damaged: {:?}", text.trim_end()))
-            }
-            _ => {}
-        }
-    }
-    Ok(RecordCheck { last, runs, problems })
 }
 
 /// The data disk of a machine's live copy, wherever that is.
@@ -217,13 +164,13 @@ pub fn data_disk(site_dir: &Path, machine: &str) -> PathBuf {
 /// shutdown would: SIGTERM, then SIGKILL after a grace period.
 pub fn stop_all(dir: &Path, sites: &[&str]) {
     for site in sites {
-        let layout = super::layout::SiteLayout { name: site.to_string(), root: dir.join(site) };
+        let layout = layout::SiteLayout { name: site.to_string(), root: dir.join(site) };
         for (machine, _, _) in MACHINES {
-            let record = super::records::load::<super::records::MachineRecord>(&layout.record_path(machine));
+            let record = site_records::load::<site_records::MachineRecord>(&layout.record_path(machine));
             if let Ok(Some(record)) = record
                 && let Some(process) = &record.process
             {
-                let _ = super::process::stop(process, Duration::from_secs(5));
+                let _ = process::stop(process, Duration::from_secs(5));
             }
         }
     }

@@ -1,0 +1,362 @@
+//! The QEMU lab: three real VMs (db1, app1, web1) at site dc1, an empty dc2, and a plan that
+//! drives them with `drplan-provider-qemu`. Each VM boots the lab guest (Debian's cloud kernel
+//! and a busybox initramfs) and writes lab records to its `data` disk.
+
+mod console;
+mod cpio;
+mod guest;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::records::{self, RecordCheck};
+use crate::spec::schema::SCHEMA_FILE;
+
+pub use console::drill_isolated;
+pub use guest::{Guest, cache_dir};
+
+/// The lab's machines: name, group, address (as in the local lab).
+pub use super::local::MACHINES;
+
+/// The data disk of a machine's copy, named by its serial (the guest looks for `data`).
+pub const DATA_DISK: &str = "data.qcow2";
+
+/// Size of each VM's data disk.
+const DATA_MIB: u64 = 16;
+const MEMORY_MIB: u32 = 160;
+
+pub struct LabOptions {
+    /// `auto` boots the guest under KVM once and uses it when the guest comes up; `kvm` or
+    /// `tcg` skip that probe.
+    pub accel: String,
+    /// How many of the lab's machines (1 to 3: db1, app1, web1).
+    pub machines: usize,
+}
+
+/// Write the lab: `lab.yaml`, site dc1 with three VMs (kernel, initramfs, data disk each),
+/// empty dc2. Returns the plan and the accelerator chosen.
+pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result<(PathBuf, String), String> {
+    let guest = guest::guest(progress)?;
+    let accel = match options.accel.as_str() {
+        "auto" => {
+            progress("Probing KVM: booting the guest once under it");
+            if kvm_boots(&guest) { "kvm" } else { "tcg" }
+        }
+        other => other,
+    }
+    .to_string();
+    let io = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    std::fs::create_dir_all(dir.join("dc2")).map_err(|e| io("create", &dir.join("dc2"), e))?;
+    let machines = &MACHINES[..options.machines.clamp(1, MACHINES.len())];
+    let peers: Vec<&str> = machines.iter().map(|(_, _, ip)| *ip).collect();
+    for (name, _, ip) in machines {
+        let folder = dir.join("dc1").join(name);
+        std::fs::create_dir_all(&folder).map_err(|e| io("create", &folder, e))?;
+        link_or_copy(&guest.kernel, &folder.join("vmlinuz"))?;
+        link_or_copy(&guest.initrd, &folder.join("initrd.img"))?;
+        let hardware = serde_json::json!({
+            "memory_mib": MEMORY_MIB,
+            "cpus": 1,
+            "kernel": "vmlinuz",
+            "initrd": "initrd.img",
+            "append": format!("console=ttyS0 quiet panic=-1 drplan.peers={}", peers.join(",")),
+            "nics": [{ "network": "lab-net", "ip": ip }],
+        });
+        let text = serde_json::to_string_pretty(&hardware).unwrap_or_default();
+        std::fs::write(folder.join("machine.json"), text).map_err(|e| io("write", &folder, e))?;
+        let data = folder.join(DATA_DISK);
+        let output = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-o", "preallocation=metadata"])
+            .arg(&data)
+            .arg(format!("{DATA_MIB}M"))
+            .output()
+            .map_err(|e| format!("cannot run qemu-img (install qemu-utils): {e}"))?;
+        if !output.status.success() {
+            return Err(format!("qemu-img create failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+    }
+    let plan = dir.join("lab.yaml");
+    std::fs::write(&plan, plan_text(machines, &accel, &guest.kernel_package)).map_err(|e| io("write", &plan, e))?;
+    std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())
+        .map_err(|e| io("write", &dir.join(SCHEMA_FILE), e))?;
+    Ok((plan, accel))
+}
+
+/// The guest's files are shared with the cache when they can be (the provider replaces boot
+/// files by rename, never in place).
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str) -> String {
+    let groups: String =
+        machines.iter().map(|(name, group, _)| format!("  - name: {group}\n    machines: [{name}]\n")).collect();
+    let machines: String = machines
+        .iter()
+        .map(|(name, _, ip)| {
+            format!("  - name: {name}\n    nics: [ {{ network: lab-net, ip: {ip} }} ]\n    boot_timeout: 2m\n")
+        })
+        .collect();
+    format!(
+        r#"# yaml-language-server: $schema={SCHEMA_FILE}
+# A two-site lab of real VMs on this machine, made by `drplan lab init --provider qemu`.
+# Each VM boots {kernel} with a busybox initramfs whose init writes numbered, checksummed
+# records to the VM's `data` disk. Sites are run by drplan-provider-qemu.
+version: 1
+name: lab
+description: Three QEMU VMs that keep writing numbered records to their data disks
+sites:
+  # accel: {accel} was chosen by `lab init` (kvm when the guest booted under KVM, else tcg).
+  dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel} }} }}
+  dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel} }} }}
+protection:
+  primary: dc1
+  recovery: dc2
+  rpo: 1m
+  rto: 10m
+  keep_points: 6
+networks:
+  - source: lab-net
+    target: lab-dr
+    test: lab-drill
+    addresses: retain
+machines:
+{machines}groups:
+{groups}target:
+  active: dc1
+"#
+    )
+}
+
+/// Whether the guest boots under KVM here (KVM can be present and still not run guests).
+fn kvm_boots(guest: &Guest) -> bool {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return false;
+    }
+    let Ok(scratch) = tempfile_dir() else { return false };
+    let console = scratch.join("console.log");
+    let child = Command::new("qemu-system-x86_64")
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", "kvm", "-m", "160"])
+        .arg("-kernel")
+        .arg(&guest.kernel)
+        .arg("-initrd")
+        .arg(&guest.initrd)
+        .args(["-append", "console=ttyS0 quiet panic=-1 drplan.probe=1"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    let started = Instant::now();
+    let ok = loop {
+        if std::fs::read_to_string(&console).is_ok_and(|t| t.contains("drplan-guest: probe ok")) {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(10) || child.try_wait().ok().flatten().is_some() {
+            break std::fs::read_to_string(&console).is_ok_and(|t| t.contains("drplan-guest: probe ok"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&scratch);
+    ok
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("drplan-kvm-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Ask a running VM's QEMU to flush its data disk, so the image file holds everything the
+/// guest wrote (a qcow2's metadata may otherwise still sit in QEMU's cache). Through the
+/// provider's control socket, `vm.qmp`; a VM that is not running has nothing to flush.
+fn flush_running(folder: &Path) -> Result<(), String> {
+    // The control socket serves one client at a time: when drplan's provider holds it, try
+    // again shortly.
+    let mut tries = 0;
+    loop {
+        match flush_once(folder) {
+            Err(e) if tries < 20 => {
+                tries += 1;
+                tracing::debug!("flush of {} failed, retrying: {e}", folder.display());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn flush_once(folder: &Path) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let socket = folder.join("vm.qmp");
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) else { return Ok(()) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut writer = stream;
+    let node = format!("d-{}", DATA_DISK.trim_end_matches(".qcow2"));
+    let commands = [
+        serde_json::json!({ "execute": "qmp_capabilities" }),
+        serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": format!("qemu-io {node} flush") } }),
+    ];
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| format!("{}: {e}", socket.display()))?; // the greeting
+    for command in commands {
+        writeln!(writer, "{command}").map_err(|e| format!("{}: {e}", socket.display()))?;
+        // Events may come before the answer.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map_err(|e| format!("{}: {e}", socket.display()))? == 0 {
+                return Ok(()); // the VM went away meanwhile: its images are closed
+            }
+            let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(error) = reply.get("error") {
+                return Err(format!("QEMU refused to flush {}: {error}", folder.display()));
+            }
+            if reply.get("return").is_some() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A raw copy of a machine's data disk at a site (flushed first when its VM runs).
+pub fn read_data_disk(site_dir: &Path, machine: &str, into: &Path) -> Result<(), String> {
+    let image = site_dir.join(machine).join(DATA_DISK);
+    flush_running(&site_dir.join(machine))?;
+    let output = Command::new("qemu-img")
+        .args(["convert", "-U", "-f", "qcow2", "-O", "raw"])
+        .arg(&image)
+        .arg(into)
+        .output()
+        .map_err(|e| format!("cannot run qemu-img: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("cannot read {}: {}", image.display(), String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+/// The records on a machine's data disk at a site.
+pub fn check_records(site_dir: &Path, machine: &str) -> Result<RecordCheck, String> {
+    let raw = std::env::temp_dir().join(format!("drplan-lab-{machine}-{}.raw", std::process::id()));
+    let result = read_data_disk(site_dir, machine, &raw)
+        .and_then(|()| records::check_records(&raw, machine).map_err(|e| e.to_string()));
+    let _ = std::fs::remove_file(&raw);
+    result
+}
+
+/// The last record on each machine's data disk at `site`.
+pub fn last_records(site_dir: &Path, machines: &[&str]) -> Result<Vec<u64>, String> {
+    let mut last = Vec::new();
+    for machine in machines {
+        let raw = std::env::temp_dir().join(format!("drplan-lab-{machine}-{}.head", std::process::id()));
+        let result = read_data_disk(site_dir, machine, &raw).and_then(|()| {
+            let file = std::fs::File::open(&raw).map_err(|e| e.to_string())?;
+            records::read_header(&file).map_err(|e| e.to_string())
+        });
+        let _ = std::fs::remove_file(&raw);
+        last.push(result?);
+    }
+    Ok(last)
+}
+
+/// Wait until every machine at `site` wrote `more` records (guests take a few seconds to
+/// boot under TCG, and longer when several boot at once on few cores).
+pub fn wait_for_records(site_dir: &Path, machines: &[&str], more: u64, timeout: Duration) -> Result<Vec<u64>, String> {
+    let start = last_records(site_dir, machines)?;
+    let began = Instant::now();
+    loop {
+        let now = last_records(site_dir, machines)?;
+        if now.iter().zip(&start).all(|(n, s)| *n >= s + more) {
+            return Ok(now);
+        }
+        if began.elapsed() > timeout {
+            let behind: Vec<String> = machines
+                .iter()
+                .zip(now.iter().zip(&start))
+                .filter(|(_, (n, s))| **n < **s + more)
+                .map(|(m, (n, s))| format!("{m} wrote {}", n.saturating_sub(*s)))
+                .collect();
+            return Err(format!("the guests did not write {more} records within {timeout:?}: {}", behind.join(", ")));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The QEMU processes of the lab's VMs at `site` (their pid files), drills' copies included.
+fn vm_pids(dir: &Path, site: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for (machine, _, _) in MACHINES {
+        let folder = dir.join(site).join(machine);
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pid")
+                && let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok())
+                && started_with(pid, &path)
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Whether process `pid` is the QEMU that wrote `pidfile` (a VM that was killed leaves its
+/// pid file behind, and the pid may since belong to another process).
+fn started_with(pid: i32, pidfile: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(wanted) = std::fs::canonicalize(pidfile) else { return false };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline.split(|b| *b == 0).any(|arg| {
+        let arg = Path::new(std::ffi::OsStr::from_bytes(arg));
+        arg.file_name() == wanted.file_name() && std::fs::canonicalize(arg).is_ok_and(|a| a == wanted)
+    })
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped) holds nothing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}
+
+/// Stop every lab VM: SIGTERM (QEMU exits, flushing its images), SIGKILL after 10 s.
+pub fn stop_all(dir: &Path) {
+    signal_all(dir, &["dc1", "dc2"], libc::SIGTERM);
+    let started = Instant::now();
+    let pids: Vec<i32> = ["dc1", "dc2"].iter().flat_map(|s| vm_pids(dir, s)).collect();
+    while pids.iter().any(|p| alive(*p)) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal_all(dir, &["dc1", "dc2"], libc::SIGKILL);
+}
+
+/// Kill the VMs at `site` at once, as a power failure would.
+pub fn crash(dir: &Path, site: &str) {
+    signal_all(dir, &[site], libc::SIGKILL);
+    let started = Instant::now();
+    while vm_pids(dir, site).iter().any(|p| alive(*p)) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal_all(dir: &Path, sites: &[&str], signal: i32) {
+    for site in sites {
+        for pid in vm_pids(dir, site) {
+            if alive(pid) {
+                // SAFETY: kill(2) on a pid read from a lab VM's pid file.
+                unsafe {
+                    libc::kill(pid, signal);
+                }
+            }
+        }
+    }
+}
