@@ -4,30 +4,16 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{drplan, have_tools};
+use common::{drplan, have_tools, qemu_provider};
 
 const TOOLS: &[&str] = &["qemu-system-x86_64", "qemu-img", "qemu-io"];
-
-/// The provider's binary, built by the cargo that runs this test (it is another package of
-/// the workspace, so cargo does not hand its path to this one).
-fn provider() -> PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "drplan-provider-qemu"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building drplan-provider-qemu failed");
-    PathBuf::from(env!("CARGO_BIN_EXE_drplan")).with_file_name("drplan-provider-qemu")
-}
 
 #[test]
 fn the_qemu_provider_passes_the_contract_suite() {
     if !have_tools(TOOLS) {
         return;
     }
-    let provider = provider();
+    let provider = qemu_provider();
     let dir = tempfile::tempdir().unwrap();
     // TCG: KVM is present on some CI machines but does not run guests reliably there.
     let out = drplan(dir.path())

@@ -29,6 +29,19 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
+/// The QEMU provider's binary, built by the cargo that runs the tests (it is another package
+/// of the workspace, so cargo does not hand its path to this one), next to drplan's, where a
+/// plan's `provider: qemu` finds it.
+pub fn qemu_provider() -> PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "drplan-provider-qemu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building drplan-provider-qemu failed");
+    PathBuf::from(env!("CARGO_BIN_EXE_drplan")).with_file_name("drplan-provider-qemu")
+}
+
 /// `drplan` with a clean, deterministic environment.
 pub fn drplan(cwd: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("drplan").expect("the drplan binary is built by cargo test");

@@ -42,7 +42,7 @@ impl Default for Config {
             machines: BTreeMap::new(),
             keep_points: 6,
             img: QemuImg { program: "qemu-img".into() },
-            qemu: Qemu { program: "qemu-system-x86_64".into(), accel },
+            qemu: Qemu { program: "qemu-system-x86_64".into(), accel, network_scope: String::new() },
             verify: true,
             scratch: None,
         }
@@ -76,7 +76,8 @@ pub const SETTINGS_SCHEMA: &str = r#"{
     "qemu_system": { "type": "string", "description": "the qemu-system-x86_64 program (default: found on PATH)" },
     "qemu_img": { "type": "string", "description": "the qemu-img program (default: found on PATH)" },
     "accel": { "enum": ["auto", "kvm", "tcg"], "description": "how guests execute: auto uses KVM when /dev/kvm can be opened" },
-    "verify": { "enum": ["on", "off"], "description": "compare the images before a lossless failover (default on)" }
+    "verify": { "enum": ["on", "off"], "description": "compare the images before a lossless failover (default on)" },
+    "network_scope": { "type": "string", "description": "networks of one name are one network among the sites that give the same scope (default: one scope per host)" }
   }
 }"#;
 
@@ -113,6 +114,9 @@ impl Plugin for Estate {
                 config.qemu.accel = accel;
             }
             config.verify &= site.settings.get("verify").is_none_or(|v| v != "off");
+            if let Some(scope) = site.settings.get("network_scope") {
+                config.qemu.network_scope = scope.clone();
+            }
         }
         for machine in &plan.machines {
             config.machines.insert(machine.name.clone(), safe_name("machine id", &machine.id)?);

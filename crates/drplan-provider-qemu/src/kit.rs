@@ -17,6 +17,8 @@ static WRITES: AtomicU64 = AtomicU64::new(0);
 pub async fn create(machines: usize) -> Answer<Config> {
     let scratch = std::env::temp_dir().join(format!("drplan-qemu-kit-{}-{}", std::process::id(), unique()));
     let mut config = Config { scratch: Some(scratch.clone()), ..Config::default() };
+    // Each kit its own networks: kits of parallel tests must not see each other's VMs.
+    config.qemu.network_scope = scratch.display().to_string();
     for site in ["dc1", "dc2", "dc3"] {
         let path = scratch.join(site);
         std::fs::create_dir_all(&path).map_err(|e| io("cannot create", &path, e))?;
@@ -61,7 +63,11 @@ pub async fn write(config: &Config, machine: &str) -> Answer<()> {
         match running.as_mut() {
             Some(qmp) => {
                 let line = format!("qemu-io d-{disk} \"{command}\"");
-                qmp.execute("human-monitor-command", json!({ "command-line": line })).await?;
+                // The monitor answers errors as text, not as a QMP error.
+                let said = qmp.execute("human-monitor-command", json!({ "command-line": line })).await?;
+                if let Some(text) = said.as_str().filter(|t| !t.trim().is_empty()) {
+                    return Err(failed(format!("qemu-io on the running {machine}: {}", text.trim())));
+                }
             }
             None => {
                 let output = tokio::process::Command::new("qemu-io")
@@ -101,7 +107,10 @@ pub async fn content(config: &Config, machine: &str, site: &str) -> Answer<Strin
         // A running VM's caches reach its image files before they are read.
         for disk in copy.disks()? {
             let line = format!("qemu-io d-{disk} flush");
-            qmp.execute("human-monitor-command", json!({ "command-line": line })).await?;
+            let said = qmp.execute("human-monitor-command", json!({ "command-line": line })).await?;
+            if let Some(text) = said.as_str().filter(|t| !t.trim().is_empty()) {
+                return Err(failed(format!("flush of the running {machine}: {}", text.trim())));
+            }
         }
     }
     let mut digest = blake3::Hasher::new();

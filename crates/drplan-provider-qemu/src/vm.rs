@@ -121,6 +121,9 @@ impl Accel {
 pub struct Qemu {
     pub program: PathBuf,
     pub accel: Accel,
+    /// Networks of the same name are one network within a scope (the site setting
+    /// `network_scope`): two estates on one host stay apart by naming different scopes.
+    pub network_scope: String,
 }
 
 /// One VM: the machine's own (`instance` "vm") or a drill's copy (`drill-NAME`).
@@ -186,11 +189,11 @@ impl Instance {
             append.push_str(&format!(" drplan.vm={}", self.label));
         }
         for (i, nic) in nics.iter().enumerate() {
-            let (group, port) = network_address(&nic.network);
+            let (group, port) = network_address(&qemu.network_scope, &nic.network);
             args.push("-netdev".into());
             args.push(format!("socket,id=n{i},mcast={group}:{port},localaddr=127.0.0.1"));
             args.push("-device".into());
-            args.push(format!("virtio-net-pci,netdev=n{i},mac={}", mac(&self.label, i)));
+            args.push(format!("virtio-net-pci,netdev=n{i},mac={}", mac(&qemu.network_scope, &self.label, i)));
             if let Some(ip) = nic.ip {
                 append.push_str(&format!(" drplan.ip{i}={ip}/24"));
             }
@@ -207,7 +210,10 @@ impl Instance {
             args.push(node_json(&format!("d-{name}"), image).to_string());
             let boot = if i == 0 && hardware.kernel.is_none() { ",bootindex=0" } else { "" };
             args.push("-device".into());
-            args.push(format!("virtio-blk-pci,drive=d-{name},serial={name}{boot}"));
+            // share-rw: writers on QEMU's own side (the test kit's and the lab's `qemu-io`
+            // over the monitor) may write beside the guest; the image lock still keeps
+            // every other process out.
+            args.push(format!("virtio-blk-pci,drive=d-{name},serial={name},share-rw=on{boot}"));
         }
         args.extend(["-chardev".into(), format!("file,id=console,path={},append=on", self.console().display())]);
         args.extend(["-serial".into(), "chardev:console".into()]);
@@ -308,16 +314,16 @@ pub fn node_json(node: &str, image: &Path) -> serde_json::Value {
 
 /// Each plan network is one multicast group on the loopback interface: VMs on one network
 /// reach each other, VMs on different networks (a drill's test network) cannot.
-pub fn network_address(network: &str) -> (String, u16) {
-    let hash = blake3::hash(network.as_bytes());
+pub fn network_address(scope: &str, network: &str) -> (String, u16) {
+    let hash = blake3::hash(format!("{scope}/{network}").as_bytes());
     let b = hash.as_bytes();
     let port = 20_000 + (u16::from_le_bytes([b[0], b[1]]) % 20_000);
     (format!("239.192.{}.{}", b[2], b[3]), port)
 }
 
 /// A stable, locally administered MAC for a VM's `index`th NIC.
-fn mac(label: &str, index: usize) -> String {
-    let hash = blake3::hash(format!("{label}/{index}").as_bytes());
+fn mac(scope: &str, label: &str, index: usize) -> String {
+    let hash = blake3::hash(format!("{scope}/{label}/{index}").as_bytes());
     let b = hash.as_bytes();
     format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
 }

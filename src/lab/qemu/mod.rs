@@ -77,10 +77,17 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
         }
     }
     let plan = dir.join("lab.yaml");
-    std::fs::write(&plan, plan_text(machines, &accel, &guest.kernel_package)).map_err(|e| io("write", &plan, e))?;
+    std::fs::write(&plan, plan_text(machines, &accel, &guest.kernel_package, &network_scope(dir)))
+        .map_err(|e| io("write", &plan, e))?;
     std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())
         .map_err(|e| io("write", &dir.join(SCHEMA_FILE), e))?;
     Ok((plan, accel))
+}
+
+/// A name for this lab's networks, from where it lives.
+fn network_scope(dir: &Path) -> String {
+    let place = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    format!("lab-{}", &blake3::hash(place.as_os_str().as_encoded_bytes()).to_hex()[..12])
 }
 
 /// The guest's files are shared with the cache when they can be (the provider replaces boot
@@ -92,7 +99,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
-fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str) -> String {
+fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str, scope: &str) -> String {
     let groups: String =
         machines.iter().map(|(name, group, _)| format!("  - name: {group}\n    machines: [{name}]\n")).collect();
     let machines: String = machines
@@ -110,9 +117,10 @@ version: 1
 name: lab
 description: Three QEMU VMs that keep writing numbered records to their data disks
 sites:
-  # accel: {accel} was chosen by `lab init` (kvm when the guest booted under KVM, else tcg).
-  dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel} }} }}
-  dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel} }} }}
+  # accel: {accel} was chosen by `lab init` (kvm when the guest booted under KVM, else tcg);
+  # network_scope keeps this lab's networks apart from other labs' on the same host.
+  dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel}, network_scope: {scope} }} }}
+  dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel}, network_scope: {scope} }} }}
 protection:
   primary: dc1
   recovery: dc2
@@ -179,14 +187,20 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 /// guest wrote (a qcow2's metadata may otherwise still sit in QEMU's cache). Through the
 /// provider's control socket, `vm.qmp`; a VM that is not running has nothing to flush.
 fn flush_running(folder: &Path) -> Result<(), String> {
+    monitor_qemu_io(folder, DATA_DISK.trim_end_matches(".qcow2"), "flush")
+}
+
+/// Run `qemu-io` on disk `disk` inside the running VM of `folder` through its monitor (how
+/// tests write to a running VM's disk from outside the guest). Nothing when it does not run.
+pub fn monitor_qemu_io(folder: &Path, disk: &str, command: &str) -> Result<(), String> {
     // The control socket serves one client at a time: when drplan's provider holds it, try
     // again shortly.
     let mut tries = 0;
     loop {
-        match flush_once(folder) {
+        match qemu_io_once(folder, disk, command) {
             Err(e) if tries < 20 => {
                 tries += 1;
-                tracing::debug!("flush of {} failed, retrying: {e}", folder.display());
+                tracing::debug!("qemu-io in {} failed, retrying: {e}", folder.display());
                 std::thread::sleep(Duration::from_millis(250));
             }
             result => return result,
@@ -194,17 +208,17 @@ fn flush_running(folder: &Path) -> Result<(), String> {
     }
 }
 
-fn flush_once(folder: &Path) -> Result<(), String> {
+fn qemu_io_once(folder: &Path, disk: &str, command: &str) -> Result<(), String> {
     use std::io::{BufRead, BufReader, Write};
     let socket = folder.join("vm.qmp");
     let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) else { return Ok(()) };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
     let mut writer = stream;
-    let node = format!("d-{}", DATA_DISK.trim_end_matches(".qcow2"));
+    let line = format!("qemu-io d-{disk} \"{command}\"");
     let commands = [
         serde_json::json!({ "execute": "qmp_capabilities" }),
-        serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": format!("qemu-io {node} flush") } }),
+        serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": line } }),
     ];
     let mut line = String::new();
     reader.read_line(&mut line).map_err(|e| format!("{}: {e}", socket.display()))?; // the greeting
@@ -218,9 +232,13 @@ fn flush_once(folder: &Path) -> Result<(), String> {
             }
             let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if let Some(error) = reply.get("error") {
-                return Err(format!("QEMU refused to flush {}: {error}", folder.display()));
+                return Err(format!("QEMU refused `{line}` in {}: {error}", folder.display()));
             }
-            if reply.get("return").is_some() {
+            if let Some(answer) = reply.get("return") {
+                // The monitor answers its errors as text.
+                if let Some(text) = answer.as_str().filter(|t| !t.trim().is_empty()) {
+                    return Err(format!("`{line}` in {}: {}", folder.display(), text.trim()));
+                }
                 break;
             }
         }
