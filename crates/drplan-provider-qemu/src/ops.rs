@@ -11,6 +11,10 @@ use crate::errors::{Answer, failed, failed_hint, not_found, verification};
 use crate::estate::{Config, safe_name, since};
 use crate::vm::{Hardware, Instance};
 
+/// How long a drill's copy may take to print its ready line (test copies have no boot
+/// timeout of their own in the protocol).
+const TEST_COPY_BOOT: Duration = Duration::from_secs(300);
+
 fn outcome(summary: String) -> OpOutcome {
     OpOutcome { summary, ..Default::default() }
 }
@@ -29,7 +33,7 @@ impl Config {
             ProviderOp::EnableProtection { machine, from, to } => self.enable_protection(call, machine, from, to).await,
             ProviderOp::TakePoint { machine, from, to } => self.take_point(call, machine, from, to).await,
             ProviderOp::Shutdown { machine, site, timeout } => self.shutdown(machine, site, *timeout).await,
-            ProviderOp::Start { machine, site, nics, .. } => self.start(machine, site, nics).await,
+            ProviderOp::Start { machine, site, nics, timeout } => self.start(machine, site, nics, *timeout).await,
             ProviderOp::Sync { machine, from, to, mode, final_sync } => {
                 self.sync(call, machine, from, to, *mode, *final_sync).await
             }
@@ -110,7 +114,7 @@ impl Config {
         Ok(outcome(format!("{machine} shut down at {site} ({how})")))
     }
 
-    async fn start(&self, machine: &str, site: &str, nics: &[NicAssignment]) -> Answer<OpOutcome> {
+    async fn start(&self, machine: &str, site: &str, nics: &[NicAssignment], timeout: Duration) -> Answer<OpOutcome> {
         self.need(&[site])?;
         let mut copy = self.live(machine, site)?;
         let vm = vm(&copy, machine);
@@ -125,11 +129,18 @@ impl Config {
             (_, kept) if !kept.is_empty() => kept.clone(),
             _ => hardware.nics.clone(),
         };
+        let mark = vm.console_mark();
         let accel = vm.start(&self.qemu, &hardware, &copy.heads()?, &nics).await?;
         copy.state_mut().nics = nics;
         copy.save()?;
         eprintln!("{machine}@{site}: QEMU runs it with {accel}");
-        Ok(outcome(format!("{machine} started at {site} ({accel})")))
+        match &hardware.ready_line {
+            Some(line) => {
+                let took = vm.wait_ready(line, mark, timeout).await?;
+                Ok(outcome(format!("{machine} started at {site} ({accel}); guest up after {:.1}s", took.as_secs_f64())))
+            }
+            None => Ok(outcome(format!("{machine} started at {site} ({accel})"))),
+        }
     }
 
     async fn sync(
@@ -425,7 +436,12 @@ impl Config {
         // Recorded before the VM starts: retention leaves the chain alone from now on.
         copy.state_mut().drills.insert(drill.into(), Drill { point, nics: nics.to_vec() });
         copy.save()?;
-        let accel = instance.start(&self.qemu, &Hardware::read(&copy.dir)?, &disks, nics).await?;
+        let hardware = Hardware::read(&copy.dir)?;
+        let mark = instance.console_mark();
+        let accel = instance.start(&self.qemu, &hardware, &disks, nics).await?;
+        if let Some(line) = &hardware.ready_line {
+            instance.wait_ready(line, mark, TEST_COPY_BOOT).await?;
+        }
         Ok(OpOutcome {
             point: Some(point),
             ..outcome(format!("test copy of {machine} from point {point} runs at {site} for {drill} ({accel})"))

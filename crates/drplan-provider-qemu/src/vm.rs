@@ -26,6 +26,11 @@ pub struct Hardware {
     pub initrd: Option<String>,
     #[serde(default)]
     pub append: String,
+    /// A line the guest prints on its serial console once it is up (an application's "ready"
+    /// message). With it, a start waits for the line (up to the machine's boot timeout), so
+    /// the measured RTO includes the guest's boot; without it, a start ends when QEMU runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_line: Option<String>,
     /// The machine's NICs where it was set up (a failover gives it the plan's instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<NicAssignment>,
@@ -47,6 +52,7 @@ impl Default for Hardware {
             kernel: None,
             initrd: None,
             append: String::new(),
+            ready_line: None,
             nics: Vec::new(),
         }
     }
@@ -235,6 +241,38 @@ impl Instance {
         let mut qmp = Qmp::connect_within(&socket, Duration::from_secs(10)).await?;
         let kvm = qmp.execute("query-kvm", json!({})).await?;
         Ok(if kvm.get("enabled").and_then(|e| e.as_bool()) == Some(true) { "kvm" } else { "tcg" }.into())
+    }
+
+    /// How much the console log holds now (a start then looks only at what comes after).
+    pub fn console_mark(&self) -> u64 {
+        std::fs::metadata(self.console()).map_or(0, |m| m.len())
+    }
+
+    /// Wait until the guest prints `line` on its console after `mark`, while the VM runs.
+    pub async fn wait_ready(&self, line: &str, mark: u64, timeout: Duration) -> Answer<Duration> {
+        let began = tokio::time::Instant::now();
+        loop {
+            let console = tokio::fs::read(self.console()).await.unwrap_or_default();
+            let new = console.get(mark as usize..).unwrap_or_default();
+            if String::from_utf8_lossy(new).contains(line) {
+                return Ok(began.elapsed());
+            }
+            if began.elapsed() > timeout {
+                return Err(failed(format!(
+                    "{} did not print `{line}` on its console within {timeout:?} (see {})",
+                    self.label,
+                    self.console().display()
+                )));
+            }
+            if !self.running().await {
+                return Err(failed(format!(
+                    "{} stopped before it printed `{line}` (see {})",
+                    self.label,
+                    self.console().display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// ACPI power-down, then a hard stop when the guest has not gone within `timeout`.

@@ -36,7 +36,7 @@ while [ -e "/sys/class/net/eth$i" ]; do
     ip addr add "$addr" dev "eth$i"
     mine="$mine ${addr%/*}"
     # Someone else answering for our address means two copies share a network.
-    if arping -D -q -c 2 -w 3 -I "eth$i" "${addr%/*}"; then
+    if arping -D -q -c 1 -w 1 -I "eth$i" "${addr%/*}"; then
       say "eth$i $mac ${addr%/*}"
     else
       say "eth$i $mac ${addr%/*} in use by another host"

@@ -62,6 +62,7 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
             "initrd": "initrd.img",
             "append": format!("console=ttyS0 quiet panic=-1 drplan.peers={}", peers.join(",")),
             "nics": [{ "network": "lab-net", "ip": ip }],
+            "ready_line": "writing records from",
         });
         let text = serde_json::to_string_pretty(&hardware).unwrap_or_default();
         std::fs::write(folder.join("machine.json"), text).map_err(|e| io("write", &folder, e))?;

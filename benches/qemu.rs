@@ -1,0 +1,244 @@
+//! The QEMU provider on real VMs (the lab guest, under TCG):
+//!
+//! 1. Replication of a running VM with 1 % of a 1 GiB disk changed (160 writes of 64 KiB at
+//!    seeded, distinct, cluster-aligned offsets, made inside the running QEMU): bytes moved /
+//!    bytes changed, and the wall time of `drplan replicate` against the baseline measured in
+//!    the same run, `qemu-img convert` of the whole disk.
+//! 2. A planned failover of three VMs: the measured RTO split into power-down, final sync and
+//!    boot (QEMU up, then the guests writing again), against the plan's estimate.
+//!
+//! Run: `cargo bench --bench qemu` (about three minutes; needs qemu-system-x86, qemu-utils and
+//! apt's package lists for the guest). Prints Markdown tables for README.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use drplan::lab::qemu;
+
+const RUNS: usize = 5;
+const DISK: u64 = 1 << 30;
+const WRITE: u64 = 64 << 10;
+const WRITES: u64 = 160; // 160 × 64 KiB = 10 MiB ≈ 1 % of 1 GiB
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    build_provider();
+    replication();
+    failover_rto();
+}
+
+fn drplan() -> &'static str {
+    env!("CARGO_BIN_EXE_drplan")
+}
+
+/// The provider, built like the bench's drplan (release), so drplan finds it beside itself.
+fn build_provider() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "--release", "-p", "drplan-provider-qemu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success());
+    assert!(Path::new(drplan()).with_file_name("drplan-provider-qemu").exists(), "the provider is beside {}", drplan());
+}
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(drplan()).current_dir(dir).args(args).env("NO_COLOR", "1").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "drplan {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// A lab of `machines` VMs, under TCG, protected and writing.
+fn lab(machines: usize, extra: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::Builder::new().prefix("drplan-qemu-bench-").tempdir().unwrap();
+    let dir = scratch.path().join("lab");
+    run(
+        scratch.path(),
+        &[
+            "lab",
+            "init",
+            "--provider",
+            "qemu",
+            "--accel",
+            "tcg",
+            "--machines",
+            &machines.to_string(),
+            dir.to_str().unwrap(),
+        ],
+    );
+    extra(&dir);
+    run(&dir, &["apply", "lab.yaml", "--auto-approve"]);
+    let names: Vec<&str> = qemu::MACHINES.iter().take(machines).map(|m| m.0).collect();
+    qemu::wait_for_records(&dir.join("dc1"), &names, 3, Duration::from_secs(180)).unwrap();
+    (scratch, dir)
+}
+
+fn replication() {
+    let (_scratch, dir) = lab(1, |dir| {
+        let big = dir.join("dc1/db1/big.qcow2");
+        let ok = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&big)
+            .arg(DISK.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        // A full disk, so the baseline copies real data.
+        let ok = Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", &format!("write -q -P 0x11 0 {DISK}")])
+            .arg(&big)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    });
+    let folder = dir.join("dc1/db1");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let (mut moved, mut changed) = (0u64, 0u64);
+    let (mut replicate, mut convert) = (Vec::new(), Vec::new());
+    for round in 0..RUNS {
+        let mut offsets = std::collections::BTreeSet::new();
+        while (offsets.len() as u64) < WRITES {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            offsets.insert(seed % (DISK / WRITE) * WRITE);
+        }
+        for offset in &offsets {
+            let pattern = 0x20 + round;
+            qemu::monitor_qemu_io(&folder, "big", &format!("write -q -P {pattern} {offset} {WRITE}")).unwrap();
+        }
+        changed += WRITES * WRITE;
+        let began = Instant::now();
+        let text = run(&dir, &["replicate", "lab.yaml"]);
+        replicate.push(began.elapsed());
+        let bytes: u64 = text
+            .lines()
+            .find_map(|l| l.split(": ").nth(1)?.strip_suffix(" bytes of changed blocks")?.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count in {text}"));
+        moved += bytes;
+        let target = dir.join("convert.qcow2");
+        let began = Instant::now();
+        let ok = Command::new("qemu-img")
+            .args(["convert", "-U", "-O", "qcow2"])
+            .arg(folder.join("big.qcow2"))
+            .arg(&target)
+            .status()
+            .unwrap();
+        convert.push(began.elapsed());
+        assert!(ok.success());
+        let _ = std::fs::remove_file(&target);
+    }
+    qemu::stop_all(&dir);
+    let (r, c) = (median(replicate), median(convert));
+    println!("| running VM, 1 GiB disk, 1 % changed ({RUNS} rounds) | value |");
+    println!("|---|---|");
+    println!(
+        "| bytes changed (160 × 64 KiB per round; the guest's records add a little) | {:.1} MiB |",
+        changed as f64 / 1048576.0
+    );
+    println!("| bytes moved by `drplan replicate` | {:.1} MiB |", moved as f64 / 1048576.0);
+    println!("| moved / changed | {:.3} |", moved as f64 / changed as f64);
+    println!("| `drplan replicate`, median wall | {} ms |", r.as_millis());
+    println!("| baseline `qemu-img convert` of the whole disk, median wall | {} ms |", c.as_millis());
+    println!("| replicate / convert | {:.2} |", r.as_secs_f64() / c.as_secs_f64());
+    println!();
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn millis(report: &serde_json::Value, at: &str) -> i64 {
+    let text = report[at].as_str().unwrap_or_default();
+    parse_ms(text)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time as the reports write it.
+fn parse_ms(text: &str) -> i64 {
+    let t = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// First start and last end of the steps whose id starts with `prefix`.
+fn phase(report: &serde_json::Value, prefix: &str) -> (i64, i64) {
+    let steps: Vec<&serde_json::Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"].as_str().unwrap_or("").starts_with(prefix))
+        .collect();
+    let start = steps.iter().map(|s| millis(s, "started_at")).min().unwrap();
+    let end = steps.iter().map(|s| millis(s, "finished_at")).max().unwrap();
+    (start, end)
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn set_active(plan: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(plan).unwrap();
+    std::fs::write(plan, text.replace(&format!("active: {from}"), &format!("active: {to}"))).unwrap();
+}
+
+/// Three planned failovers dc1 → dc2, each measured, with an unmeasured failback between.
+fn failover_rto() {
+    let (_scratch, dir) = lab(3, |_| {});
+    let names = ["db1", "app1", "web1"];
+    let plan = dir.join("lab.yaml");
+    println!(
+        "| planned failover dc1 → dc2, 3 VMs | power-down | final sync | failover | boot (QEMU up) | RTO measured by drplan | until the guests write again | plan's estimate |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for round in 0..3 {
+        set_active(&plan, "dc1", "dc2");
+        let preview = run(&dir, &["plan", "lab.yaml"]);
+        let estimate = preview
+            .lines()
+            .find_map(|l| l.strip_prefix("Estimated RTO ")?.split(' ').next())
+            .unwrap_or("?")
+            .to_string();
+        let report_dir = format!("reports/{round}");
+        run(&dir, &["apply", "lab.yaml", "--auto-approve", "--report", &report_dir]);
+        qemu::wait_for_records(&dir.join("dc2"), &names, 1, Duration::from_secs(180)).unwrap();
+        let writing = epoch_ms();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&report_dir).join("report.json")).unwrap()).unwrap();
+        let (down_start, down_end) = phase(&report, "shutdown/");
+        let (sync_start, sync_end) = phase(&report, "sync/");
+        let (fo_start, fo_end) = phase(&report, "failover/");
+        let (boot_start, boot_end) = phase(&report, "start/");
+        let since = parse_ms(report["rto"]["since"].as_str().unwrap());
+        println!(
+            "| round {} | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {estimate} |",
+            round + 1,
+            down_end - down_start,
+            sync_end - sync_start,
+            fo_end - fo_start,
+            boot_end - boot_start,
+            report["rto"]["measured_ms"],
+            writing - since,
+        );
+        // Back home (not measured): through the "complete failover" gate.
+        set_active(&plan, "dc2", "dc1");
+        let out = Command::new(drplan())
+            .current_dir(&dir)
+            .args(["apply", "lab.yaml", "--auto-approve"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        if out.status.code() == Some(3) {
+            run(&dir, &["approve", "lab.yaml", "gate/complete-failover", "--by", "bench"]);
+            run(&dir, &["resume", "lab.yaml"]);
+        } else {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        }
+        qemu::wait_for_records(&dir.join("dc1"), &names, 3, Duration::from_secs(180)).unwrap();
+    }
+    qemu::stop_all(&dir);
+}
