@@ -177,3 +177,37 @@ fn a_replication_killed_mid_transfer_is_not_used_until_a_later_one_completes() {
     assert!(from > at_kill, "the new point holds every record written before it ({from} > {at_kill})");
     run_ok(&dir, &["drill", "complete", "lab.yaml"]);
 }
+
+#[test]
+fn a_point_taken_while_the_guest_is_frozen_is_app_consistent_and_holds_exactly_its_records() {
+    if !ready() {
+        return;
+    }
+    let lab = new_lab();
+    let dir = lab.path().join("lab");
+    run_ok(
+        lab.path(),
+        &["lab", "init", "--provider", "qemu", "--accel", "tcg", "--machines", "1", dir.to_str().unwrap()],
+    );
+    run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
+    let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
+    qemu::wait_for_records(&dc1, &["db1"], 5, Duration::from_secs(120)).unwrap();
+    let out = drplan(&dir).args(["replicate", "lab.yaml"]).output().unwrap();
+    let text = stdout_of(&out);
+    assert!(out.status.success() && text.contains("(app-consistent)"), "{text}");
+    // The machine's freeze program asked the guest's agent to hold its writer; the point's
+    // instant fell inside the freeze, so it ends exactly at the record the guest named.
+    let console = std::fs::read_to_string(dc1.join("db1/vm.console.log")).unwrap();
+    let frozen: u64 = console
+        .lines()
+        .filter_map(|l| l.strip_prefix("drplan-guest: frozen after record "))
+        .next_back()
+        .unwrap_or_else(|| panic!("no freeze on the console: {console}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(console.trim_end().lines().any(|l| l.ends_with("thawed")), "{console}");
+    assert_eq!(qemu::last_records(&dc2, &["db1"]).unwrap()[0], frozen);
+    // And the guest went on after the thaw.
+    qemu::wait_for_records(&dc1, &["db1"], 3, Duration::from_secs(60)).unwrap();
+}

@@ -90,6 +90,14 @@ enum LabCommand {
     /// The program of a lab machine (started by its `run` script).
     #[command(hide = true)]
     Machine,
+    /// Freeze or thaw a QEMU lab guest through its agent socket (its `freeze` and `thaw`
+    /// programs call this around each recovery point).
+    #[command(hide = true)]
+    Agent {
+        #[arg(value_parser = ["freeze", "thaw"])]
+        action: String,
+        socket: PathBuf,
+    },
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -139,6 +147,16 @@ pub fn run(args: Args, ui: Ui) -> u8 {
             Ok(()) => exit::OK,
             Err(e) => {
                 errln!("lab machine: {e}");
+                exit::ERROR
+            }
+        },
+        LabCommand::Agent { action, socket } => match qemu::agent::request(&socket, &action) {
+            Ok(answer) => {
+                outln!("{answer}");
+                exit::OK
+            }
+            Err(e) => {
+                errln!("lab agent: {e}");
                 exit::ERROR
             }
         },

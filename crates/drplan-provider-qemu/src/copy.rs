@@ -26,8 +26,12 @@ pub enum Role {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Point {
     pub id: u64,
+    /// The instant the point's data is from (when its backup jobs started).
     #[serde(with = "time_format")]
     pub time: SystemTime,
+    /// The guest was frozen by the machine's `freeze` program at that instant.
+    #[serde(default)]
+    pub app_consistent: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -82,7 +82,7 @@ pub const SETTINGS_SCHEMA: &str = r#"{
 }"#;
 
 pub fn capabilities() -> Capabilities {
-    Capabilities { app_consistent_points: false, ..Capabilities::default() }
+    Capabilities { app_consistent_points: true, ..Capabilities::default() }
 }
 
 impl Plugin for Estate {
@@ -424,7 +424,7 @@ fn point_list(copy: &Copy) -> Vec<RecoveryPoint> {
         .map(|p| RecoveryPoint {
             id: p.id,
             time: p.time,
-            consistency: Consistency::Crash,
+            consistency: if p.app_consistent { Consistency::App } else { Consistency::Crash },
             processed: true,
             bytes_after: None,
         })

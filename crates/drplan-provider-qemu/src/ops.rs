@@ -63,9 +63,9 @@ impl Config {
         let bitmaps = target.state.as_ref().map(|s| s.bitmaps.clone()).unwrap_or_default();
         let replica = CopyState::replica_of(&source.site, source.state().generation);
         target.state = Some(CopyState { protected: true, bitmaps, ..replica });
-        let moved = self.mover().transfer(source, target, false, call).await?;
-        let point = self.mover().freeze(target, self.keep_points).await?;
-        Ok((moved, point))
+        let data = self.mover().transfer(source, target, false, call).await?;
+        let point = self.mover().freeze(target, self.keep_points, &data).await?;
+        Ok((data.moved, point))
     }
 
     async fn enable_protection(&self, call: &Call, machine: &str, from: &str, to: &str) -> Answer<OpOutcome> {
@@ -90,12 +90,13 @@ impl Config {
         self.need(&[from, to])?;
         let source = self.live(machine, from)?;
         let mut target = self.replica(machine, to, from)?;
-        let moved = self.mover().transfer(&source, &mut target, false, call).await?;
-        let point = self.mover().freeze(&mut target, self.keep_points).await?;
+        let data = self.mover().transfer(&source, &mut target, false, call).await?;
+        let point = self.mover().freeze(&mut target, self.keep_points, &data).await?;
+        let kind = if data.app_consistent { "app-consistent" } else { "crash-consistent" };
         Ok(OpOutcome {
-            bytes_transferred: Some(moved),
+            bytes_transferred: Some(data.moved),
             point: Some(point),
-            ..outcome(format!("point {point}: {moved} bytes of changed blocks"))
+            ..outcome(format!("point {point} ({kind}): {} bytes of changed blocks", data.moved))
         })
     }
 
@@ -170,7 +171,7 @@ impl Config {
             }
             Some(_) => {}
         }
-        let moved = self.mover().transfer(&source, &mut target, mode == SyncMode::Full, call).await?;
+        let moved = self.mover().transfer(&source, &mut target, mode == SyncMode::Full, call).await?.moved;
         let mode_name = if mode == SyncMode::Full { "full" } else { "delta" };
         if moved == 0 && mode != SyncMode::Full {
             return Ok(done(format!("{to} already holds {machine}'s data")));

@@ -12,6 +12,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::errors::{Answer, failed};
 
+/// Events nobody waited for yet are kept, the oldest dropped beyond this many.
+const MAX_KEPT_EVENTS: usize = 256;
+
 pub struct Qmp {
     lines: Lines<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
@@ -55,7 +58,7 @@ impl Qmp {
         loop {
             let message = self.next().await.map_err(|e| failed(format!("QMP {command}: {e}")))?;
             if message.get("event").is_some() {
-                self.events.push_back(message);
+                self.keep(message);
             } else if let Some(error) = message.get("error") {
                 let desc = error.get("desc").and_then(|d| d.as_str()).unwrap_or("error");
                 return Err(failed(format!("QMP {command}: {desc}")));
@@ -77,10 +80,21 @@ impl Qmp {
                 Err(_) => return Ok(None),
                 Ok(message) => message.map_err(|e| failed(format!("QMP: {e}")))?,
             };
-            if message.get("event").is_some() && wanted(&message) {
-                return Ok(Some(message));
+            if message.get("event").is_some() {
+                if wanted(&message) {
+                    return Ok(Some(message));
+                }
+                // Kept for whoever waits on it next (two jobs end in any order).
+                self.keep(message);
             }
         }
+    }
+
+    fn keep(&mut self, event: Value) {
+        if self.events.len() == MAX_KEPT_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
     }
 
     /// Wait until QEMU closes the socket (it exits), or `within` passes: whether it did.

@@ -30,6 +30,35 @@ enum Strategy {
     Full,
 }
 
+/// One disk's part in a transfer.
+#[derive(Debug, Clone)]
+struct Work {
+    disk: String,
+    image: PathBuf,
+    size: u64,
+    strategy: Strategy,
+    /// The bitmap generation this transfer adds.
+    next: String,
+    /// This target's bitmaps that no longer describe it.
+    stale: Vec<String>,
+}
+
+/// A backup job, prepared: its target node exists, its actions wait for the transaction.
+struct Job {
+    work: Work,
+    job: String,
+    node: String,
+    actions: Vec<Value>,
+}
+
+/// What a transfer did: the bytes moved, the instant the target's data is from, and whether
+/// the guest was frozen at that instant (an app-consistent point).
+pub struct Transferred {
+    pub moved: u64,
+    pub at: SystemTime,
+    pub app_consistent: bool,
+}
+
 pub struct Mover<'a> {
     pub img: &'a QemuImg,
     pub qemu: &'a Qemu,
@@ -44,7 +73,7 @@ struct Access {
 impl Mover<'_> {
     /// Bring the target's disks to the source's data. The target is marked inconsistent
     /// before the first byte and consistent after the last. Returns the bytes moved.
-    pub async fn transfer(&self, source: &Copy, target: &mut Copy, full: bool, call: &Call) -> Answer<u64> {
+    pub async fn transfer(&self, source: &Copy, target: &mut Copy, full: bool, call: &Call) -> Answer<Transferred> {
         let vm = Instance::vm(&source.dir, String::new());
         let running = vm.running().await;
         target.state_mut().consistent = false;
@@ -61,7 +90,7 @@ impl Mover<'_> {
         if let Some(Access { qmp, helper: Some(helper) }) = access {
             helper.close(qmp).await;
         }
-        let moved = result?;
+        let transferred = result?;
         for gone in target.disks()?.into_iter().filter(|d| !disks.iter().any(|(n, _)| n == d)) {
             let path = target.disk(&gone, "");
             std::fs::remove_file(&path).map_err(|e| io("cannot remove", &path, e))?;
@@ -72,7 +101,7 @@ impl Mover<'_> {
         // What a lossless failover needs to know when the source has gone dark since.
         state.last_sync = Some(LastSync { final_sync: !running, time: SystemTime::now() });
         target.save()?;
-        Ok(moved)
+        Ok(transferred)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -85,8 +114,9 @@ impl Mover<'_> {
         target: &mut Copy,
         full: bool,
         call: &Call,
-    ) -> Answer<u64> {
+    ) -> Answer<Transferred> {
         let prefix = format!("drplan.{}.", target.site);
+        let mut done = Transferred { moved: 0, at: SystemTime::now(), app_consistent: false };
         // Strategies first: images compared offline before a helper opens them all.
         let mut work = Vec::new();
         for (disk, image) in disks {
@@ -97,95 +127,125 @@ impl Mover<'_> {
             };
             let strategy = strategy(target, disk, &bitmaps, &prefix, full, running);
             eprintln!("transfer of {disk} to {}: {strategy:?}", target.site);
-            work.push((disk, image, size, bitmaps, strategy));
-        }
-        work.sort_by_key(|(_, _, _, _, strategy)| *strategy != Strategy::Compare);
-        let total = work.iter().map(|(_, _, size, _, _)| size).sum();
-        let (mut moved, mut scanned) = (0, 0);
-        for (disk, image, size, bitmaps, strategy) in work {
-            if call.is_cancelled() {
-                return Err(cancelled());
-            }
             let next = format!(
                 "{prefix}{}",
                 bitmaps.iter().filter_map(|(n, _)| generation(n, &prefix)).max().unwrap_or(0) + 1
             );
-            let stale: Vec<&String> = bitmaps
-                .iter()
+            let stale: Vec<String> = bitmaps
+                .into_iter()
                 .map(|(n, _)| n)
                 .filter(|n| n.starts_with(&prefix) && Some(generation(n, &prefix)) != Some(strategy.generation()))
                 .collect();
-            moved += match strategy {
-                Strategy::Compare => {
-                    let n = self.copy_changes(image, size, &target.disk(disk, "")).await?;
-                    for name in &stale {
-                        self.img.remove_bitmap(image, name).await?;
-                    }
-                    self.img.add_bitmap(image, &next).await?;
-                    record(target, disk, &next, &prefix)?;
-                    n
+            work.push(Work { disk: disk.clone(), image: image.clone(), size, strategy, next, stale });
+        }
+        let total = work.iter().map(|w| w.size).sum();
+        let mut scanned = 0;
+        let (compared, backed_up): (Vec<Work>, Vec<Work>) =
+            work.into_iter().partition(|w| w.strategy == Strategy::Compare);
+        for w in compared {
+            if call.is_cancelled() {
+                return Err(cancelled());
+            }
+            done.moved += self.copy_changes(&w.image, w.size, &target.disk(&w.disk, "")).await?;
+            for name in &w.stale {
+                self.img.remove_bitmap(&w.image, name).await?;
+            }
+            self.img.add_bitmap(&w.image, &w.next).await?;
+            record(target, &w.disk, &w.next, &prefix)?;
+            scanned += w.size;
+            call.progress(
+                Some(scanned),
+                Some(total),
+                Some(format!("disk {} done, {} bytes moved so far", w.disk, done.moved)),
+            );
+        }
+        if backed_up.is_empty() {
+            return Ok(done);
+        }
+        if access.is_none() {
+            let (helper, qmp) = Helper::open(self.qemu, source_dir, disks).await?;
+            *access = Some(Access { qmp, helper: Some(helper) });
+        }
+        let Some(open) = access.as_mut() else { return Err(failed("no block access")) };
+        let mut jobs = Vec::new();
+        for w in backed_up {
+            for name in &w.stale {
+                remove_bitmap(&mut open.qmp, &w.disk, name).await;
+            }
+            match self.prepare(&mut open.qmp, &w, target, &prefix).await {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    abandon(&mut open.qmp, &jobs).await;
+                    return Err(e);
                 }
-                Strategy::Incremental(_) | Strategy::Full => {
-                    if access.is_none() {
-                        let (helper, qmp) = Helper::open(self.qemu, source_dir, disks).await?;
-                        *access = Some(Access { qmp, helper: Some(helper) });
-                    }
-                    let Some(open) = access.as_mut() else { return Err(failed("no block access")) };
-                    for name in &stale {
-                        remove_bitmap(&mut open.qmp, disk, name).await;
-                    }
-                    let n = match self.backup(open, disk, size, target, strategy, &prefix, &next, call).await {
-                        Ok(n) => n,
-                        Err(e) => {
-                            remove_bitmap(&mut open.qmp, disk, &next).await;
-                            return Err(e);
-                        }
-                    };
-                    if strategy == Strategy::Full {
-                        let (incoming, head) = (target.disk(disk, "@incoming"), target.disk(disk, ""));
-                        std::fs::rename(&incoming, &head).map_err(|e| io("cannot replace", &head, e))?;
-                    }
-                    // Recorded before the old generation goes: a crash in between leaves a
-                    // superset, never a gap.
-                    record(target, disk, &next, &prefix)?;
-                    if let Some(g) = strategy.generation() {
-                        remove_bitmap(&mut open.qmp, disk, &format!("{prefix}{g}")).await;
-                    }
-                    n
+            }
+        }
+        // One instant for every disk: all jobs start in one transaction, with the guest
+        // frozen around it when the machine has hooks for that.
+        let hooks = Hooks::of(source_dir, &target.site);
+        let frozen = running && hooks.freeze().await;
+        let actions: Vec<Value> = jobs.iter().flat_map(|j| j.actions.clone()).collect();
+        let started = open.qmp.execute("transaction", json!({ "actions": actions })).await;
+        done.at = SystemTime::now();
+        if running {
+            hooks.thaw(frozen).await;
+        }
+        if let Err(e) = started {
+            abandon(&mut open.qmp, &jobs).await;
+            return Err(e);
+        }
+        done.app_consistent = frozen;
+        for (i, job) in jobs.iter().enumerate() {
+            let outcome = wait_job(&mut open.qmp, &job.job, call).await;
+            let _ = open.qmp.execute("blockdev-del", json!({ "node-name": job.node })).await;
+            let copied = match outcome {
+                Ok(copied) => copied,
+                Err(e) => {
+                    abandon(&mut open.qmp, &jobs[i..]).await;
+                    return Err(e);
                 }
             };
-            scanned += size;
-            call.progress(Some(scanned), Some(total), Some(format!("disk {disk} done, {moved} bytes moved so far")));
+            let w = &job.work;
+            done.moved += match w.strategy {
+                Strategy::Full => {
+                    let (incoming, head) = (target.disk(&w.disk, "@incoming"), target.disk(&w.disk, ""));
+                    std::fs::rename(&incoming, &head).map_err(|e| io("cannot replace", &head, e))?;
+                    // Guest data only: the zeroes of a new disk are not data.
+                    self.img.own_bytes(&head).await?
+                }
+                _ => copied,
+            };
+            // Recorded before the old generation goes: a crash in between leaves a superset,
+            // never a gap.
+            record(target, &w.disk, &w.next, &prefix)?;
+            if let Some(g) = w.strategy.generation() {
+                remove_bitmap(&mut open.qmp, &w.disk, &format!("{prefix}{g}")).await;
+            }
+            scanned += w.size;
+            call.progress(
+                Some(scanned),
+                Some(total),
+                Some(format!("disk {} done, {} bytes moved so far", w.disk, done.moved)),
+            );
         }
-        Ok(moved)
+        Ok(done)
     }
 
-    /// One backup job of `disk` into the target (its head, or a new image for a full copy),
-    /// with bitmap `next` added in the same transaction. Returns the bytes moved.
-    #[allow(clippy::too_many_arguments)]
-    async fn backup(
-        &self,
-        access: &mut Access,
-        disk: &str,
-        size: u64,
-        target: &Copy,
-        strategy: Strategy,
-        prefix: &str,
-        next: &str,
-        call: &Call,
-    ) -> Answer<u64> {
-        let qmp = &mut access.qmp;
-        let (job, node) = (format!("drplan-{disk}"), format!("t-{disk}"));
+    /// A backup job of one disk into the target (its head, or a new image for a full copy),
+    /// its target node added, and the transaction actions that start it and add bitmap
+    /// `next`.
+    async fn prepare(&self, qmp: &mut Qmp, w: &Work, target: &Copy, prefix: &str) -> Answer<Job> {
+        let (job, node) = (format!("drplan-{}", w.disk), format!("t-{}", w.disk));
         leftover(qmp, &job, &node).await;
-        let (image, mut data) = match strategy {
+        let (image, mut data) = match w.strategy {
             Strategy::Incremental(g) => (
-                target.disk(disk, ""),
+                target.disk(&w.disk, ""),
                 json!({ "sync": "bitmap", "bitmap": format!("{prefix}{g}"), "bitmap-mode": "never" }),
             ),
             _ => {
-                let incoming = target.disk(disk, "@incoming");
+                let incoming = target.disk(&w.disk, "@incoming");
                 let _ = std::fs::remove_file(&incoming);
-                self.img.create(&incoming, size).await?;
+                self.img.create(&incoming, w.size).await?;
                 (incoming, json!({ "sync": "full" }))
             }
         };
@@ -194,25 +254,14 @@ impl Mover<'_> {
         target_node["detect-zeroes"] = json!("unmap");
         target_node["discard"] = json!("unmap");
         qmp.execute("blockdev-add", target_node).await?;
-        data["device"] = json!(format!("d-{disk}"));
+        data["device"] = json!(format!("d-{}", w.disk));
         data["target"] = json!(node);
         data["job-id"] = json!(job);
-        let actions = json!([
-            { "type": "block-dirty-bitmap-add", "data": { "node": format!("d-{disk}"), "name": next, "persistent": true } },
-            { "type": "blockdev-backup", "data": data },
-        ]);
-        if let Err(e) = qmp.execute("transaction", json!({ "actions": actions })).await {
-            let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
-            return Err(e);
-        }
-        let outcome = wait_job(qmp, &job, call).await;
-        let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
-        let copied = outcome?;
-        match strategy {
-            // Guest data only: the zeroes of a new disk are not data.
-            Strategy::Full => self.img.own_bytes(&image).await,
-            _ => Ok(copied),
-        }
+        let actions = vec![
+            json!({ "type": "block-dirty-bitmap-add", "data": { "node": format!("d-{}", w.disk), "name": w.next, "persistent": true } }),
+            json!({ "type": "blockdev-backup", "data": data }),
+        ];
+        Ok(Job { work: w.clone(), job, node, actions })
     }
 
     /// Only the clusters where source and head differ: an overlay on the source, rebased
@@ -238,14 +287,14 @@ impl Mover<'_> {
     }
 
     /// The head becomes recovery point N and a new empty head is layered on it.
-    pub async fn freeze(&self, copy: &mut Copy, keep: usize) -> Answer<u64> {
+    pub async fn freeze(&self, copy: &mut Copy, keep: usize, data: &Transferred) -> Answer<u64> {
         let id = copy.state().points.iter().map(|p| p.id).max().unwrap_or(0) + 1;
         for disk in copy.disks()? {
             let (head, frozen) = (copy.disk(&disk, ""), copy.disk(&disk, &format!("@p{id}")));
             std::fs::rename(&head, &frozen).map_err(|e| io("cannot freeze", &head, e))?;
             self.img.overlay(&head, &frozen).await?;
         }
-        copy.state_mut().points.push(Point { id, time: SystemTime::now() });
+        copy.state_mut().points.push(Point { id, time: data.at, app_consistent: data.app_consistent });
         copy.save()?;
         self.retain(copy, keep).await?;
         Ok(id)
@@ -372,6 +421,75 @@ async fn remove_bitmap(qmp: &mut Qmp, disk: &str, name: &str) {
     let _ = qmp.execute("block-dirty-bitmap-remove", json!({ "node": format!("d-{disk}"), "name": name })).await;
 }
 
+/// Cancel prepared or started jobs and remove what they added (a failed transfer).
+async fn abandon(qmp: &mut Qmp, jobs: &[Job]) {
+    for job in jobs {
+        leftover(qmp, &job.job, &job.node).await;
+        remove_bitmap(qmp, &job.work.disk, &job.work.next).await;
+    }
+}
+
+/// A machine's own freeze and thaw programs (`freeze`, `thaw` in its folder): run around the
+/// instant of a point, so the point is app-consistent when the freeze succeeded. They are
+/// started directly (never through a shell) with `DRPLAN_SITE`, `DRPLAN_MACHINE_DIR` and
+/// `DRPLAN_AGENT` (the VM's agent channel, when it has one).
+struct Hooks {
+    dir: PathBuf,
+    site: String,
+}
+
+/// How long a freeze or thaw may take before it is killed.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Hooks {
+    fn of(dir: &Path, site: &str) -> Hooks {
+        Hooks { dir: dir.to_path_buf(), site: site.to_string() }
+    }
+
+    async fn freeze(&self) -> bool {
+        self.run("freeze").await == Some(true)
+    }
+
+    /// Thaw after a freeze was tried (a half-done freeze must not stay).
+    async fn thaw(&self, frozen: bool) {
+        if (frozen || self.dir.join("freeze").exists()) && self.run("thaw").await == Some(false) {
+            eprintln!("{}: the thaw program failed; the guest may still be frozen", self.dir.display());
+        }
+    }
+
+    /// None when the machine has no such program.
+    async fn run(&self, name: &str) -> Option<bool> {
+        let program = self.dir.join(name);
+        if !program.is_file() {
+            return None;
+        }
+        let child = tokio::process::Command::new(&program)
+            .current_dir(&self.dir)
+            .env("DRPLAN_SITE", &self.site)
+            .env("DRPLAN_MACHINE_DIR", &self.dir)
+            .env("DRPLAN_AGENT", self.dir.join("vm.agent"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let ok = match tokio::time::timeout(HOOK_TIMEOUT, child).await {
+            Ok(Ok(out)) if out.status.success() => true,
+            Ok(Ok(out)) => {
+                eprintln!("{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim());
+                false
+            }
+            Ok(Err(e)) => {
+                eprintln!("{} could not run: {e}", program.display());
+                false
+            }
+            Err(_) => {
+                eprintln!("{} did not finish within {HOOK_TIMEOUT:?}", program.display());
+                false
+            }
+        };
+        Some(ok)
+    }
+}
+
 /// A job or target node an interrupted transfer left in a running VM.
 async fn leftover(qmp: &mut Qmp, job: &str, node: &str) {
     let jobs = qmp.execute("query-block-jobs", json!({})).await.unwrap_or(Value::Null);
@@ -416,14 +534,16 @@ async fn wait_job(qmp: &mut Qmp, job: &str, call: &Call) -> Answer<u64> {
     }
 }
 
-/// The machine's description and boot files go with its disks (small; copied when they
-/// differ).
+/// The machine's description, boot files and freeze/thaw programs go with its disks (small;
+/// copied when they differ, permissions included).
 fn copy_hardware(from: &Path, to: &Path) -> Answer<()> {
     std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
     let hardware = Hardware::read(from)?;
     let mut files: Vec<String> = hardware.boot_files().cloned().collect();
-    if from.join("machine.json").exists() {
-        files.push("machine.json".into());
+    for file in ["machine.json", "freeze", "thaw"] {
+        if from.join(file).exists() {
+            files.push(file.into());
+        }
     }
     for name in files {
         let (source, target) = (crate::vm::inside(from, &name)?, crate::vm::inside(to, &name)?);

@@ -31,6 +31,11 @@ pub struct Hardware {
     /// the measured RTO includes the guest's boot; without it, a start ends when QEMU runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_line: Option<String>,
+    /// A virtio-serial port named `drplan.agent` whose other end is the unix socket
+    /// `vm.agent` in the machine's folder: the channel its freeze and thaw programs can use
+    /// to reach an agent in the guest.
+    #[serde(default)]
+    pub agent: bool,
     /// The machine's NICs where it was set up (a failover gives it the plan's instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<NicAssignment>,
@@ -53,6 +58,7 @@ impl Default for Hardware {
             initrd: None,
             append: String::new(),
             ready_line: None,
+            agent: false,
             nics: Vec::new(),
         }
     }
@@ -220,6 +226,13 @@ impl Instance {
             // over the monitor) may write beside the guest; the image lock still keeps
             // every other process out.
             args.push(format!("virtio-blk-pci,drive=d-{name},serial={name},share-rw=on{boot}"));
+        }
+        if hardware.agent {
+            let agent = self.folder.join(format!("{}.agent", self.instance));
+            let _ = std::fs::remove_file(&agent);
+            args.extend(["-chardev".into(), format!("socket,id=agent,path={},server=on,wait=off", agent.display())]);
+            args.extend(["-device".into(), "virtio-serial-pci,id=vser".into()]);
+            args.extend(["-device".into(), "virtserialport,bus=vser.0,chardev=agent,name=drplan.agent".into()]);
         }
         args.extend(["-chardev".into(), format!("file,id=console,path={},append=on", self.console().display())]);
         args.extend(["-serial".into(), "chardev:console".into()]);

@@ -10,9 +10,10 @@ use super::cpio::Archive;
 /// The guest's init script.
 const INIT: &str = include_str!("init.sh");
 
-/// The kernel modules the guest loads, in load order: virtio disks and NICs, and the power
-/// button (ACPI power-down) with the event device the init watches.
-const MODULES: [&str; 11] = [
+/// The kernel modules the guest loads, in load order: virtio disks, NICs and serial ports (the
+/// agent's channel), and the power button (ACPI power-down) with the event device the init
+/// watches.
+const MODULES: [&str; 12] = [
     "virtio_ring",
     "virtio",
     "virtio_pci_legacy_dev",
@@ -22,6 +23,7 @@ const MODULES: [&str; 11] = [
     "failover",
     "net_failover",
     "virtio_net",
+    "virtio_console",
     "button",
     "evdev",
 ];

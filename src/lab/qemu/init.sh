@@ -69,6 +69,36 @@ if [ -n "$peers" ]; then
   ) &
 fi
 
+# The agent: on `freeze` (from the machine's freeze program, through the drplan.agent
+# port) the writer finishes the record in hand, syncs and waits until `thaw`: a point taken
+# meanwhile is app-consistent (its last record is whole and on disk).
+port=
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = drplan.agent ] && port=/dev/${p##*/}
+done
+if [ -n "$port" ]; then
+  (
+    while [ ! -e /run/stop ]; do
+      exec 3<>"$port"
+      while read -r cmd <&3; do
+        case "$cmd" in
+          freeze)
+            touch /run/freeze
+            while [ ! -e /run/frozen ] && [ ! -e /run/stop ]; do usleep 20000; done
+            say "frozen after record $(cat /run/frozen 2>/dev/null)"
+            echo "frozen $(cat /run/frozen 2>/dev/null)" >&3 ;;
+          thaw)
+            rm -f /run/freeze
+            say "thawed"
+            echo thawed >&3 ;;
+        esac
+      done
+      exec 3<&-
+      usleep 200000
+    done
+  ) &
+fi
+
 data=
 for try in 1 2 3 4 5 6 7 8 9 10; do
   for b in /sys/block/vd*; do [ "$(cat "$b/serial" 2>/dev/null)" = data ] && data=/dev/${b##*/}; done
@@ -85,6 +115,12 @@ n=$(dd if="$data" bs=64 count=1 2>/dev/null | sed -n 's/^DRPLANLAB \([0-9]*\).*/
 n=${n:-0}
 say "$machine at $site writing records from $((n+1)) to $data"
 while [ ! -e /run/stop ]; do
+  if [ -e /run/freeze ]; then
+    sync
+    echo "$n" > /run/frozen
+    while [ -e /run/freeze ] && [ ! -e /run/stop ]; do usleep 20000; done
+    rm -f /run/frozen
+  fi
   n=$((n+1))
   line="rec $n $machine $site $(date +%s)"
   printf '%-63.63s\n' "$line $(printf '%s' "$line" | crc32)" | dd of="$data" bs=64 seek="$n" count=1 conv=notrunc,fsync 2>/dev/null

@@ -2,6 +2,7 @@
 //! drives them with `drplan-provider-qemu`. Each VM boots the lab guest (Debian's cloud kernel
 //! and a busybox initramfs) and writes lab records to its `data` disk.
 
+pub mod agent;
 mod console;
 mod cpio;
 mod guest;
@@ -63,9 +64,19 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
             "append": format!("console=ttyS0 quiet panic=-1 drplan.peers={}", peers.join(",")),
             "nics": [{ "network": "lab-net", "ip": ip }],
             "ready_line": "writing records from",
+            "agent": true,
         });
         let text = serde_json::to_string_pretty(&hardware).unwrap_or_default();
         std::fs::write(folder.join("machine.json"), text).map_err(|e| io("write", &folder, e))?;
+        // Frozen around each recovery point by the guest's agent: the points are app-consistent.
+        let drplan = std::env::current_exe().map_err(|e| format!("cannot find the drplan binary: {e}"))?;
+        for action in ["freeze", "thaw"] {
+            let script = format!(
+                "#!/bin/sh\n# Run by drplan-provider-qemu around each recovery point of this VM.\nexec \"{}\" lab agent {action} \"$DRPLAN_AGENT\"\n",
+                drplan.display()
+            );
+            write_executable(&folder.join(action), &script).map_err(|e| io("write", &folder.join(action), e))?;
+        }
         let data = folder.join(DATA_DISK);
         let output = Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-o", "preallocation=metadata"])
@@ -83,6 +94,12 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
     std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())
         .map_err(|e| io("write", &dir.join(SCHEMA_FILE), e))?;
     Ok((plan, accel))
+}
+
+fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 /// A name for this lab's networks, from where it lives.

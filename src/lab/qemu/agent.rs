@@ -1,0 +1,28 @@
+//! The host's end of the lab guest's agent: `freeze` and `thaw` over the VM's `drplan.agent`
+//! port (a unix socket beside its disks). The lab machines' `freeze` and `thaw` programs call
+//! `drplan lab agent freeze|thaw SOCKET`; the QEMU provider runs them around each point.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Send `freeze` or `thaw` and return the guest's answer (`frozen N`, `thawed`).
+pub fn request(socket: &Path, action: &str) -> Result<String, String> {
+    let expect = match action {
+        "freeze" => "frozen",
+        "thaw" => "thawed",
+        other => return Err(format!("`{other}`: the agent knows freeze and thaw")),
+    };
+    let stream =
+        UnixStream::connect(socket).map_err(|e| format!("cannot reach the agent at {}: {e}", socket.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    writeln!(writer, "{action}").map_err(|e| format!("cannot write to the agent: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("the agent did not answer `{action}` within 30s: {e}"))?;
+    let answer = line.trim().to_string();
+    if answer.starts_with(expect) { Ok(answer) } else { Err(format!("the agent answered `{answer}` to `{action}`")) }
+}
