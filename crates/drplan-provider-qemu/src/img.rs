@@ -16,6 +16,9 @@ pub struct QemuImg {
 pub struct ImageInfo {
     #[serde(rename = "virtual-size")]
     pub virtual_size: u64,
+    /// The backing file as the image names it.
+    #[serde(rename = "backing-filename", default)]
+    pub backing_filename: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +99,12 @@ impl QemuImg {
     /// Write the image's own clusters into its backing file.
     pub async fn commit(&self, image: &Path) -> Answer<()> {
         self.run(&["commit", "-q", "-f", "qcow2", &text(image)], &[0]).await.map(drop)
+    }
+
+    /// Write the image's own clusters into its backing file and leave the image as it was
+    /// (`-d`), so both stay readable if this is cut short.
+    pub async fn commit_keep(&self, image: &Path) -> Answer<()> {
+        self.run(&["commit", "-q", "-d", "-f", "qcow2", &text(image)], &[0]).await.map(drop)
     }
 
     pub async fn resize(&self, image: &Path, size: u64) -> Answer<()> {

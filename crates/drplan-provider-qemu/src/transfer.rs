@@ -301,18 +301,46 @@ impl Mover<'_> {
     }
 
     /// Keep `keep` points: the oldest is merged into the next. Not while a drill runs: its
-    /// copy reads the chain that a merge rewrites.
+    /// copy reads the chain that a merge rewrites. The next point's clusters go down into the
+    /// oldest (a few MiB, not the whole base), and the merged file takes the next point's
+    /// name, by which the images above it name their backing file.
     pub async fn retain(&self, copy: &mut Copy, keep: usize) -> Answer<()> {
+        self.finish_merges(copy).await?;
         while copy.state().points.len() > keep.max(1) && copy.state().drills.is_empty() {
-            let (oldest, next) = (copy.state().points[0].id, copy.state().points[1].id);
-            for disk in copy.disks()? {
-                // Rebased onto nothing: the next point takes in what it read from the oldest.
-                self.img.rebase(&copy.disk(&disk, &format!("@p{next}")), None).await?;
-                let old = copy.disk(&disk, &format!("@p{oldest}"));
-                std::fs::remove_file(&old).map_err(|e| io("cannot remove", &old, e))?;
-            }
+            // Dropped from the record first: a crash below leaves an unlisted file that the
+            // next retain finishes merging, never a listed point with another point's data.
             copy.state_mut().points.remove(0);
             copy.save()?;
+            self.finish_merges(copy).await?;
+        }
+        Ok(())
+    }
+
+    /// Merge every point file older than the first listed point into the first one.
+    async fn finish_merges(&self, copy: &Copy) -> Answer<()> {
+        let Some(first) = copy.state().points.first().map(|p| p.id) else { return Ok(()) };
+        for disk in copy.disks()? {
+            let newer = copy.disk(&disk, &format!("@p{first}"));
+            if !newer.exists() {
+                continue; // a disk the machine got after its first point
+            }
+            // At most one older file can back the first point: the one a merge left.
+            for old_id in (1..first).rev() {
+                let old = copy.disk(&disk, &format!("@p{old_id}"));
+                if !old.exists() {
+                    continue;
+                }
+                let backing = self.img.info(&newer).await?.backing_filename;
+                if backing.as_deref().and_then(|b| Path::new(b).file_name()) == old.file_name() {
+                    // Committing again after a crash writes the same clusters: harmless.
+                    self.img.commit_keep(&newer).await?;
+                    std::fs::rename(&old, &newer).map_err(|e| io("cannot replace", &newer, e))?;
+                } else {
+                    // A full copy started the newer point afresh: the old one backs nothing.
+                    std::fs::remove_file(&old).map_err(|e| io("cannot remove", &old, e))?;
+                }
+                break;
+            }
         }
         Ok(())
     }
