@@ -89,6 +89,7 @@ fn plan_text() -> String {
             format!("  - name: {name}\n    nics: [ {{ network: lab-net, ip: {ip} }} ]\n    boot_timeout: 30s\n")
         })
         .collect();
+    let common = crate::lab::PLAN_PROTECTION;
     format!(
         r#"# yaml-language-server: $schema={SCHEMA_FILE}
 # A two-site lab on this machine, made by `drplan lab init`.
@@ -98,18 +99,7 @@ description: Three machines that keep writing numbered records to their data dis
 sites:
   dc1: {{ provider: local, path: dc1 }}
   dc2: {{ provider: local, path: dc2 }}
-protection:
-  primary: dc1
-  recovery: dc2
-  rpo: 1m
-  rto: 10m
-  keep_points: 6
-networks:
-  - source: lab-net
-    target: lab-dr
-    test: lab-drill
-    addresses: retain
-machines:
+{common}machines:
 {machines}groups:
   - name: data
     machines: [db1]

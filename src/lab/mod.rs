@@ -7,3 +7,18 @@ pub mod demo;
 pub mod local;
 pub mod qemu;
 pub mod records;
+
+/// What every lab plan protects and maps alike: dc1 → dc2, the lab's objectives, and the
+/// production, recovery and drill networks.
+pub(crate) const PLAN_PROTECTION: &str = "protection:
+  primary: dc1
+  recovery: dc2
+  rpo: 1m
+  rto: 10m
+  keep_points: 6
+networks:
+  - source: lab-net
+    target: lab-dr
+    test: lab-drill
+    addresses: retain
+";

@@ -126,6 +126,7 @@ fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str, scope: 
             format!("  - name: {name}\n    nics: [ {{ network: lab-net, ip: {ip} }} ]\n    boot_timeout: 2m\n")
         })
         .collect();
+    let common = crate::lab::PLAN_PROTECTION;
     format!(
         r#"# yaml-language-server: $schema={SCHEMA_FILE}
 # A two-site lab of real VMs on this machine, made by `drplan lab init --provider qemu`.
@@ -139,18 +140,7 @@ sites:
   # network_scope keeps this lab's networks apart from other labs' on the same host.
   dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel}, network_scope: {scope} }} }}
   dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel}, network_scope: {scope} }} }}
-protection:
-  primary: dc1
-  recovery: dc2
-  rpo: 1m
-  rto: 10m
-  keep_points: 6
-networks:
-  - source: lab-net
-    target: lab-dr
-    test: lab-drill
-    addresses: retain
-machines:
+{common}machines:
 {machines}groups:
 {groups}target:
   active: dc1
