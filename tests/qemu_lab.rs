@@ -136,7 +136,7 @@ fn a_replication_killed_mid_transfer_is_not_used_until_a_later_one_completes() {
     if !ready() {
         return;
     }
-    let (lab, dir) = one_vm_lab();
+    let (_lab, dir) = one_vm_lab();
     // A second, big disk, so that a transfer takes long enough to be killed in the middle.
     let bulk = dir.join("dc1/db1/bulk.qcow2");
     let status = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&bulk).arg("2G").status().unwrap();
@@ -189,7 +189,7 @@ fn a_point_taken_while_the_guest_is_frozen_is_app_consistent_and_holds_exactly_i
     if !ready() {
         return;
     }
-    let (lab, dir) = one_vm_lab();
+    let (_lab, dir) = one_vm_lab();
     run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
     let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
     qemu::wait_for_records(&dc1, &["db1"], 5, Duration::from_secs(120)).unwrap();
