@@ -34,7 +34,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        qemu::stop_all(self.0.path());
+        // The lab itself is the `lab` folder inside.
+        qemu::stop_all(&self.0.path().join("lab"));
     }
 }
 
