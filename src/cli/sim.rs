@@ -15,7 +15,6 @@ use crate::providers::sim::world::{Fault, FaultKind};
 use crate::providers::sim::{World, WorldStore};
 use crate::spec::ProviderKind;
 use crate::spec::time_format::parse_rfc3339;
-use crate::state::StateStore;
 use crate::validate::Model;
 
 #[derive(Debug, clap::Args)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::session::{open, report};
 use super::{Ui, exit};
-use crate::state::{StateStore, UnlockOutcome};
+use crate::state::UnlockOutcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

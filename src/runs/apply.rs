@@ -10,7 +10,7 @@ use super::workspace::{Held, Workspace};
 use crate::planner::file::{self, SavedPlan};
 use crate::planner::fingerprint::staleness;
 use crate::planner::{ActionKind, ActionPlan, PendingRun, PlanError, build, build_commit, build_rollback};
-use crate::state::{JournalEvent, StateStore};
+use crate::state::JournalEvent;
 use crate::validate::RecoveryPointSel;
 
 /// What an apply will execute.

@@ -7,7 +7,7 @@ use super::error::{Failure, RunsError};
 use super::workspace::Held;
 use crate::planner::ActionKind;
 use crate::spec::suggest;
-use crate::state::{Approval, JournalEvent, JournalRecord, StateStore};
+use crate::state::{Approval, JournalEvent, JournalRecord};
 
 impl Held<'_> {
     /// Approve `step` of the unfinished run as `by` (checked against the step's approvers).

@@ -9,7 +9,7 @@ use super::history::record_history;
 use super::workspace::{Held, Workspace};
 use crate::exec::run_report::{self, RunReport};
 use crate::planner::file;
-use crate::state::{ActiveRun, RunKind, State, StateStore};
+use crate::state::{ActiveRun, RunKind, State};
 
 impl Held<'_> {
     /// Abandon the unfinished run; its report and history entry say how far it got.
@@ -30,7 +30,7 @@ pub(super) fn abandon(workspace: &Workspace, state: &mut State, status: &str) ->
     let store = &workspace.store;
     let name = format!("{}.plan", active.id);
     let Some(bytes) = store.read_artifact(&name)? else { return Ok(None) };
-    let plan = file::from_bytes(&store.dir().join("runs").join(&name), &bytes)?;
+    let plan = file::from_bytes(&std::path::PathBuf::from(format!("{} {name}", store.location())), &bytes)?;
     let journal = store.read_journal(&active.id)?;
     // Scripts an earlier drplan left running are stopped: nothing of an abandoned run goes on.
     for orphan in super::execute::orphans(&journal).values() {
@@ -38,7 +38,7 @@ pub(super) fn abandon(workspace: &Workspace, state: &mut State, status: &str) ->
             tracing::warn!(target: "drplan", "a script of the abandoned run did not stop: {e}");
         }
     }
-    let _ = std::fs::remove_dir_all(store.dir().join("steps").join(&active.id));
+    let _ = std::fs::remove_dir_all(store.local_dir().join("steps").join(&active.id));
     let report = run_report::build(&active.id, &plan, &journal, status, SystemTime::now());
     let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
     store.write_artifact(&format!("{}.report.json", active.id), &bytes)?;

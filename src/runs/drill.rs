@@ -210,7 +210,6 @@ pub(super) async fn expire_old_drill(
         drill: Some(open.id.clone()),
         notes: Some(format!("force-cleaned after {}", crate::spec::time_format::human_duration(age))),
     });
-    use crate::state::StateStore;
     workspace.store.save(state)?;
     Ok(Some(expired))
 }

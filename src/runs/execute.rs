@@ -16,7 +16,7 @@ use crate::exec::engine::{Approver, Engine, EngineOptions, Event, Orphan, Prior,
 use crate::exec::run_report::{self, RunReport};
 use crate::planner::{ActionPlan, Dag, PlanError, file};
 use crate::spec::suggest;
-use crate::state::{ActiveRun, Approval, JournalEvent, JournalRecord, LastApply, RunState, StateStore, new_id};
+use crate::state::{ActiveRun, Approval, JournalEvent, JournalRecord, LastApply, RunState, new_id};
 
 /// How to execute.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +95,7 @@ impl Held<'_> {
         let (run_id, mut prior, continued) = self.begin(&plan, checksum, &journal, options.report_dir.as_ref())?;
         prior.rerun = options.rerun.iter().cloned().collect();
         // Absolute: the journal keeps it for a resume started from another folder.
-        let step_files = std::path::absolute(self.workspace.store.dir().join("steps").join(&run_id))
+        let step_files = std::path::absolute(self.workspace.store.local_dir().join("steps").join(&run_id))
             .map_err(|e| PlanError::Unwritable { path: "the step files folder".into(), reason: e.to_string() })?;
         let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {

@@ -5,7 +5,7 @@ use super::workspace::Workspace;
 use crate::exec::run_report::RunReport;
 use crate::planner::PlanError;
 use crate::spec::suggest;
-use crate::state::{HISTORY_KEPT, HistoryEntry, State, StateStore};
+use crate::state::{HISTORY_KEPT, HistoryEntry, State};
 
 /// Remember a finished run for `drplan history`.
 pub fn record_history(state: &mut State, run: &RunReport, drill: Option<String>) {

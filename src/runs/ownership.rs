@@ -4,7 +4,6 @@
 use super::error::Failure;
 use super::workspace::Held;
 use crate::contract::{Claimant, ForeignClaim};
-use crate::state::StateStore;
 
 impl Held<'_> {
     /// This plan's state, as the owner of its machines.

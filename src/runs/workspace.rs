@@ -11,7 +11,8 @@ use crate::contract::{Inventory, Platform, Provider};
 use crate::diff::ChangeSet;
 use crate::planner::{ActionKind, ActionPlan, PlanError, PlanInput, file};
 use crate::spec::FileDiagnostic;
-use crate::state::{ActiveRun, FileLock, FileStore, State, StateStore};
+use crate::state::{ActiveRun, FileStore, PgStore, State, StateLock, StateStore};
+use crate::validate::StateBackend;
 use crate::validate::{Model, validate_file};
 
 /// A validated plan document and where its state lives.
@@ -19,7 +20,7 @@ pub struct Workspace {
     /// The plan file as given on the command line.
     pub path: PathBuf,
     pub model: Model,
-    pub store: Arc<FileStore>,
+    pub store: Arc<dyn StateStore>,
 }
 
 impl Workspace {
@@ -30,7 +31,10 @@ impl Workspace {
         else {
             return Err(Failure::Plan(validation.diagnostics));
         };
-        let store = Arc::new(FileStore::for_plan(path, &model.name));
+        let store: Arc<dyn StateStore> = match &model.state {
+            StateBackend::File => Arc::new(FileStore::for_plan(path, &model.name)),
+            StateBackend::Postgres { url_env } => Arc::new(PgStore::for_plan(path, &model.name, url_env)?),
+        };
         Ok((Workspace { path: path.to_path_buf(), model, store }, validation.diagnostics))
     }
 
@@ -83,7 +87,7 @@ impl Workspace {
 /// A plan held for a state-changing command.
 pub struct Held<'w> {
     pub workspace: &'w Workspace,
-    _lock: FileLock,
+    _lock: StateLock,
     pub state: State,
     provider: OnceLock<Arc<dyn Provider>>,
     /// A drill that `hold` force-cleaned because it was open too long.
@@ -194,7 +198,7 @@ impl Held<'_> {
     /// The plan an unfinished run executes, as stored when it started.
     pub fn run_plan(&self, run: &str) -> Result<ActionPlan, Failure> {
         let name = format!("{run}.plan");
-        let path = self.workspace.store.dir().join("runs").join(&name);
+        let path = PathBuf::from(format!("{} {name}", self.workspace.store.location()));
         let bytes = self
             .workspace
             .store

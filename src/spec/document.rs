@@ -101,6 +101,33 @@ pub struct PlanDocument {
     pub groups: Vec<Group>,
     /// The desired state: which site should be active and how to get there.
     pub target: Target,
+    /// Where drplan keeps this plan's state (default: files beside the plan).
+    #[serde(default)]
+    pub state: Option<StateBlock>,
+}
+
+/// Where the plan's state, journal and lock live.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateBlock {
+    /// `file` (default): `.drplan/` beside the plan, for one runner; `postgres`: a PostgreSQL
+    /// database that runners on several machines share.
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// The environment variable holding the PostgreSQL connection string (default
+    /// `DRPLAN_PG_URL`). The string itself never appears in a plan, state, report or log.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub url_env: Option<Spanned<String>>,
+}
+
+/// A state backend.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateBackendKind {
+    #[default]
+    File,
+    Postgres,
 }
 
 /// Which kind of platform a site is.

@@ -64,6 +64,17 @@ pub enum StateError {
     )]
     BadKey { path: PathBuf },
 
+    #[error("the state database {location} {what}: {reason}")]
+    #[diagnostic(code(drplan::state_postgres), help("{hint}"))]
+    Postgres { location: String, what: String, reason: String, hint: String },
+
+    #[error("{location} keeps no previous version of the state")]
+    #[diagnostic(
+        code(drplan::state_no_backup),
+        help("the PostgreSQL backend keeps history and journals as rows; restore the database from its own backups")
+    )]
+    NoBackup { location: String },
+
     #[error("cannot {action} `{path}`: {source}")]
     #[diagnostic(code(drplan::state_io), help("check permissions and free space of the state directory"))]
     Io {

@@ -16,9 +16,9 @@ use miette::{NamedSource, SourceSpan};
 use super::atomic::{sync_dir, write_atomic};
 use super::error::StateError;
 use super::journal::JournalRecord;
-use super::lock::{self, FileLock, LockHolder, TryLock};
+use super::lock::{self, LockHolder, TryLock};
 use super::model::{STATE_FORMAT, State};
-use super::{StateStore, UnlockOutcome};
+use super::{StateLock, StateStore, UnlockOutcome};
 use crate::os::fs as fs_os;
 
 /// A 60,000-step run writes about 25 MB of journal; anything near this is not a journal.
@@ -51,34 +51,6 @@ impl FileStore {
         &self.dir
     }
 
-    /// Put the previous state (`state.json.bak`) back in place, after checking that it reads
-    /// and belongs to this plan. Returns its serial.
-    pub fn restore_backup(&self) -> Result<u64, StateError> {
-        let backup = self.dir.join("state.json.bak");
-        let text = fs::read_to_string(&backup).map_err(|e| StateError::io("read", &backup, e))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| corrupt(&backup, &text, &e))?;
-        if state.plan != self.plan {
-            return Err(StateError::WrongPlan { path: backup, found: state.plan, expected: self.plan.clone() });
-        }
-        let path = self.state_path();
-        write_atomic(&path, text.as_bytes()).map_err(|e| StateError::io("write", &path, e))?;
-        Ok(state.serial)
-    }
-
-    /// Whether any state was ever saved for this plan.
-    pub fn exists(&self) -> bool {
-        self.state_path().exists() || self.runs_dir().exists()
-    }
-
-    /// Remove a state directory that this process created and nothing needs: a first command
-    /// that failed leaves nothing behind. The `.drplan` folder goes too when it is empty.
-    pub fn discard_new(&self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        if let Some(parent) = self.dir.parent() {
-            let _ = fs::remove_dir(parent);
-        }
-    }
-
     fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
@@ -101,6 +73,38 @@ impl FileStore {
 }
 
 impl StateStore for FileStore {
+    /// Put the previous state (`state.json.bak`) back in place, after checking that it reads
+    /// and belongs to this plan. Returns its serial.
+    fn restore_backup(&self) -> Result<u64, StateError> {
+        let backup = self.dir.join("state.json.bak");
+        let text = fs::read_to_string(&backup).map_err(|e| StateError::io("read", &backup, e))?;
+        let state: State = serde_json::from_str(&text).map_err(|e| corrupt(&backup, &text, &e))?;
+        if state.plan != self.plan {
+            return Err(StateError::WrongPlan { path: backup, found: state.plan, expected: self.plan.clone() });
+        }
+        let path = self.state_path();
+        write_atomic(&path, text.as_bytes()).map_err(|e| StateError::io("write", &path, e))?;
+        Ok(state.serial)
+    }
+
+    /// Whether any state was ever saved for this plan.
+    fn exists(&self) -> bool {
+        self.state_path().exists() || self.runs_dir().exists()
+    }
+
+    /// Remove a state directory that this process created and nothing needs: a first command
+    /// that failed leaves nothing behind. The `.drplan` folder goes too when it is empty.
+    fn discard_new(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+
+    fn local_dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     fn location(&self) -> String {
         self.dir.display().to_string()
     }
@@ -109,10 +113,10 @@ impl StateStore for FileStore {
         std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()).display().to_string()
     }
 
-    fn lock(&self, command: &str) -> Result<FileLock, StateError> {
+    fn lock(&self, command: &str) -> Result<StateLock, StateError> {
         self.ensure_dir(&self.dir)?;
         match lock::try_lock(&self.lock_path(), command)? {
-            TryLock::Acquired(lock) => Ok(lock),
+            TryLock::Acquired(lock) => Ok(StateLock::File(lock)),
             TryLock::HeldBy(holder) => Err(StateError::Locked {
                 plan: self.plan.clone(),
                 plan_path: self.plan_path.clone(),

@@ -6,11 +6,20 @@ pub mod file_store;
 pub mod journal;
 pub mod lock;
 mod model;
+pub mod postgres;
 
 pub use error::StateError;
 pub use file_store::FileStore;
 pub use journal::{JournalEvent, JournalRecord};
 pub use lock::{FileLock, LockHolder};
+pub use postgres::PgStore;
+
+/// The plan's lock, held while it lives, whichever backend took it.
+#[derive(Debug)]
+pub enum StateLock {
+    File(FileLock),
+    Postgres(postgres::PgLock),
+}
 pub use model::*;
 
 /// Where the engine keeps its state. The default is a directory beside the plan
@@ -23,8 +32,20 @@ pub trait StateStore: Send + Sync {
     fn identity(&self) -> String {
         self.location()
     }
+    /// Where this runner keeps its own files for the plan (running scripts' status): always
+    /// on this machine, whatever the backend.
+    fn local_dir(&self) -> std::path::PathBuf;
+    /// Whether any state was ever saved for this plan.
+    fn exists(&self) -> bool;
+    /// Remove state that this process created and nothing needs: a first command that
+    /// failed leaves nothing behind.
+    fn discard_new(&self);
+    /// Put the previous state back (the file backend keeps one version).
+    fn restore_backup(&self) -> Result<u64, StateError> {
+        Err(StateError::NoBackup { location: self.location() })
+    }
     /// Take the plan's exclusive lock, or fail with who holds it.
-    fn lock(&self, command: &str) -> Result<FileLock, StateError>;
+    fn lock(&self, command: &str) -> Result<StateLock, StateError>;
     /// Who holds the lock, if anyone.
     fn lock_holder(&self) -> Result<Option<LockHolder>, StateError>;
     /// Break a lock whose holder is gone (or, with `force`, one that looks alive).

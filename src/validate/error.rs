@@ -247,6 +247,21 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
+    #[error("the plan's state lives inside its primary site `{site}` ({dir})")]
+    #[diagnostic(
+        code(drplan::state_inside_primary),
+        severity(Warning),
+        help(
+            "a failover must not depend on the site it leaves: keep the plan (and its .drplan/) elsewhere, or use `state: {{ backend: postgres }}`"
+        )
+    )]
+    StateInsidePrimary {
+        site: String,
+        dir: String,
+        #[label("the primary site")]
+        at: SourceSpan,
+    },
+
     #[error("no provider plugin `{name}` is installed here")]
     #[diagnostic(
         code(drplan::plugin_not_found),
@@ -276,7 +291,7 @@ pub enum ValidationError {
     #[error("`{name}` is not a name an environment variable can have")]
     #[diagnostic(
         code(drplan::bad_env_name),
-        help("use letters, digits and `_`, not starting with a digit, e.g. `from_env: DB_PASSWORD`")
+        help("use letters, digits and `_`, not starting with a digit, e.g. `DB_PASSWORD`")
     )]
     BadEnvName {
         name: String,

@@ -8,6 +8,7 @@ mod groups;
 pub mod model;
 mod networks;
 mod sites;
+mod state;
 mod steps;
 
 use std::path::Path;
@@ -74,6 +75,7 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
     let sites = sites::check_sites(cx, doc, &base_dir);
     let protection = sites::check_protection(cx, doc, &site_names);
     let target = sites::check_target(cx, doc, &site_names);
+    let state = state::check_state(cx, doc, &sites, &base_dir);
 
     let nets = networks::check_networks(cx, doc);
     let machine_names = NameTable::build(cx, "machine", doc.machines.iter().map(|m| &m.name));
@@ -139,5 +141,6 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         machines,
         groups: group_specs,
         target,
+        state,
     })
 }

@@ -40,6 +40,18 @@ pub struct Model {
     /// In document order.
     pub groups: Vec<GroupSpec>,
     pub target: TargetSpec,
+    /// Where the plan's state lives.
+    pub state: StateBackend,
+}
+
+/// Where the plan's state lives, as validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum StateBackend {
+    File,
+    /// In PostgreSQL; the connection string is in environment variable `url_env`.
+    Postgres {
+        url_env: String,
+    },
 }
 
 impl Model {

@@ -90,9 +90,7 @@ fn check_env(cx: &mut Checker, env: &BTreeMap<String, EnvValue>) -> BTreeMap<Str
                 EnvValue::Literal(v) => EnvSpec::Literal(v.clone()),
                 EnvValue::FromEnv(from) => {
                     let var = &from.from_env.value;
-                    let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !valid {
+                    if !super::state::is_env_name(var) {
                         cx.report(ValidationError::BadEnvName { name: var.clone(), at: span_of(&from.from_env) });
                     }
                     EnvSpec::FromEnv(var.clone())
