@@ -177,3 +177,26 @@ fn unlock_force_ends_a_live_holders_session() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     drop(held);
 }
+
+#[test]
+fn lock_timeout_waits_for_the_holder_to_finish() {
+    if !server() {
+        return;
+    }
+    let lab = pg_lab(true, "wait");
+    lab.target("active: dc2\nvia: unplanned");
+    let store = store(&lab);
+    let held = store.lock("drplan apply (test)").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_drplan"))
+        .current_dir(lab.path())
+        .args(["apply", "shop.yaml", "--auto-approve", "--lock-timeout", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "waited, then ran: {}", transcript(&out));
+    assert_eq!(store.load().unwrap().history.len(), 1);
+}

@@ -38,6 +38,7 @@ async fn apply(args: Args, ui: Ui) -> Result<u8, u8> {
     let document = saved.is_none();
     let path = saved.as_ref().map_or(args.target.clone(), |p| p.plan.plan_path.clone());
     let workspace = open(&path, ui)?;
+    workspace.lock_timeout.set(args.run.lock_timeout.unwrap_or_default());
     let mut held = workspace.hold("drplan apply").await.map_err(|f| fail(ui, f))?;
     announce(&held);
     let prepared = match saved {

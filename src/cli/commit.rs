@@ -53,6 +53,7 @@ pub async fn rollback(args: RollbackArgs, ui: Ui) -> u8 {
 async fn lifecycle(path: &std::path::Path, auto_approve: bool, run: &RunArgs, what: What, ui: Ui) -> u8 {
     let result = async {
         let workspace = open(path, ui)?;
+        workspace.lock_timeout.set(run.lock_timeout.unwrap_or_default());
         let command = match what {
             What::Commit => "drplan commit",
             What::Rollback(_) => "drplan rollback",

@@ -79,6 +79,7 @@ pub async fn run(args: Args, ui: Ui) -> u8 {
 async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
     let path = args.plan.clone().unwrap_or_default();
     let workspace = open(&path, ui)?;
+    workspace.lock_timeout.set(args.run.lock_timeout.unwrap_or_default());
     let mut held = workspace.hold("drplan drill").await.map_err(|f| fail(ui, f))?;
     announce(&held);
     let request = DrillRequest {
@@ -107,6 +108,7 @@ async fn start(args: StartArgs, ui: Ui) -> Result<u8, u8> {
 
 async fn complete(path: &std::path::Path, notes: Option<String>, run: &RunArgs, ui: Ui) -> Result<u8, u8> {
     let workspace = open(path, ui)?;
+    workspace.lock_timeout.set(run.lock_timeout.unwrap_or_default());
     let mut held = workspace.hold("drplan drill complete").await.map_err(|f| fail(ui, f))?;
     announce(&held);
     close_drill(&mut held, run, notes, ui).await

@@ -26,6 +26,7 @@ pub async fn run(mut args: Args, ui: Ui) -> u8 {
     args.run.rerun = std::mem::take(&mut args.rerun);
     let result = async {
         let workspace = open(&args.plan, ui)?;
+        workspace.lock_timeout.set(args.run.lock_timeout.unwrap_or_default());
         let mut held = workspace.hold("drplan resume").await.map_err(|f| fail(ui, f))?;
         announce(&held);
         let Some(active) = &held.state.run else {

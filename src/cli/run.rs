@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Also write the run's evidence into DIR: report.json, report.md, junit.xml, timeline.svg.
     #[arg(long, value_name = "DIR")]
     pub report: Option<std::path::PathBuf>,
+    /// When another runner holds the plan's lock, wait up to this long for it (e.g. `10m`)
+    /// instead of failing at once.
+    #[arg(long, value_parser = super::duration_at_least(std::time::Duration::ZERO))]
+    pub lock_timeout: Option<std::time::Duration>,
     /// Print no outcome (a follow-up run whose caller already printed one).
     #[arg(skip)]
     pub quiet: bool,

@@ -21,6 +21,8 @@ pub struct Workspace {
     pub path: PathBuf,
     pub model: Model,
     pub store: Arc<dyn StateStore>,
+    /// How long taking the lock waits for another holder (zero: fail at once).
+    pub lock_timeout: Cell<std::time::Duration>,
 }
 
 impl Workspace {
@@ -35,7 +37,8 @@ impl Workspace {
             StateBackend::File => Arc::new(FileStore::for_plan(path, &model.name)),
             StateBackend::Postgres { url_env } => Arc::new(PgStore::for_plan(path, &model.name, url_env)?),
         };
-        Ok((Workspace { path: path.to_path_buf(), model, store }, validation.diagnostics))
+        let lock_timeout = Cell::new(std::time::Duration::ZERO);
+        Ok((Workspace { path: path.to_path_buf(), model, store, lock_timeout }, validation.diagnostics))
     }
 
     pub fn provider(&self) -> Result<Arc<dyn Provider>, Failure> {
@@ -62,11 +65,29 @@ impl Workspace {
         Ok(held)
     }
 
+    /// The plan's lock, waiting up to `lock_timeout` while another runner holds it.
+    fn wait_for_lock(&self, command: &str) -> Result<crate::state::StateLock, Failure> {
+        let deadline = std::time::Instant::now() + self.lock_timeout.get();
+        let mut told = false;
+        loop {
+            match self.store.lock(command) {
+                Err(crate::state::StateError::Locked { holder, .. }) if std::time::Instant::now() < deadline => {
+                    if !told {
+                        tracing::info!(target: "drplan", "waiting for the lock held by {holder}");
+                        told = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
     /// Take the plan's lock and load its state, for commands that only change state
     /// (approvals, cancelling): the provider opens only if asked for.
     pub fn lock(&self, command: &str) -> Result<Held<'_>, Failure> {
         let fresh = !self.store.exists();
-        let lock = self.store.lock(command)?;
+        let lock = self.wait_for_lock(command)?;
         // Dropped on any failure from here: a first command that fails leaves no state.
         let mut held = Held {
             workspace: self,
