@@ -144,6 +144,10 @@ fn kill_9_of_the_holder_frees_the_lock_and_resume_completes_without_repeating_a_
     child.wait().unwrap();
     let state = store.load().unwrap();
     assert!(state.run.is_some(), "the run was killed midway");
+    // The state does not move while a run is open.
+    let out = lab.run(&["state", "migrate", "shop.yaml", "--to", "file"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is open"), "{}", transcript(&out));
     // The server ended the dead holder's session, and with it the lock.
     let out = lab.run(&["resume", "shop.yaml", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
@@ -199,4 +203,39 @@ fn lock_timeout_waits_for_the_holder_to_finish() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "waited, then ran: {}", transcript(&out));
     assert_eq!(store.load().unwrap().history.len(), 1);
+}
+
+#[test]
+fn state_migrates_to_postgres_and_back_losslessly() {
+    if !server() {
+        return;
+    }
+    let lab = pg_lab(true, "migrate");
+    // Start on file state: the lab without its state block.
+    lab.edit_plan(&format!("\nstate: {{ backend: postgres, url_env: {URL_ENV} }}\n"), "\n");
+    lab.target("active: dc2\nvia: unplanned");
+    let out = lab.run(&["apply", "shop.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let history_before = lab.run(&["history", "shop.yaml", "--format", "json"]);
+
+    let out = lab.run(&["state", "migrate", "shop.yaml", "--to", "postgres", "--url-env", URL_ENV]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("read it back equal"), "{}", transcript(&out));
+    lab.edit_plan("\ntarget:\n", &format!("\nstate: {{ backend: postgres, url_env: {URL_ENV} }}\ntarget:\n"));
+    let history_pg = lab.run(&["history", "shop.yaml", "--format", "json"]);
+    assert_eq!(history_pg.stdout, history_before.stdout, "the history reads the same from PostgreSQL");
+    let out = lab.run(&["plan", "shop.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "nothing left to do: {}", transcript(&out));
+    // A second migration into state that exists is refused.
+    let out = lab.run(&["state", "migrate", "shop.yaml", "--to", "file"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds state"), "{}", transcript(&out));
+
+    // Back to files, into a fresh folder.
+    std::fs::rename(lab.path().join(".drplan"), lab.path().join(".drplan-before")).unwrap();
+    let out = lab.run(&["state", "migrate", "shop.yaml", "--to", "file"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    lab.edit_plan(&format!("\nstate: {{ backend: postgres, url_env: {URL_ENV} }}\n"), "\n");
+    let history_file = lab.run(&["history", "shop.yaml", "--format", "json"]);
+    assert_eq!(history_file.stdout, history_before.stdout, "and the same again from files");
 }

@@ -11,7 +11,7 @@ impl Held<'_> {
         Claimant {
             plan: self.model().name.clone(),
             lineage: self.state.lineage.clone(),
-            state: self.workspace.store.identity(),
+            state: self.state.claims_as.clone().unwrap_or_else(|| self.workspace.store.identity()),
             host: crate::os::host_name(),
         }
     }

@@ -67,6 +67,24 @@ impl FileStore {
         self.runs_dir().join(format!("{run}.journal.jsonl"))
     }
 
+    /// The file names under `runs/`, sorted.
+    fn run_files(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.runs_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StateError::io("read", &dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn ensure_dir(&self, dir: &Path) -> Result<(), StateError> {
         fs_os::create_private_dir(dir).map_err(|e| StateError::io("create", dir, e))
     }
@@ -283,6 +301,20 @@ impl StateStore for FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StateError::io("read", &path, e)),
         }
+    }
+
+    fn import_plan_key(&self, key: [u8; 32]) -> Result<(), StateError> {
+        self.ensure_dir(&self.dir)?;
+        let path = self.dir.join("plan.key");
+        write_atomic(&path, &key).map_err(|e| StateError::io("write", &path, e))
+    }
+
+    fn journal_runs(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.run_files()?.iter().filter_map(|n| n.strip_suffix(".journal.jsonl").map(str::to_string)).collect())
+    }
+
+    fn artifact_names(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.run_files()?.into_iter().filter(|n| !n.ends_with(".journal.jsonl") && !n.contains(".torn-")).collect())
     }
 
     fn plan_key(&self) -> Result<[u8; 32], StateError> {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod file_store;
 pub mod journal;
 pub mod lock;
+pub mod migrate;
 mod model;
 pub mod postgres;
 
@@ -73,6 +74,12 @@ pub trait StateStore: Send + Sync {
     /// The secret that authenticates this plan's saved plan files, made on first use. It
     /// lives with the state so that whoever may apply (can read the state) can check a file.
     fn plan_key(&self) -> Result<[u8; 32], StateError>;
+    /// Set the plan key (a migration brings the old one, so saved plan files stay valid).
+    fn import_plan_key(&self, key: [u8; 32]) -> Result<(), StateError>;
+    /// The runs that have a journal here.
+    fn journal_runs(&self) -> Result<Vec<String>, StateError>;
+    /// The names of the stored run artifacts.
+    fn artifact_names(&self) -> Result<Vec<String>, StateError>;
 }
 
 #[derive(Debug)]

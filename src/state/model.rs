@@ -32,6 +32,10 @@ pub struct State {
     /// Finished runs and drills, oldest first (the newest `HISTORY_KEPT`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// Where this state lived when it first claimed its machines, once it has moved to
+    /// another backend (`drplan state migrate`): its claims stay recorded under that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_as: Option<String>,
 }
 
 /// What kind of run a plan performs. State files written before this was typed hold the
@@ -164,6 +168,7 @@ impl State {
             run: None,
             drill: None,
             history: Vec::new(),
+            claims_as: None,
         }
     }
 }

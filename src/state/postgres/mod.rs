@@ -166,6 +166,16 @@ impl PgStore {
         }))
     }
 
+    /// The first column of `sql` (with the plan as `$1`), as text.
+    fn names(&self, sql: &'static str) -> Result<Vec<String>, StateError> {
+        let plan = self.plan.clone();
+        self.session()?
+            .query(async move |c| {
+                Ok(c.query(sql, &[&plan]).await?.into_iter().map(|r| r.get::<_, String>(0)).collect())
+            })
+            .map_err(|e| self.error("cannot be listed", e))
+    }
+
     /// Whether anyone holds the plan's lock (some session, recorded holder or not).
     fn lock_taken(&self) -> Result<bool, StateError> {
         let key = self.lock_key();
@@ -406,6 +416,28 @@ impl StateStore for PgStore {
                     .map(|r| r.get::<_, Vec<u8>>(0)))
             })
             .map_err(|e| self.error("cannot read a run artifact", e))
+    }
+
+    fn import_plan_key(&self, key: [u8; 32]) -> Result<(), StateError> {
+        let (plan, key) = (self.plan.clone(), key.to_vec());
+        self.session()?
+            .query(async move |c| {
+                c.execute(
+                    "INSERT INTO drplan_keys (plan, key) VALUES ($1, $2) ON CONFLICT (plan) DO UPDATE SET key = $2",
+                    &[&plan, &key],
+                )
+                .await
+            })
+            .map_err(|e| self.error("cannot store the plan key", e))?;
+        Ok(())
+    }
+
+    fn journal_runs(&self) -> Result<Vec<String>, StateError> {
+        self.names("SELECT DISTINCT run FROM drplan_journal WHERE plan = $1 ORDER BY run")
+    }
+
+    fn artifact_names(&self) -> Result<Vec<String>, StateError> {
+        self.names("SELECT name FROM drplan_artifacts WHERE plan = $1 ORDER BY name")
     }
 
     fn plan_key(&self) -> Result<[u8; 32], StateError> {
