@@ -7,9 +7,8 @@
 //! Run: `cargo bench --bench apply` (about a minute). Prints a Markdown table for README.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
 use drplan::planner::schedule::{lower_bound, simulate_with};
 use drplan::planner::{ActionKind, Dag};
 use drplan::state::{FileStore, StateStore};
@@ -17,7 +16,7 @@ use drplan::state::{FileStore, StateStore};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{build_plan, failover_estate, validate};
+use support::{build_plan, execute, failover_estate, validate};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -48,21 +47,7 @@ fn main() {
         let greedy = simulate_with(&plan, &dag, |i| real[i]).makespan;
 
         let store: Arc<dyn StateStore> = Arc::new(FileStore::for_plan(&path, &model.name));
-        let engine = Engine {
-            plan: plan.clone(),
-            dag: dag.clone(),
-            provider: provider.clone(),
-            store,
-            run_id: "bench".into(),
-            options: EngineOptions { parallelism, ..EngineOptions::default() },
-            events: None,
-            stop: Default::default(),
-            abort: Default::default(),
-        };
-        let start = Instant::now();
-        let outcome = runtime.block_on(engine.run(Prior::default()));
-        let wall = start.elapsed();
-        assert_eq!(outcome.status, RunStatus::Succeeded);
+        let wall = execute(&runtime, plan.clone(), provider.clone(), store, "bench", parallelism);
         println!(
             "| {machines} machines / {groups} groups | {} | {parallelism} | {:.2} s | {:.2} s | {:.2} s | {:.3} | {:.3} |",
             plan.actions.len(),

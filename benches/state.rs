@@ -7,16 +7,14 @@
 //! Run: `cargo bench --bench state` (about two minutes). Prints a Markdown table for README.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
-use drplan::planner::Dag;
 use drplan::state::{FileStore, PgStore, StateStore};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{build_plan, failover_estate, median, validate};
+use support::{build_plan, execute, failover_estate, median, validate};
 
 const RUNS: usize = 3;
 
@@ -68,8 +66,6 @@ fn run(
     let path = estate.path.clone();
     let model = validate(&path, &estate.text);
     let (provider, plan) = build_plan(runtime, &path, &model, 200);
-    let plan = Arc::new(plan);
-    let dag = Arc::new(Dag::new(&plan).unwrap());
     let store: Arc<dyn StateStore> = if postgres {
         Arc::new(PgStore::for_plan(&path, &model.name, url_env).unwrap())
     } else {
@@ -78,20 +74,6 @@ fn run(
     // Connected (and migrated) before the clock starts, as a run's lock would have.
     store.load().unwrap();
     let run_id = format!("bench-{time_scale}-{round}-{}", std::process::id());
-    let engine = Engine {
-        plan: plan.clone(),
-        dag,
-        provider,
-        store: store.clone(),
-        run_id: run_id.clone(),
-        options: EngineOptions { parallelism: 200, ..EngineOptions::default() },
-        events: None,
-        stop: Default::default(),
-        abort: Default::default(),
-    };
-    let start = Instant::now();
-    let outcome = runtime.block_on(engine.run(Prior::default()));
-    let wall = start.elapsed();
-    assert_eq!(outcome.status, RunStatus::Succeeded);
+    let wall = execute(runtime, Arc::new(plan), provider, store.clone(), &run_id, 200);
     (wall, store.read_journal(&run_id).unwrap().len())
 }

@@ -512,14 +512,7 @@ fn kill_9_at_random_moments_never_repeats_a_completed_step() {
         let store = drplan::state::FileStore::for_plan(&lab.path().join("shop.yaml"), "shop");
         let r = finished.unwrap();
         let journal = store.read_journal(r["run"].as_str().unwrap()).unwrap();
-        let mut successes: HashMap<&str, usize> = HashMap::new();
-        for r in &journal {
-            if matches!(r.event, JournalEvent::Succeeded { .. }) {
-                *successes.entry(r.step.as_str()).or_default() += 1;
-            }
-        }
-        assert!(successes.values().all(|&n| n == 1), "{successes:?}");
-        assert_eq!(successes.len(), r["steps"].as_array().unwrap().len(), "every step once: {successes:?}");
+        common::assert_each_step_succeeded_once(&journal, &r);
     }
 }
 

@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{SimLab, report, transcript};
-use drplan::state::{JournalEvent, PgStore, StateStore};
+use common::{SimLab, assert_each_step_succeeded_once, report, transcript};
+use drplan::state::{PgStore, StateStore};
 
 const URL_ENV: &str = "DRPLAN_TEST_PG_URL";
 
@@ -153,14 +152,7 @@ fn kill_9_of_the_holder_frees_the_lock_and_resume_completes_without_repeating_a_
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let r = report(&out);
     let journal = store.read_journal(r["run"].as_str().unwrap()).unwrap();
-    let mut successes: HashMap<&str, usize> = HashMap::new();
-    for record in &journal {
-        if matches!(record.event, JournalEvent::Succeeded { .. }) {
-            *successes.entry(record.step.as_str()).or_default() += 1;
-        }
-    }
-    assert!(successes.values().all(|&n| n == 1), "no step twice: {successes:?}");
-    assert_eq!(successes.len(), r["steps"].as_array().unwrap().len(), "every step once: {successes:?}");
+    assert_each_step_succeeded_once(&journal, &r);
 }
 
 #[test]

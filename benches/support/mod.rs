@@ -58,6 +58,36 @@ pub fn build_plan(
     (provider, plan)
 }
 
+/// Execute `plan` with the engine (as `drplan apply` does after planning) and return its
+/// wall time; the run must succeed.
+pub fn execute(
+    runtime: &tokio::runtime::Runtime,
+    plan: std::sync::Arc<drplan::planner::ActionPlan>,
+    provider: std::sync::Arc<dyn drplan::contract::Provider>,
+    store: std::sync::Arc<dyn drplan::state::StateStore>,
+    run_id: &str,
+    parallelism: usize,
+) -> Duration {
+    use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
+    let dag = std::sync::Arc::new(drplan::planner::Dag::new(&plan).unwrap());
+    let engine = Engine {
+        plan,
+        dag,
+        provider,
+        store,
+        run_id: run_id.into(),
+        options: EngineOptions { parallelism, ..EngineOptions::default() },
+        events: None,
+        stop: Default::default(),
+        abort: Default::default(),
+    };
+    let start = Instant::now();
+    let outcome = runtime.block_on(engine.run(Prior::default()));
+    let wall = start.elapsed();
+    assert_eq!(outcome.status, RunStatus::Succeeded);
+    wall
+}
+
 /// A generated estate on disk: the plan (target already flipped to dc2, a planned failover)
 /// and its protected sim world at a fixed clock.
 pub struct Estate {

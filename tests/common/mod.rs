@@ -42,6 +42,19 @@ pub fn qemu_provider() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_drplan")).with_file_name("drplan-provider-qemu")
 }
 
+/// Every step of the finished run `report` succeeded exactly once in `journal` (a crash and
+/// a resume must never repeat one).
+pub fn assert_each_step_succeeded_once(journal: &[drplan::state::JournalRecord], report: &serde_json::Value) {
+    let mut successes: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for record in journal {
+        if matches!(record.event, drplan::state::JournalEvent::Succeeded { .. }) {
+            *successes.entry(record.step.as_str()).or_default() += 1;
+        }
+    }
+    assert!(successes.values().all(|&n| n == 1), "no step twice: {successes:?}");
+    assert_eq!(successes.len(), report["steps"].as_array().unwrap().len(), "every step once: {successes:?}");
+}
+
 /// `drplan` with a clean, deterministic environment.
 pub fn drplan(cwd: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("drplan").expect("the drplan binary is built by cargo test");
