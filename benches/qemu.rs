@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 
 use drplan::lab::qemu;
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::median;
+
 const RUNS: usize = 5;
 const DISK: u64 = 1 << 30;
 const WRITE: u64 = 64 << 10;
@@ -163,11 +168,6 @@ fn replication() {
     println!();
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn millis(report: &serde_json::Value, at: &str) -> i64 {
     let text = report[at].as_str().unwrap_or_default();
     parse_ms(text)
@@ -175,7 +175,7 @@ fn millis(report: &serde_json::Value, at: &str) -> i64 {
 
 /// Milliseconds since the epoch of an RFC 3339 UTC time as the reports write it.
 fn parse_ms(text: &str) -> i64 {
-    let t = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let t = drplan::spec::time_format::parse_rfc3339(text).unwrap_or_else(|| panic!("not a time: {text}"));
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 

@@ -278,17 +278,3 @@ fn demo_steps(
     outln!("# (reports of the drill and the failover: {}/reports).", dir.display());
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::lab::demo::shell_quote;
-
-    #[test]
-    fn echoed_commands_can_be_pasted_into_a_shell() {
-        assert_eq!(shell_quote("--notes"), "--notes");
-        assert_eq!(shell_quote("lab demo: the copies booted"), "'lab demo: the copies booted'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("$HOME"), "'$HOME'");
-    }
-}

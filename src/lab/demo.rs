@@ -287,3 +287,17 @@ fn replica_digest(site: &Path) -> Result<Vec<(String, blake3::Hash)>, String> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn echoed_commands_can_be_pasted_into_a_shell() {
+        assert_eq!(shell_quote("--notes"), "--notes");
+        assert_eq!(shell_quote("lab demo: the copies booted"), "'lab demo: the copies booted'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+}

@@ -60,6 +60,11 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// Whether process `pid` exists and has not exited (a zombie holds nothing), whoever it is.
+pub fn pid_running(pid: i32) -> bool {
+    u32::try_from(pid).is_ok_and(|pid| !is_zombie(pid))
+}
+
 pub fn alive(process: &ProcessId) -> bool {
     start_ticks(process.pid) == Some(process.start_ticks) && !is_zombie(process.pid)
 }

@@ -17,7 +17,7 @@ use super::atomic::{sync_dir, write_atomic};
 use super::error::StateError;
 use super::journal::JournalRecord;
 use super::lock::{self, LockHolder, TryLock};
-use super::model::{STATE_FORMAT, State};
+use super::model::State;
 use super::{StateLock, StateStore, UnlockOutcome};
 use crate::os::fs as fs_os;
 
@@ -35,14 +35,10 @@ pub struct FileStore {
 impl FileStore {
     /// The store of plan `plan` whose file is `plan_path`: `<plan dir>/.drplan/<plan>/`.
     pub fn for_plan(plan_path: &Path, plan: &str) -> Self {
-        let base = match plan_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         FileStore {
             plan: plan.to_string(),
             plan_path: plan_path.display().to_string(),
-            dir: base.join(".drplan").join(plan),
+            dir: super::local_state_dir(plan_path, plan),
             journals: Mutex::new(HashMap::new()),
         }
     }
@@ -184,12 +180,7 @@ impl StateStore for FileStore {
             Err(e) => return Err(StateError::io("read", &path, e)),
         };
         // Check the format first, so a newer file gets a clear message rather than a parse error.
-        if let Ok(probe) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(found) = probe.get("format").and_then(|f| f.as_u64())
-            && found > STATE_FORMAT as u64
-        {
-            return Err(StateError::NewerFormat { path, found: found as u32, supported: STATE_FORMAT });
-        }
+        super::check_format(&text, &path)?;
         let state: State = serde_json::from_str(&text).map_err(|e| corrupt(&path, &text, &e))?;
         if state.plan != self.plan {
             return Err(StateError::WrongPlan { path, found: state.plan, expected: self.plan.clone() });
@@ -330,10 +321,7 @@ impl StateStore for FileStore {
             return Ok(key);
         }
         self.ensure_dir(&self.dir)?;
-        let mut key = [0u8; 32];
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
-            .map_err(|e| StateError::io("read random bytes from", "/dev/urandom", e))?;
+        let key = super::random_key()?;
         // Written whole under another name, then linked into place: a reader never sees half a
         // key, and of two first uses at once the second takes the first one's key.
         let temp = self.dir.join(format!(".plan.key.tmp-{}", std::process::id()));

@@ -15,6 +15,37 @@ pub use journal::{JournalEvent, JournalRecord};
 pub use lock::{FileLock, LockHolder};
 pub use postgres::PgStore;
 
+/// A new plan key: 32 random bytes.
+pub(crate) fn random_key() -> Result<[u8; 32], StateError> {
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+        .map_err(|e| StateError::io("read random bytes from", "/dev/urandom", e))?;
+    Ok(key)
+}
+
+/// Refuse a state a newer drplan wrote, by its `format`, before parsing it (a clear message
+/// rather than a parse error); `path` names where it was read.
+pub(crate) fn check_format(text: &str, path: &std::path::Path) -> Result<(), StateError> {
+    if let Ok(probe) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(found) = probe.get("format").and_then(|f| f.as_u64())
+        && found > STATE_FORMAT as u64
+    {
+        return Err(StateError::NewerFormat { path: path.to_path_buf(), found: found as u32, supported: STATE_FORMAT });
+    }
+    Ok(())
+}
+
+/// The folder of a plan's local state: `<plan dir>/.drplan/<plan>/` (the file backend's
+/// state; every backend's runner-local files).
+pub(crate) fn local_state_dir(plan_path: &std::path::Path, plan: &str) -> std::path::PathBuf {
+    let base = match plan_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    base.join(".drplan").join(plan)
+}
+
 /// The plan's lock, held while it lives, whichever backend took it.
 #[derive(Debug)]
 pub enum StateLock {

@@ -136,6 +136,13 @@ pub enum Consistency {
     App,
 }
 
+impl Consistency {
+    /// App-consistent when the guest was quiesced (frozen) at the point's instant.
+    pub fn of(quiesced: bool) -> Consistency {
+        if quiesced { Consistency::App } else { Consistency::Crash }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestCopy {
     pub site: String,

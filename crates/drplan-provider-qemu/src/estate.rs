@@ -424,7 +424,7 @@ fn point_list(copy: &Copy) -> Vec<RecoveryPoint> {
         .map(|p| RecoveryPoint {
             id: p.id,
             time: p.time,
-            consistency: if p.app_consistent { Consistency::App } else { Consistency::Crash },
+            consistency: Consistency::of(p.app_consistent),
             processed: true,
             bytes_after: None,
         })

@@ -273,26 +273,27 @@ pub fn read_data_disk(site_dir: &Path, machine: &str, into: &Path) -> Result<(),
 
 /// The records on a machine's data disk at a site.
 pub fn check_records(site_dir: &Path, machine: &str) -> Result<RecordCheck, String> {
+    with_raw_disk(site_dir, machine, |raw| records::check_records(raw, machine))
+}
+
+/// Run `read` on a raw copy of a machine's data disk (a file in the temp folder, removed after).
+fn with_raw_disk<T>(
+    site_dir: &Path,
+    machine: &str,
+    read: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> Result<T, String> {
     let raw = std::env::temp_dir().join(format!("drplan-lab-{machine}-{}.raw", std::process::id()));
-    let result = read_data_disk(site_dir, machine, &raw)
-        .and_then(|()| records::check_records(&raw, machine).map_err(|e| e.to_string()));
+    let result = read_data_disk(site_dir, machine, &raw).and_then(|()| read(&raw).map_err(|e| e.to_string()));
     let _ = std::fs::remove_file(&raw);
     result
 }
 
 /// The last record on each machine's data disk at `site`.
 pub fn last_records(site_dir: &Path, machines: &[&str]) -> Result<Vec<u64>, String> {
-    let mut last = Vec::new();
-    for machine in machines {
-        let raw = std::env::temp_dir().join(format!("drplan-lab-{machine}-{}.head", std::process::id()));
-        let result = read_data_disk(site_dir, machine, &raw).and_then(|()| {
-            let file = std::fs::File::open(&raw).map_err(|e| e.to_string())?;
-            records::read_header(&file).map_err(|e| e.to_string())
-        });
-        let _ = std::fs::remove_file(&raw);
-        last.push(result?);
-    }
-    Ok(last)
+    machines
+        .iter()
+        .map(|machine| with_raw_disk(site_dir, machine, |raw| records::read_header(&std::fs::File::open(raw)?)))
+        .collect()
 }
 
 /// Wait until every machine at `site` wrote `more` records (guests take a few seconds to
@@ -348,18 +349,12 @@ fn started_with(pid: i32, pidfile: &Path) -> bool {
     })
 }
 
-fn alive(pid: i32) -> bool {
-    // A zombie (exited, not yet reaped) holds nothing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
-}
-
 /// Stop every lab VM: SIGTERM (QEMU exits, flushing its images), SIGKILL after 10 s.
 pub fn stop_all(dir: &Path) {
     signal_all(dir, &["dc1", "dc2"], libc::SIGTERM);
     let started = Instant::now();
     let pids: Vec<i32> = ["dc1", "dc2"].iter().flat_map(|s| vm_pids(dir, s)).collect();
-    while pids.iter().any(|p| alive(*p)) && started.elapsed() < Duration::from_secs(10) {
+    while pids.iter().any(|p| crate::os::process::pid_running(*p)) && started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     signal_all(dir, &["dc1", "dc2"], libc::SIGKILL);
@@ -369,7 +364,9 @@ pub fn stop_all(dir: &Path) {
 pub fn crash(dir: &Path, site: &str) {
     signal_all(dir, &[site], libc::SIGKILL);
     let started = Instant::now();
-    while vm_pids(dir, site).iter().any(|p| alive(*p)) && started.elapsed() < Duration::from_secs(10) {
+    while vm_pids(dir, site).iter().any(|p| crate::os::process::pid_running(*p))
+        && started.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -377,7 +374,7 @@ pub fn crash(dir: &Path, site: &str) {
 fn signal_all(dir: &Path, sites: &[&str], signal: i32) {
     for site in sites {
         for pid in vm_pids(dir, site) {
-            if alive(pid) {
+            if crate::os::process::pid_running(pid) {
                 // SAFETY: kill(2) on a pid read from a lab VM's pid file.
                 unsafe {
                     libc::kill(pid, signal);

@@ -341,7 +341,7 @@ impl Inner {
                         .map(|p| RecoveryPoint {
                             id: p.id,
                             time: p.time,
-                            consistency: if p.app_consistent { Consistency::App } else { Consistency::Crash },
+                            consistency: Consistency::of(p.app_consistent),
                             processed: true,
                             bytes_after: None,
                         })

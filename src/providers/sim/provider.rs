@@ -392,7 +392,7 @@ fn machine_inventory(world: &World, m: &SimMachine, now: SystemTime, processing_
         .map(|p| RecoveryPoint {
             id: p.id,
             time: p.time,
-            consistency: if p.app { Consistency::App } else { Consistency::Crash },
+            consistency: Consistency::of(p.app),
             processed: now.duration_since(p.time).unwrap_or_default() >= processing_delay,
             bytes_after: Some(m.written.saturating_sub(p.generation)),
         })

@@ -17,7 +17,7 @@ use connection::Connection;
 
 use super::journal::JournalRecord;
 use super::lock::LockHolder;
-use super::model::{STATE_FORMAT, State};
+use super::model::State;
 use super::{StateError, StateLock, StateStore, UnlockOutcome};
 
 /// What went wrong talking to the server (turned into a [`StateError`] with the location).
@@ -91,17 +91,13 @@ impl PgStore {
             .unwrap_or_else(|| "localhost".into());
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let database = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
-        let base = match plan_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         Ok(PgStore {
             plan: plan.to_string(),
             plan_path: plan_path.display().to_string(),
             url,
             url_env: url_env.to_string(),
             server: format!("{host}:{port}/{database}"),
-            local: base.join(".drplan").join(plan),
+            local: super::local_state_dir(plan_path, plan),
             conn: Mutex::new(None),
         })
     }
@@ -314,12 +310,7 @@ impl StateStore for PgStore {
             .map_err(|e| self.error("cannot be read", e))?;
         let Some(text) = body else { return Ok(State::new(&self.plan)) };
         let path = PathBuf::from(self.location());
-        if let Ok(probe) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(found) = probe.get("format").and_then(|f| f.as_u64())
-            && found > STATE_FORMAT as u64
-        {
-            return Err(StateError::NewerFormat { path, found: found as u32, supported: STATE_FORMAT });
-        }
+        super::check_format(&text, &path)?;
         serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
             path,
             reason: e.to_string(),
@@ -441,11 +432,7 @@ impl StateStore for PgStore {
     }
 
     fn plan_key(&self) -> Result<[u8; 32], StateError> {
-        let mut fresh = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut fresh))
-            .map_err(|e| StateError::io("read random bytes from", "/dev/urandom", e))?;
-        let (plan, fresh) = (self.plan.clone(), fresh.to_vec());
+        let (plan, fresh) = (self.plan.clone(), super::random_key()?.to_vec());
         // The first runner's key wins; every runner then reads the same one.
         let key = self
             .session()?
