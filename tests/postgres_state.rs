@@ -231,3 +231,85 @@ fn state_migrates_to_postgres_and_back_losslessly() {
     let history_file = lab.run(&["history", "shop.yaml", "--format", "json"]);
     assert_eq!(history_file.stdout, history_before.stdout, "and the same again from files");
 }
+
+/// Each provider step of `lab`'s next run at `site`, by id (from the plan drplan shows).
+fn steps_at(lab: &SimLab, site: &str) -> std::collections::BTreeSet<String> {
+    let out = lab.run(&["plan", "shop.yaml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let plan: drplan::planner::ActionPlan = serde_json::from_slice(&out.stdout).unwrap();
+    plan.actions
+        .iter()
+        .filter(|a| matches!(&a.kind, drplan::planner::ActionKind::Provider { op } if op.site() == site))
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+#[test]
+fn two_plans_sharing_a_limited_site_never_have_more_than_its_limit_in_flight_there() {
+    if !server() {
+        return;
+    }
+    let labs = [pg_lab(true, "share_a"), pg_lab(true, "share_b")];
+    let mut at_dc2 = Vec::new();
+    for lab in &labs {
+        lab.edit_plan(
+            "dc2: { provider: sim, path: world.json }",
+            "dc2: { provider: sim, path: world.json, max_parallel: 3 }",
+        );
+        lab.edit_world(|w| w.time_scale = 0.01);
+        lab.target("active: dc2\nvia: unplanned");
+        at_dc2.push(steps_at(lab, "dc2"));
+    }
+    assert!(at_dc2.iter().all(|steps| steps.len() >= 10), "each plan has work at dc2: {at_dc2:?}");
+    let children: Vec<_> = labs
+        .iter()
+        .map(|lab| {
+            Command::new(env!("CARGO_BIN_EXE_drplan"))
+                .current_dir(lab.path())
+                .args(["apply", "shop.yaml", "--auto-approve", "--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    // Every operation at dc2 as an interval from the journals: (start, end, plan).
+    let mut intervals = Vec::new();
+    for ((lab, out), steps) in labs.iter().zip(&outs).zip(&at_dc2) {
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(out));
+        let journal = store(lab).read_journal(report(out)["run"].as_str().unwrap()).unwrap();
+        let mut started = std::collections::BTreeMap::new();
+        for record in journal.iter().filter(|r| steps.contains(&r.step)) {
+            match &record.event {
+                drplan::state::JournalEvent::Started { .. } => drop(started.insert(record.step.clone(), record.at)),
+                drplan::state::JournalEvent::Succeeded { .. } | drplan::state::JournalEvent::Failed { .. } => {
+                    intervals.push((started.remove(&record.step).unwrap(), record.at, plan_name(lab)));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(intervals.iter().filter(|i| i.2 == plan_name(lab)).count(), steps.len());
+    }
+    // Sweep the starts and ends in time order (an end before a start at the same instant).
+    let mut edges: Vec<(std::time::SystemTime, i32, &str)> = Vec::new();
+    for (start, end, plan) in &intervals {
+        edges.push((*start, 1, plan));
+        edges.push((*end, -1, plan));
+    }
+    edges.sort();
+    let (mut in_flight, mut most, mut by_plan) = (0, 0, std::collections::BTreeMap::<&str, i32>::new());
+    let mut together = false;
+    for (_, change, plan) in edges {
+        in_flight += change;
+        *by_plan.entry(plan).or_default() += change;
+        most = most.max(in_flight);
+        together |= by_plan.values().filter(|n| **n > 0).count() == 2;
+    }
+    assert!(together, "the two runs had operations at dc2 in flight at the same time");
+    assert!(most <= 3, "at most 3 operations in flight at dc2, found {most}");
+    assert_eq!(most, 3, "the limit was reached (so it was what held them back)");
+    // Who waited said so.
+    let said = outs.iter().any(|o| String::from_utf8_lossy(&o.stderr).contains("waits for a slot at dc2"));
+    assert!(said, "{}\n{}", transcript(&outs[0]), transcript(&outs[1]));
+}

@@ -54,8 +54,16 @@ fn one_vm_lab() -> (Lab, std::path::PathBuf) {
     (lab, dir)
 }
 
+/// The demo's output for a failure message: what went wrong first (CI shows a message's
+/// beginning), then the whole story.
 fn stdout_of(out: &std::process::Output) -> String {
-    format!("{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+    format!(
+        "--- stderr ---\n{}\n--- the last 30 lines of stdout ---\n{tail}\n--- stdout ---\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]

@@ -236,6 +236,14 @@ impl Renderer {
                     self.line(format!("  {} {id}: {text}", self.painter.paint("…", Color::Dim)));
                 }
             }
+            Event::WaitingForSite { index, site, limit } => {
+                let id = &self.plan.actions[*index].id;
+                tracing::info!(step = %id, site = %site, limit, "waiting for a slot of the site");
+                self.line(format!(
+                    "  {} {id}: waits for a slot at {site} (its max_parallel of {limit} is in use by other runs)",
+                    self.painter.paint("…", Color::Dim)
+                ));
+            }
             Event::AlreadyDone { count } => {
                 tracing::info!(count, "steps already done");
                 self.done += count;

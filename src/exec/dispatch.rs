@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use super::engine::{Answer, Engine, Event, Outcome, Prior, RunStatus, StepStatus};
 use super::journal_writer::JournalHandle;
+use super::site_slot::SharedSite;
 use super::worker::{Done, ProviderWorker, ScriptWorker, StepLog, op_timeout};
 use crate::planner::schedule::{Dispatch, ReadyQueue};
 use crate::planner::{ActionKind, ActionPlan, Dag};
@@ -204,6 +205,16 @@ impl<'e> Dispatcher<'e> {
             let engine = self.engine;
             match &self.plan.actions[i].kind {
                 ActionKind::Provider { op } => {
+                    let shared = self.queue.site(i).and_then(|site| {
+                        let slots = engine.options.site_slots.clone()?;
+                        let limit = *self.plan.site_limits.get(site)?;
+                        Some(SharedSite {
+                            slots,
+                            site: site.to_string(),
+                            limit: limit.max(1),
+                            stop: engine.stop.clone(),
+                        })
+                    });
                     let worker = ProviderWorker {
                         operation: format!("{}/{}", engine.run_id, self.plan.actions[i].id),
                         log,
@@ -212,6 +223,7 @@ impl<'e> Dispatcher<'e> {
                         provider: engine.provider.clone(),
                         retries: engine.options.transient_retries,
                         backoff: engine.options.backoff,
+                        shared,
                     };
                     self.workers.spawn(async move {
                         let done = worker.run().await;
@@ -293,6 +305,10 @@ impl<'e> Dispatcher<'e> {
                 self.engine.emit(Event::Finished { index: i, status: StepStatus::Succeeded, detail });
                 self.approvals.push((action.id.clone(), by));
                 StepStatus::Succeeded
+            }
+            Done::NotStarted => {
+                self.settle(i, StepStatus::NotRun);
+                return;
             }
             Done::Later => {
                 self.journal.note(&action.id, JournalEvent::Awaiting { prompt: String::new() });

@@ -11,6 +11,7 @@ use super::engine::Event;
 use super::engine::Orphan;
 use super::journal_writer::JournalHandle;
 use super::script::{Reattached, Script, ScriptResult, reattach, spawn};
+use super::site_slot::{SharedSite, Wait};
 use super::supervisor::StepFiles;
 use crate::contract::{Provider, ProviderError, ProviderOp};
 use crate::state::JournalEvent;
@@ -26,6 +27,8 @@ pub(super) enum Done {
     Later,
     /// Whether a script ran is unknown: the run pauses for a person to say (the reason).
     Unknown(String),
+    /// The run stopped while the step waited for its site's slot: it never started.
+    NotStarted,
 }
 
 pub(super) fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
@@ -102,10 +105,34 @@ pub(super) struct ProviderWorker {
     pub(super) provider: Arc<dyn Provider>,
     pub(super) retries: u32,
     pub(super) backoff: Duration,
+    /// The site's slot shared with other runs, when the site is limited and shared.
+    pub(super) shared: Option<SharedSite>,
 }
 
 impl ProviderWorker {
-    pub(super) async fn run(self) -> Done {
+    /// Take the site's shared slot (if any), run the attempts, give the slot back after the
+    /// end is journalled.
+    pub(super) async fn run(mut self) -> Done {
+        let Some(shared) = self.shared.take() else { return self.attempts().await };
+        let (site, limit) = (shared.site.clone(), shared.limit);
+        let held = shared
+            .take(&self.log.abort, || self.log.emit(Event::WaitingForSite { index: self.log.index, site, limit }))
+            .await;
+        match held {
+            Wait::Taken(slot) => {
+                let done = self.attempts().await;
+                slot.give_back();
+                done
+            }
+            Wait::Stopped => Done::NotStarted,
+            Wait::Failed(error) => {
+                self.log.failed(&error, 1).await;
+                Done::Failed(error)
+            }
+        }
+    }
+
+    async fn attempts(&self) -> Done {
         let log = &self.log;
         let mut attempt = 0;
         loop {

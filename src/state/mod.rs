@@ -8,12 +8,14 @@ pub mod lock;
 pub mod migrate;
 mod model;
 pub mod postgres;
+mod site_slots;
 
 pub use error::StateError;
 pub use file_store::FileStore;
 pub use journal::{JournalEvent, JournalRecord};
 pub use lock::{FileLock, LockHolder};
 pub use postgres::PgStore;
+pub use site_slots::SiteSlots;
 
 /// A new plan key: 32 random bytes.
 pub(crate) fn random_key() -> Result<[u8; 32], StateError> {
@@ -111,6 +113,11 @@ pub trait StateStore: Send + Sync {
     fn journal_runs(&self) -> Result<Vec<String>, StateError>;
     /// The names of the stored run artifacts.
     fn artifact_names(&self) -> Result<Vec<String>, StateError>;
+    /// Slots that hold sites' `max_parallel` across every runner sharing this backend; none
+    /// when the backend is one runner's own (the run's limit is then the only one).
+    fn site_slots(&self) -> Result<Option<std::sync::Arc<dyn SiteSlots>>, StateError> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug)]

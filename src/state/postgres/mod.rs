@@ -6,6 +6,7 @@
 
 mod connection;
 mod schema;
+mod site_slots;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -429,6 +430,13 @@ impl StateStore for PgStore {
 
     fn artifact_names(&self) -> Result<Vec<String>, StateError> {
         self.names("SELECT name FROM drplan_artifacts WHERE plan = $1 ORDER BY name")
+    }
+
+    fn site_slots(&self) -> Result<Option<Arc<dyn super::SiteSlots>>, StateError> {
+        let location = format!("PostgreSQL {} (${})", self.server, self.url_env);
+        let slots = site_slots::PgSiteSlots::new(&self.url, location)
+            .map_err(|e| self.error("cannot be reached for the sites' slots", e))?;
+        Ok(Some(Arc::new(slots)))
     }
 
     fn plan_key(&self) -> Result<[u8; 32], StateError> {
