@@ -9,6 +9,7 @@ pub mod contract;
 pub mod diff;
 pub mod exec;
 pub mod graph;
+pub mod interop;
 pub mod lab;
 pub mod os;
 pub mod planner;

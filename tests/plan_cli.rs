@@ -409,3 +409,121 @@ fn an_unwritable_output_fails_the_command() {
         assert!(text.contains("No space left on device"), "{args:?}: {text}");
     }
 }
+
+/// Whether action `later` waits, directly or through others, for action `earlier`.
+fn waits_for(plan: &Value, later: &str, earlier: &str) -> bool {
+    let actions = plan["actions"].as_array().unwrap();
+    let preds = |id: &str| -> Vec<String> {
+        let a = actions.iter().find(|a| a["id"] == id).unwrap_or_else(|| panic!("no action {id}"));
+        ["needs", "after"]
+            .iter()
+            .flat_map(|k| a[*k].as_array().cloned().unwrap_or_default())
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (mut stack, mut seen) = (preds(later), std::collections::HashSet::new());
+    while let Some(id) = stack.pop() {
+        if id == earlier {
+            return true;
+        }
+        if seen.insert(id.clone()) {
+            stack.extend(preds(&id));
+        }
+    }
+    false
+}
+
+const PHASES: &str = "phases:
+  shutdown:
+    before:
+      - manual: { name: drain, prompt: \"Drain the load balancer\" }
+    after:
+      - script: { name: stopped, run: [\"sh\", \"-c\", \"echo $DRPLAN_STAGE $DRPLAN_PHASE >> stages.txt\"] }
+  failover:
+    before:
+      - script: { name: pre, run: [\"sh\", \"-c\", \"echo $DRPLAN_STAGE $DRPLAN_PHASE $DRPLAN_SITE >> stages.txt\"] }
+    after:
+      - script: { name: dns, run: [\"sh\", \"-c\", \"echo $DRPLAN_STAGE $DRPLAN_PHASE >> stages.txt\"], only: [planned] }
+      - script: { name: notify, run: [\"true\"] }
+groups:
+";
+
+#[test]
+fn phase_steps_run_around_the_shutdown_and_the_failover() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("groups:\n", PHASES);
+    lab.target("active: dc2");
+    let plan = plan_json(&lab);
+    let machines = ["db1", "db2", "cache1", "app1", "web1"];
+    let (drain, stopped, pre, dns) = (
+        "phases/shutdown/before/drain",
+        "phases/shutdown/after/stopped",
+        "phases/failover/before/pre",
+        "phases/failover/after/dns",
+    );
+    for m in machines {
+        assert!(waits_for(&plan, &format!("shutdown/{m}"), drain), "{m} shuts down after the drain");
+        assert!(waits_for(&plan, stopped, &format!("shutdown/{m}")), "`stopped` runs once {m} is off");
+        assert!(waits_for(&plan, &format!("sync/{m}"), stopped));
+        assert!(waits_for(&plan, pre, &format!("sync/{m}")), "`pre` runs after {m}'s final sync");
+        assert!(waits_for(&plan, &format!("failover/{m}"), pre));
+        assert!(waits_for(&plan, dns, &format!("failover/{m}")));
+        assert!(waits_for(&plan, &format!("start/{m}"), "phases/failover/after/notify"), "{m} boots after the phase");
+    }
+    let step = plan["actions"].as_array().unwrap().iter().find(|a| a["id"] == stopped).unwrap();
+    assert_eq!(step["phase"], "shutdown");
+    assert_eq!(step["group"], Value::Null);
+
+    // Unplanned: nothing shuts down, so no shutdown steps; `dns` is for planned moves only.
+    lab.target("active: dc2\nvia: unplanned");
+    let ids = action_ids(&plan_json(&lab));
+    assert!(!ids.iter().any(|i| i.starts_with("phases/shutdown/")), "{ids:?}");
+    assert!(ids.contains(&pre.to_string()) && !ids.contains(&dns.to_string()), "{ids:?}");
+}
+
+#[test]
+fn in_a_drill_the_failover_phase_steps_run_before_the_first_group_and_after_the_last() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("groups:\n", PHASES);
+    lab.edit_world(|w| w.time_scale = 0.001);
+    let out = lab.run(&["drill", "shop.yaml", "--auto-complete", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let report = common::report(&out);
+    let steps = report["steps"].as_array().unwrap();
+    let time = |id: &str, key: &str| -> String {
+        let step = steps.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}: {steps:?}"));
+        step[key].as_str().unwrap().to_string()
+    };
+    let copies: Vec<&Value> = steps.iter().filter(|s| s["id"].as_str().unwrap().starts_with("test-copy/")).collect();
+    assert_eq!(copies.len(), 5);
+    for copy in copies {
+        let id = copy["id"].as_str().unwrap();
+        assert!(time("phases/failover/before/pre", "finished_at") <= time(id, "started_at"), "{id} after `pre`");
+        assert!(time(id, "finished_at") <= time("phases/failover/after/notify", "started_at"), "`notify` after {id}");
+    }
+    assert!(
+        !steps.iter().any(|s| s["id"].as_str().unwrap().starts_with("phases/shutdown/")),
+        "a drill shuts nothing down"
+    );
+}
+
+#[test]
+fn phase_steps_run_in_order_with_their_stage_in_the_environment() {
+    let lab = SimLab::new(true);
+    lab.edit_plan("groups:\n", PHASES);
+    lab.edit_world(|w| w.time_scale = 0.001);
+    lab.target("active: dc2");
+    let out = lab.run(&["apply", "shop.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(3), "the run pauses at the drain: {}", transcript(&out));
+    assert!(stdout(&out).contains("phases/shutdown/before/drain"), "{}", transcript(&out));
+    let approve = lab.run(&["approve", "shop.yaml", "phases/shutdown/before/drain", "--by", "ops"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", transcript(&approve));
+    let out = lab.run(&["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(3), "then at the dns step of group app: {}", transcript(&out));
+    let approve = lab.run(&["approve", "shop.yaml", "app/before/dns", "--by", "oncall"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", transcript(&approve));
+    let out = lab.run(&["resume", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let stages = std::fs::read_to_string(lab.path().join("stages.txt")).unwrap();
+    assert_eq!(stages, "shutdown after\nfailover before dc2\nfailover after\n");
+}

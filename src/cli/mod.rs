@@ -33,8 +33,10 @@ mod approve;
 mod cancel;
 mod commit;
 mod drill;
+mod export;
 mod graph;
 mod history;
+mod import;
 mod lab;
 mod output;
 mod plan;
@@ -150,6 +152,10 @@ enum Command {
     Show(show::Args),
     /// Draw the boot-group and step DAG (Graphviz dot or Mermaid).
     Graph(graph::Args),
+    /// Write a plan document from another tool's recovery plan (Azure Site Recovery).
+    Import(import::Args),
+    /// Write a plan as another tool's recovery plan (Azure Site Recovery: ARM or Bicep).
+    Export(export::Args),
     /// Release the lock of a plan whose holder is gone.
     Unlock(unlock::Args),
     /// Take a recovery point of every protected machine now, or keep doing so (--every).
@@ -224,6 +230,8 @@ pub fn main() -> ExitCode {
         Command::Report(args) => history::write_report(args, ui),
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
+        Command::Import(args) => import::run(args, ui),
+        Command::Export(args) => export::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),
         Command::Replicate(args) => runtime.block_on(replicate::run(args, ui)),
         Command::Lab(args) => lab::run(args, ui),

@@ -439,8 +439,9 @@ impl<'a> Builder<'a> {
         steps.iter().filter(|s| s.applies_to(operations, direction)).collect()
     }
 
-    /// The site and addresses a group's scripts are told about, for a failover or failback.
-    pub(super) fn group_context(&self, starting: &[&MachineDiff], members: &[usize]) -> (String, Vec<String>) {
+    /// What a group's scripts are told about, for a failover or failback: the site, the
+    /// addresses, the group's machines.
+    pub(super) fn group_context(&self, g: GroupId, starting: &[&MachineDiff], members: &[usize]) -> StepContext {
         let site = members.first().map(|&i| starting[i].desired.clone()).or_else(|| self.actions_site());
         let ips = members
             .iter()
@@ -452,20 +453,23 @@ impl<'a> Builder<'a> {
             })
             .filter_map(|n| n.ip.map(|ip| ip.to_string()))
             .collect();
-        (site.unwrap_or_default(), ips)
+        let machines = self.model.groups[g].machines.iter().map(|&m| self.model.machines[m].name.clone()).collect();
+        StepContext { scope: StepScope::Group(g), site: site.unwrap_or_default(), ips, machines }
     }
 
+    /// A step of a group or a phase, run after `after`; returns its id.
     pub(super) fn step(
         &mut self,
-        g: GroupId,
         step: &StepSpec,
         phase: StepPhase,
         after: Vec<String>,
-        context: &(String, Vec<String>),
+        context: &StepContext,
     ) -> String {
         let model = self.model;
-        let group = &model.groups[g];
-        let (site, ips) = context;
+        let (group, stage) = match context.scope {
+            StepScope::Group(g) => (Some(model.groups[g].name.clone()), None),
+            StepScope::Phase(stage) => (None, Some(stage)),
+        };
         let (kind, estimate, on_failure) = match &step.kind {
             StepKind::Script(script) => {
                 let mut env: BTreeMap<String, ScriptEnv> = script
@@ -473,7 +477,6 @@ impl<'a> Builder<'a> {
                     .iter()
                     .map(|(name, spec)| (name.clone(), ScriptEnv::from_spec(spec, &self.secret_key)))
                     .collect();
-                let names: Vec<&str> = group.machines.iter().map(|&m| model.machines[m].name.as_str()).collect();
                 given(&mut env, "DRPLAN_PLAN".into(), model.name.clone());
                 given(&mut env, "DRPLAN_OPERATION".into(), self.run.title().to_string());
                 given(
@@ -484,15 +487,22 @@ impl<'a> Builder<'a> {
                         _ => "forward".into(),
                     },
                 );
-                given(&mut env, "DRPLAN_GROUP".into(), group.name.clone());
+                match (&group, stage) {
+                    (Some(group), _) => given(&mut env, "DRPLAN_GROUP".into(), group.clone()),
+                    (None, Some(stage)) => {
+                        let name = if stage == Phase::Shutdown { "shutdown" } else { "failover" };
+                        given(&mut env, "DRPLAN_STAGE".into(), name.into());
+                    }
+                    (None, None) => {}
+                }
                 given(&mut env, "DRPLAN_PHASE".into(), phase.as_str().into());
                 given(&mut env, "DRPLAN_STEP".into(), step.id.clone());
                 if let Some(drill) = &self.drill {
                     given(&mut env, "DRPLAN_DRILL".into(), drill.clone());
                 }
-                given(&mut env, "DRPLAN_SITE".into(), site.clone());
-                given(&mut env, "DRPLAN_MACHINES".into(), names.join(" "));
-                given(&mut env, "DRPLAN_IPS".into(), ips.join(" "));
+                given(&mut env, "DRPLAN_SITE".into(), context.site.clone());
+                given(&mut env, "DRPLAN_MACHINES".into(), context.machines.join(" "));
+                given(&mut env, "DRPLAN_IPS".into(), context.ips.join(" "));
                 let estimate = SCRIPT_ESTIMATE.min(script.timeout);
                 let kind = ActionKind::Script {
                     run: script.argv.clone(),
@@ -510,10 +520,15 @@ impl<'a> Builder<'a> {
                 OnFailure::Stop,
             ),
         };
+        let action_phase = match stage {
+            _ if self.run == RunKind::Drill => Phase::Drill,
+            Some(stage) => stage,
+            None => Phase::Boot,
+        };
         self.push(Action {
             id: step.id.clone(),
-            phase: if self.run == RunKind::Drill { Phase::Drill } else { Phase::Boot },
-            group: Some(group.name.clone()),
+            phase: action_phase,
+            group,
             machine: None,
             kind,
             needs: Vec::new(),
@@ -523,6 +538,25 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// Run the applicable `steps` one after another, the first after `after`; the last one's
+    /// id, if any applied.
+    pub(super) fn chain(
+        &mut self,
+        steps: &[StepSpec],
+        phase: StepPhase,
+        after: Vec<String>,
+        context: &StepContext,
+    ) -> Option<String> {
+        let mut previous = after;
+        let mut last = None;
+        for step in self.applicable(steps) {
+            let id = self.step(step, phase, previous, context);
+            previous = vec![id.clone()];
+            last = Some(id);
+        }
+        last
+    }
+
     /// The destination site of the run, for steps of groups without machines.
     fn actions_site(&self) -> Option<String> {
         self.actions.iter().find_map(|a| match &a.kind {
@@ -530,6 +564,22 @@ impl<'a> Builder<'a> {
             _ => None,
         })
     }
+}
+
+/// Whose steps these are: a boot group's, or those around a phase (`phases.shutdown`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StepScope {
+    Group(GroupId),
+    /// `Phase::Shutdown` or `Phase::Failover`.
+    Phase(Phase),
+}
+
+/// What a step's scripts are told: where, which addresses, which machines.
+pub(super) struct StepContext {
+    pub(super) scope: StepScope,
+    pub(super) site: String,
+    pub(super) ips: Vec<String>,
+    pub(super) machines: Vec<String>,
 }
 
 /// What an action waits for.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::ActionPlan;
 use super::action::{Action, ActionKind, FailurePolicy, Phase, RunKind};
-use super::build::{Builder, Mode, PlanInput, Route, assemble};
+use super::build::{Builder, Mode, PlanInput, Route, StepContext, StepScope, assemble};
 use super::error::PlanError;
 use crate::contract::ProviderOp;
 use crate::diff::{ChangeSet, DiffError, Transition, choose_point};
@@ -113,10 +113,27 @@ pub fn build_drill(
     let site = route.as_ref().map(|r| r.1.clone()).unwrap_or_default();
     let mut done: BTreeMap<usize, String> = BTreeMap::new();
     let mut all_done = Vec::new();
+    // The test copies are made group by group as they boot: the failover phase's `before`
+    // steps run before the first group, its `after` steps once the last group is done.
+    let all_names = machines.iter().map(|m| model.machines[m.id].name.clone()).collect();
+    let phase_context = StepContext {
+        scope: StepScope::Phase(Phase::Failover),
+        site: site.clone(),
+        ips: Vec::new(),
+        machines: all_names,
+    };
+    let entry = if machines.is_empty() {
+        None
+    } else {
+        b.chain(&model.failover_steps.before, StepPhase::Before, Vec::new(), &phase_context)
+    };
     for g in graph.boot_order() {
         let group = &model.groups[g];
         let members = by_group.get(&g).cloned().unwrap_or_default();
-        let after_deps: Vec<String> = graph.dependencies(g).iter().filter_map(|d| done.get(d).cloned()).collect();
+        let mut after_deps: Vec<String> = graph.dependencies(g).iter().filter_map(|d| done.get(d).cloned()).collect();
+        if after_deps.is_empty() {
+            after_deps.extend(entry.clone());
+        }
         if members.is_empty() && !(whole_plan && group.machines.is_empty()) {
             if !after_deps.is_empty() {
                 let id = b.barrier(format!("done/{}", group.name), Phase::Drill, Some(group.name.clone()), after_deps);
@@ -130,10 +147,11 @@ pub fn build_drill(
             .flat_map(|m| model.addresses(m.id, Destination::Drill))
             .filter_map(|n| n.ip.map(|ip| ip.to_string()))
             .collect();
-        let context = (site.clone(), ips);
+        let names = group.machines.iter().map(|&m| model.machines[m].name.clone()).collect();
+        let context = StepContext { scope: StepScope::Group(g), site: site.clone(), ips, machines: names };
         let mut last = begin;
-        for step in b.applicable(&group.before) {
-            last = b.step(g, step, StepPhase::Before, vec![last], &context);
+        if let Some(id) = b.chain(&group.before, StepPhase::Before, vec![last.clone()], &context) {
+            last = id;
         }
         let mut created = Vec::new();
         for m in &members {
@@ -158,8 +176,7 @@ pub fn build_drill(
             }));
         }
         let mut previous = if created.is_empty() { vec![last] } else { created };
-        for step in b.applicable(&group.after) {
-            let id = b.step(g, step, StepPhase::After, previous, &context);
+        if let Some(id) = b.chain(&group.after, StepPhase::After, previous.clone(), &context) {
             previous = vec![id];
         }
         let id = b.barrier(format!("done/{}", group.name), Phase::Drill, Some(group.name.clone()), previous);
@@ -167,7 +184,8 @@ pub fn build_drill(
         all_done.push(id);
     }
     if !all_done.is_empty() {
-        b.barrier("booted".into(), Phase::Drill, None, all_done);
+        let booted = b.barrier("booted".into(), Phase::Drill, None, all_done);
+        b.chain(&model.failover_steps.after, StepPhase::After, vec![booted], &phase_context);
     }
     b.notes.push(format!("drill {drill}: production machines and replication are not touched; `drplan drill complete` removes the test copies"));
     let (from, to) = route.map_or((None, None), |(f, t)| (Some(f), Some(t)));

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::action::{ActionKind, Phase, RunKind};
-use super::build::{Builder, Deps, Mode, ends};
+use super::build::{Builder, Deps, Mode, StepContext, StepScope, ends};
 use crate::contract::{Power, ProviderOp, SyncMode};
 use crate::diff::{ChangeSet, MachineDiff, Movement, ProtectionChange};
 use crate::graph::GroupGraph;
@@ -53,8 +53,8 @@ impl Builder<'_> {
         let moves = Moves::new(self.model, changes);
         let gate = self.presync_and_gate(&moves);
         let (shutdown_of, sync_of) = self.shutdown_and_sync(&moves, gate.as_deref());
-        let failover_of = self.fail_over(&moves, &shutdown_of, &sync_of);
-        let (start_of, booted) = self.boot(&moves, &failover_of);
+        let (failover_of, failed_over) = self.fail_over(&moves, &shutdown_of, &sync_of, gate.as_deref());
+        let (start_of, booted) = self.boot(&moves, &failover_of, failed_over);
         let shut_down: HashSet<&str> = shutdown_of.keys().map(|&i| moves.moving[i].name.as_str()).collect();
         self.commit_and_protect(changes, &start_of, booted, &shut_down);
     }
@@ -109,6 +109,14 @@ impl Builder<'_> {
             return (shutdown_of, sync_of);
         }
         let on_failure = if unplanned { OnFailure::Continue } else { OnFailure::Stop };
+        let context = self.phase_context(moves, Phase::Shutdown);
+        let before = self.chain(
+            &model.shutdown_steps.before,
+            StepPhase::Before,
+            gate.map(str::to_string).into_iter().collect(),
+            &context,
+        );
+        let mut all_stopped = Vec::new();
         let mut stopped: HashMap<GroupId, String> = HashMap::new();
         for g in moves.graph.shutdown_order() {
             let after_dependents: Vec<String> =
@@ -124,7 +132,7 @@ impl Builder<'_> {
                 let op = ProviderOp::Shutdown { machine: d.name.clone(), site: from, timeout };
                 let deps = Deps {
                     needs: gate.map(str::to_string).into_iter().collect(),
-                    after: after_dependents.clone(),
+                    after: after_dependents.iter().chain(&before).cloned().collect(),
                     on_failure,
                 };
                 let id = self.provider(format!("shutdown/{}", d.name), Phase::Shutdown, d, op, deps);
@@ -136,9 +144,12 @@ impl Builder<'_> {
                 let mut after = ids;
                 after.extend(after_dependents);
                 let id = self.barrier(format!("stopped/{group}"), Phase::Shutdown, Some(group), after);
-                stopped.insert(g, id);
+                stopped.insert(g, id.clone());
+                all_stopped.push(id);
             }
         }
+        let all_stopped = if all_stopped.is_empty() { before.into_iter().collect() } else { all_stopped };
+        let shut = self.chain(&model.shutdown_steps.after, StepPhase::After, all_stopped, &context);
         // The final sync: everything the source wrote reaches the target.
         if self.mode != Mode::Normal {
             return (shutdown_of, sync_of);
@@ -148,7 +159,7 @@ impl Builder<'_> {
             let mode = self.failback_sync().unwrap_or(SyncMode::Delta);
             let op = ProviderOp::Sync { machine: d.name.clone(), from, to, mode, final_sync: true };
             let previous: Vec<String> =
-                shutdown_of.get(&i).cloned().into_iter().chain(gate.map(str::to_string)).collect();
+                shutdown_of.get(&i).cloned().into_iter().chain(gate.map(str::to_string)).chain(shut.clone()).collect();
             let id = self.provider(format!("sync/{}", d.name), Phase::FinalSync, d, op, self.deps_after(previous));
             sync_of.insert(i, id);
         }
@@ -173,10 +184,19 @@ impl Builder<'_> {
         moves: &Moves<'c>,
         shutdown_of: &ByMachine,
         sync_of: &ByMachine,
-    ) -> HashMap<&'c str, String> {
+        gate: Option<&str>,
+    ) -> (HashMap<&'c str, String>, Option<String>) {
         let model = self.model;
         let unplanned = self.unplanned();
         let mut failover_of = HashMap::new();
+        let context = self.phase_context(moves, Phase::Failover);
+        // The phase's `before` steps wait for every machine's sync (or shutdown).
+        let ready: Vec<String> = (0..moves.moving.len())
+            .filter_map(|i| sync_of.get(&i).or_else(|| shutdown_of.get(&i)).cloned())
+            .chain(gate.map(str::to_string))
+            .collect();
+        let before = self.chain(&model.failover_steps.before, StepPhase::Before, ready, &context);
+        let mut ids = Vec::new();
         for (i, d) in moves.moving.iter().enumerate() {
             let (from, to) = ends(d);
             let destination =
@@ -210,11 +230,26 @@ impl Builder<'_> {
                 .cloned()
                 .into_iter()
                 .chain(shutdown_of.get(&i).cloned().filter(|_| self.mode != Mode::Normal))
+                .chain(before.clone())
                 .collect();
             let id = self.provider(id, Phase::Failover, d, op, self.deps_after(previous));
-            failover_of.insert(d.name.as_str(), id);
+            failover_of.insert(d.name.as_str(), id.clone());
+            ids.push(id);
         }
-        failover_of
+        let after = self.chain(&model.failover_steps.after, StepPhase::After, ids, &context);
+        (failover_of, after)
+    }
+
+    /// What the steps around a phase are told: the site it happens at (the source for the
+    /// shutdown, the destination for the failover) and every machine that moves.
+    fn phase_context(&self, moves: &Moves, phase: Phase) -> StepContext {
+        let site = moves.moving.first().map(|d| if phase == Phase::Shutdown { ends(d).0 } else { ends(d).1 });
+        StepContext {
+            scope: StepScope::Phase(phase),
+            site: site.unwrap_or_default(),
+            ips: Vec::new(),
+            machines: moves.moving.iter().map(|d| d.name.clone()).collect(),
+        }
     }
 
     /// Boot groups in order, with their steps. Returns the start action of each machine and
@@ -223,6 +258,7 @@ impl Builder<'_> {
         &mut self,
         moves: &Moves<'c>,
         failover_of: &HashMap<&str, String>,
+        failed_over: Option<String>,
     ) -> (HashMap<&'c str, String>, Option<String>) {
         let model = self.model;
         let steps_run = !self.run.step_operations().is_empty() && !moves.moving.is_empty();
@@ -236,8 +272,12 @@ impl Builder<'_> {
         for g in moves.graph.boot_order() {
             let group = &model.groups[g];
             let members = &moves.starting_by_group[g];
-            let after_deps: Vec<String> =
+            let mut after_deps: Vec<String> =
                 moves.graph.dependencies(g).iter().filter_map(|d| done_of.get(d).cloned()).collect();
+            // The first groups wait for the failover phase's `after` steps.
+            if after_deps.is_empty() {
+                after_deps.extend(failed_over.clone());
+            }
             let runs_steps = steps_run && (!members.is_empty() || group.machines.is_empty());
             if members.is_empty() && !runs_steps {
                 // Nothing to do here; keep the ordering through it.
@@ -248,13 +288,11 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            let context = self.group_context(&moves.starting, members);
+            let context = self.group_context(g, &moves.starting, members);
             let mut last =
                 self.barrier(format!("begin/{}", group.name), Phase::Boot, Some(group.name.clone()), after_deps);
-            if runs_steps {
-                for step in self.applicable(&group.before) {
-                    last = self.step(g, step, StepPhase::Before, vec![last], &context);
-                }
+            if runs_steps && let Some(id) = self.chain(&group.before, StepPhase::Before, vec![last.clone()], &context) {
+                last = id;
             }
             let mut started = Vec::new();
             for &i in members {
@@ -277,10 +315,8 @@ impl Builder<'_> {
                 started.push(id);
             }
             let mut previous = if started.is_empty() { vec![last] } else { started };
-            if runs_steps {
-                for step in self.applicable(&group.after) {
-                    previous = vec![self.step(g, step, StepPhase::After, previous, &context)];
-                }
+            if runs_steps && let Some(id) = self.chain(&group.after, StepPhase::After, previous.clone(), &context) {
+                previous = vec![id];
             }
             let done = self.barrier(format!("done/{}", group.name), Phase::Boot, Some(group.name.clone()), previous);
             done_of.insert(g, done.clone());

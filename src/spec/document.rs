@@ -99,11 +99,47 @@ pub struct PlanDocument {
     pub machines: Vec<Machine>,
     /// Ordered boot groups. A group starts when the groups it depends on are done.
     pub groups: Vec<Group>,
+    /// Steps around the phases before the boot groups: shutting down the source, and
+    /// failing over.
+    #[serde(default)]
+    pub phases: Option<Phases>,
     /// The desired state: which site should be active and how to get there.
     pub target: Target,
     /// Where drplan keeps this plan's state (default: files beside the plan).
     #[serde(default)]
     pub state: Option<StateBlock>,
+    /// Azure Site Recovery values with no drplan meaning, kept by `drplan import asr` so that
+    /// `drplan export asr` gives them back. drplan itself does not use them.
+    #[serde(default)]
+    pub asr: Option<crate::spec::asr::AsrPlan>,
+}
+
+/// Steps of the phases before the boot groups.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Phases {
+    /// Before the first machine shuts down, and after the last one is off (runs that shut
+    /// the source down: planned failover, failback, unplanned with `try_shutdown`).
+    #[serde(default)]
+    #[schemars(with = "Option<PhaseSteps>")]
+    pub shutdown: Option<Spanned<PhaseSteps>>,
+    /// Before the first failover (after the final sync), and after the last one, before the
+    /// first boot group starts. In a drill: around creating the test copies.
+    #[serde(default)]
+    #[schemars(with = "Option<PhaseSteps>")]
+    pub failover: Option<Spanned<PhaseSteps>>,
+}
+
+/// The steps before and after a phase.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSteps {
+    /// Steps run before the phase starts.
+    #[serde(default)]
+    pub before: Vec<Step>,
+    /// Steps run once the phase is done.
+    #[serde(default)]
+    pub after: Vec<Step>,
 }
 
 /// Where the plan's state, journal and lock live.
@@ -278,6 +314,9 @@ pub struct Machine {
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub boot_timeout: Option<Spanned<String>>,
+    /// Azure Site Recovery values kept for `drplan export asr`.
+    #[serde(default)]
+    pub asr: Option<crate::spec::asr::AsrItem>,
 }
 
 /// A network interface.
@@ -365,6 +404,9 @@ pub struct ScriptStep {
     /// Run only in these directions (default: both).
     #[serde(default)]
     pub direction: Option<Vec<Direction>>,
+    /// Azure Site Recovery values kept for `drplan export asr`.
+    #[serde(default)]
+    pub asr: Option<crate::spec::asr::AsrAction>,
 }
 
 /// A manual step: pauses the run until approved with `drplan approve`.
@@ -386,6 +428,9 @@ pub struct ManualStep {
     /// Run only in these directions (default: both).
     #[serde(default)]
     pub direction: Option<Vec<Direction>>,
+    /// Azure Site Recovery values kept for `drplan export asr`.
+    #[serde(default)]
+    pub asr: Option<crate::spec::asr::AsrAction>,
 }
 
 /// A kind of run, for step filters.

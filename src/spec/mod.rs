@@ -2,6 +2,7 @@
 //!
 //! This is the bottom layer; everything else consumes what it produces.
 
+pub mod asr;
 pub mod block_mapping;
 pub mod diagnostic;
 pub mod document;

@@ -404,14 +404,19 @@ pub enum ValidationError {
         first: SourceSpan,
     },
 
-    #[error("duplicate step `{name}` in group `{group}`")]
+    #[error("duplicate step `{name}` in {scope}")]
     #[diagnostic(
         code(drplan::duplicate_name),
-        help("step names make step ids (`{group}/before/NAME`); make them unique within the group")
+        help("step names make step ids (`{prefix}/before/NAME`); make them unique within the {kind}")
     )]
     DuplicateStep {
         name: String,
-        group: String,
+        /// "group `db`", or "`phases.shutdown`".
+        scope: String,
+        /// The step ids' prefix.
+        prefix: String,
+        /// "group" or "phase".
+        kind: &'static str,
         #[label(primary, "defined again here")]
         at: SourceSpan,
         #[label("first defined here")]

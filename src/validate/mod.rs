@@ -93,6 +93,9 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
     let group_names = NameTable::build(cx, "group", doc.groups.iter().map(|g| &g.name));
     let groups = groups::check_groups(cx, doc, &machine_names, &group_names);
     let steps: Vec<_> = doc.groups.iter().map(|g| steps::check_steps(cx, g, &base_dir)).collect();
+    let phases = doc.phases.as_ref();
+    let shutdown_steps = steps::check_phase_steps(cx, "shutdown", phases.and_then(|p| p.shutdown.as_ref()), &base_dir);
+    let failover_steps = steps::check_phase_steps(cx, "failover", phases.and_then(|p| p.failover.as_ref()), &base_dir);
 
     if cx.has_errors() {
         return None;
@@ -140,6 +143,8 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         networks: nets.specs,
         machines,
         groups: group_specs,
+        shutdown_steps: shutdown_steps?,
+        failover_steps: failover_steps?,
         target,
         state,
     })

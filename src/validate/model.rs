@@ -39,6 +39,10 @@ pub struct Model {
     pub machines: Vec<MachineSpec>,
     /// In document order.
     pub groups: Vec<GroupSpec>,
+    /// Steps around shutting the source down (`phases.shutdown`).
+    pub shutdown_steps: PhaseStepSpecs,
+    /// Steps around failing over (`phases.failover`).
+    pub failover_steps: PhaseStepSpecs,
     pub target: TargetSpec,
     /// Where the plan's state lives.
     pub state: StateBackend,
@@ -172,6 +176,13 @@ pub struct GroupSpec {
     pub name: String,
     pub depends_on: Vec<GroupId>,
     pub machines: Vec<MachineId>,
+    pub before: Vec<StepSpec>,
+    pub after: Vec<StepSpec>,
+}
+
+/// The steps before and after one of the phases that precede the boot groups.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseStepSpecs {
     pub before: Vec<StepSpec>,
     pub after: Vec<StepSpec>,
 }

@@ -7,16 +7,46 @@ use miette::SourceSpan;
 
 use super::checker::Checker;
 use super::error::ValidationError;
-use super::model::{DEFAULT_SCRIPT_TIMEOUT, EnvSpec, ManualSpec, Phase, ScriptSpec, StepKind, StepSpec};
+use super::model::{
+    DEFAULT_SCRIPT_TIMEOUT, EnvSpec, ManualSpec, Phase, PhaseStepSpecs, ScriptSpec, StepKind, StepSpec,
+};
 use crate::spec::document::EnvValue;
-use crate::spec::{Group, ScriptStep, Step, span_of};
+use crate::spec::{Group, PhaseSteps, ScriptStep, Step, span_of};
 
-/// Check a group's `before` and `after` steps and give each a stable id.
+/// Check a group's `before` and `after` steps and give each a stable id (`GROUP/before/NAME`).
 pub(super) fn check_steps(cx: &mut Checker, group: &Group, base_dir: &Path) -> Option<[Vec<StepSpec>; 2]> {
+    let label = format!("group `{}`", group.name.value);
+    let scope = Scope { id: &group.name.value, label: &label, kind: "group", at: span_of(&group.name) };
+    check_scoped(cx, scope, [&group.before, &group.after], base_dir)
+}
+
+/// Check the steps around a phase (`phases.shutdown`); their ids are `phases/shutdown/before/NAME`.
+pub(super) fn check_phase_steps(
+    cx: &mut Checker,
+    phase: &str,
+    steps: Option<&serde_saphyr::Spanned<PhaseSteps>>,
+    base_dir: &Path,
+) -> Option<PhaseStepSpecs> {
+    let Some(steps) = steps else { return Some(PhaseStepSpecs::default()) };
+    let (id, label) = (format!("phases/{phase}"), format!("`phases.{phase}`"));
+    let scope = Scope { id: &id, label: &label, kind: "phase", at: span_of(steps) };
+    let [before, after] = check_scoped(cx, scope, [&steps.value.before, &steps.value.after], base_dir)?;
+    Some(PhaseStepSpecs { before, after })
+}
+
+/// Where steps are: the prefix of their ids, the name messages use, where to point.
+struct Scope<'a> {
+    id: &'a str,
+    label: &'a str,
+    kind: &'static str,
+    at: SourceSpan,
+}
+
+fn check_scoped(cx: &mut Checker, scope: Scope, lists: [&Vec<Step>; 2], base_dir: &Path) -> Option<[Vec<StepSpec>; 2]> {
     let mut ok = true;
     let mut ids: HashMap<String, SourceSpan> = HashMap::new();
     let mut out = [Vec::new(), Vec::new()];
-    for (phase, steps) in [(Phase::Before, &group.before), (Phase::After, &group.after)] {
+    for (phase, steps) in [Phase::Before, Phase::After].into_iter().zip(lists) {
         for (i, step) in steps.iter().enumerate() {
             let name = match step {
                 Step::Script(s) => s.name.as_ref(),
@@ -26,11 +56,22 @@ pub(super) fn check_steps(cx: &mut Checker, group: &Group, base_dir: &Path) -> O
                 ok &= cx.check_name("step", name);
             }
             let label = name.map_or_else(|| (i + 1).to_string(), |n| n.value.clone());
-            let id = format!("{}/{}/{label}", group.name.value, phase.as_str());
-            let at = name.map_or_else(|| step_span(step, &group.name), span_of);
+            let id = format!("{}/{}/{label}", scope.id, phase.as_str());
+            let at = match (name, step) {
+                (Some(name), _) => span_of(name),
+                (None, Step::Script(s)) => span_of(&s.run),
+                (None, Step::Manual(_)) => scope.at,
+            };
             if let Some(&first) = ids.get(&id) {
                 ok = false;
-                cx.report(ValidationError::DuplicateStep { name: label, group: group.name.value.clone(), at, first });
+                cx.report(ValidationError::DuplicateStep {
+                    name: label,
+                    scope: scope.label.to_string(),
+                    prefix: scope.id.to_string(),
+                    kind: scope.kind,
+                    at,
+                    first,
+                });
                 continue;
             }
             ids.insert(id.clone(), at);
@@ -52,13 +93,6 @@ pub(super) fn check_steps(cx: &mut Checker, group: &Group, base_dir: &Path) -> O
         }
     }
     ok.then_some(out)
-}
-
-fn step_span(step: &Step, group_name: &serde_saphyr::Spanned<String>) -> SourceSpan {
-    match step {
-        Step::Script(s) => span_of(&s.run),
-        Step::Manual(_) => span_of(group_name),
-    }
 }
 
 fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Option<ScriptSpec> {

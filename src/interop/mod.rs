@@ -1,0 +1,3 @@
+//! Plans to and from other tools' formats.
+
+pub mod asr;
