@@ -5,6 +5,7 @@
 //! with `report` rendering results and `cli` wiring commands to them.
 
 pub mod cli;
+pub mod compare;
 pub mod contract;
 pub mod diff;
 pub mod exec;

@@ -32,6 +32,7 @@ mod apply;
 mod approve;
 mod cancel;
 mod commit;
+mod diff;
 mod drill;
 mod export;
 mod graph;
@@ -130,6 +131,8 @@ enum Command {
     Validate(validate::Args),
     /// Show what applying the plan would do; save it with --out for `drplan apply`.
     Plan(plan::Args),
+    /// What a change to a plan does, for review: two plan files, or one and --git REV.
+    Diff(diff::Args),
     /// Execute a saved plan exactly, or plan, confirm and execute a plan document.
     Apply(apply::Args),
     /// Record the approval of a manual step of the unfinished run.
@@ -230,6 +233,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => history::write_report(args, ui),
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
+        Command::Diff(args) => diff::run(args, ui),
         Command::Import(args) => import::run(args, ui),
         Command::Export(args) => export::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),
