@@ -15,6 +15,7 @@ pub mod lab;
 pub mod os;
 pub mod planner;
 pub mod providers;
+pub mod readiness;
 pub mod report;
 pub mod runs;
 pub mod spec;

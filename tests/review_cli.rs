@@ -184,3 +184,99 @@ fn git_revision_against_the_working_copy_and_errors_for_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("web9"), "{}", transcript(&out));
 }
+
+// --- drplan check ---
+
+fn check(lab: &common::SimLab, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["check", "shop.yaml", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = lab.run(&args);
+    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", transcript(&out))))
+}
+
+fn reasons(report: &Value, machine: &str) -> Vec<String> {
+    let m = report["machines"].as_array().unwrap().iter().find(|m| m["machine"] == machine).unwrap();
+    m["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect()
+}
+
+/// A protected sim estate whose every machine was drilled just now.
+fn drilled_lab() -> common::SimLab {
+    let lab = common::SimLab::new(true);
+    lab.edit_world(|w| w.time_scale = 0.001);
+    let out = lab.run(&["drill", "shop.yaml", "--auto-complete"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    lab
+}
+
+#[test]
+fn a_drilled_protected_estate_is_ready_and_each_problem_blocks_the_right_machines() {
+    let lab = drilled_lab();
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["ready"], true);
+    assert_eq!((report["from"].as_str(), report["to"].as_str()), (Some("dc1"), Some("dc2")));
+
+    // A stale recovery point: db1's newest point is an hour old (RPO 5m).
+    lab.edit_world(|w| {
+        let clock = w.clock.unwrap();
+        for p in &mut w.machines.get_mut("db1").unwrap().points {
+            p.time = clock - std::time::Duration::from_secs(3600);
+        }
+    });
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(reasons(&report, "db1"), vec!["the newest recovery point is 1h old (RPO 5m)"]);
+    assert!(reasons(&report, "db2").is_empty() && reasons(&report, "web1").is_empty(), "{report}");
+}
+
+#[test]
+fn a_dark_recovery_site_blocks_every_machine() {
+    let lab = drilled_lab();
+    let out = lab.run(&["sim", "site", "shop.yaml", "dc2", "--down"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(1));
+    for m in ["db1", "db2", "cache1", "app1", "web1"] {
+        assert!(reasons(&report, m).iter().any(|r| r.starts_with("the recovery site dc2 is unreachable")), "{report}");
+    }
+}
+
+#[test]
+fn a_missing_script_blocks_the_machines_of_its_group() {
+    let lab = drilled_lab();
+    lab.edit_plan("run: [\"true\"], timeout: 1m", "run: [./scripts/check-db.sh], timeout: 1m");
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(1));
+    for m in ["db1", "db2"] {
+        assert_eq!(
+            reasons(&report, m),
+            vec!["script db/after/check-db cannot run here: `./scripts/check-db.sh` is missing or not executable"]
+        );
+    }
+    assert!(reasons(&report, "app1").is_empty(), "{report}");
+}
+
+#[test]
+fn an_overdue_or_missing_drill_blocks_and_every_format_says_so() {
+    let lab = common::SimLab::new(true);
+    let (code, report) = check(&lab, &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(reasons(&report, "web1"), vec!["never drilled successfully (drills are due every 30days)"]);
+    // Drills left out of the check.
+    assert_eq!(check(&lab, &["--drill-max-age", "0"]).0, Some(0));
+    let lab = drilled_lab();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, report) = check(&lab, &["--drill-max-age", "1s"]);
+    assert_eq!(code, Some(1));
+    assert!(reasons(&report, "app1")[0].starts_with("the last successful drill was "), "{report}");
+    assert!(reasons(&report, "app1")[0].ends_with("ago (due every 1s)"), "{report}");
+    let junit = lab.run(&["check", "shop.yaml", "--drill-max-age", "1s", "--format", "junit"]);
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert!(
+        xml.contains("tests=\"5\" failures=\"5\"") && xml.contains("<failure message=\"the last successful drill was"),
+        "{xml}"
+    );
+    let md = lab.run(&["check", "shop.yaml", "--format", "markdown"]);
+    assert_eq!(md.status.code(), Some(0), "{}", transcript(&md));
+    assert!(String::from_utf8_lossy(&md.stdout).contains("### drplan check: `shop` ✅ ready"));
+}

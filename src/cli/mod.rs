@@ -31,6 +31,7 @@ macro_rules! errln {
 mod apply;
 mod approve;
 mod cancel;
+mod check;
 mod commit;
 mod diff;
 mod drill;
@@ -133,6 +134,8 @@ enum Command {
     Plan(plan::Args),
     /// What a change to a plan does, for review: two plan files, or one and --git REV.
     Diff(diff::Args),
+    /// Could every machine fail over now? Per machine, what blocks it (for nightly pipelines).
+    Check(check::Args),
     /// Execute a saved plan exactly, or plan, confirm and execute a plan document.
     Apply(apply::Args),
     /// Record the approval of a manual step of the unfinished run.
@@ -234,6 +237,7 @@ pub fn main() -> ExitCode {
         Command::Show(args) => runtime.block_on(show::run(args, ui)),
         Command::Graph(args) => graph::run(args, ui),
         Command::Diff(args) => diff::run(args, ui),
+        Command::Check(args) => runtime.block_on(check::run(args, ui)),
         Command::Import(args) => import::run(args, ui),
         Command::Export(args) => export::run(args, ui),
         Command::Unlock(args) => unlock::run(args, ui),
