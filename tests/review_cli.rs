@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{drplan, transcript};
 use serde_json::Value;
 
@@ -279,4 +281,132 @@ fn an_overdue_or_missing_drill_blocks_and_every_format_says_so() {
     let md = lab.run(&["check", "shop.yaml", "--format", "markdown"]);
     assert_eq!(md.status.code(), Some(0), "{}", transcript(&md));
     assert!(String::from_utf8_lossy(&md.stdout).contains("### drplan check: `shop` ✅ ready"));
+}
+
+// --- the example pipelines ---
+
+/// A sample repository as CI checks it out: `plans/shop.yaml` (sim, without the manual
+/// step that would pause an unattended apply) committed on `main` in `origin`, and a clone on
+/// a branch that fails the shop over to dc2.
+fn sample_repository() -> tempfile::TempDir {
+    let manual = "    before:\n      - manual: { name: dns, prompt: \"Lower the DNS TTL\", approvers: [oncall], only: [planned, failback] }\n";
+    assert!(SHOP.contains(manual));
+    let shop = SHOP.replacen(manual, "", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let git = |cwd: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(cwd)
+            .args(["-c", "user.name=ci", "-c", "user.email=ci@example", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(origin.join("plans")).unwrap();
+    std::fs::write(origin.join("plans/shop.yaml"), &shop).unwrap();
+    let out = drplan(&origin).args(["sim", "init", "plans/shop.yaml", "--protected"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let mut world = drplan::providers::sim::WorldStore::new(&origin.join("plans/world.json"));
+    let mut w = world.load().unwrap();
+    w.time_scale = 0.001;
+    world.save(&w).unwrap();
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "shop"]);
+    git(dir.path(), &["clone", "-q", "origin", "work"]);
+    let work = dir.path().join("work");
+    git(&work, &["checkout", "-q", "-b", "fail-over"]);
+    std::fs::write(work.join("plans/shop.yaml"), shop.replacen("  active: dc1", "  active: dc2", 1)).unwrap();
+    git(&work, &["commit", "-q", "-am", "fail the shop over to dc2"]);
+    dir
+}
+
+/// Run a job's shell commands (as the CI system would, with bash -e) in `cwd`; steps that
+/// install drplan are skipped: the drplan under test is on PATH.
+fn run_commands(cwd: &std::path::Path, commands: &[String], env: &[(&str, String)]) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_drplan")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    for command in commands.iter().filter(|c| !c.contains("cargo install")) {
+        let out = std::process::Command::new("bash")
+            .current_dir(cwd)
+            .args(["-e", "-o", "pipefail", "-c", command])
+            .env("PATH", &path)
+            .env("NO_COLOR", "1")
+            .env("DRPLAN_LOG", "off")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{command}` failed:\n{}", transcript(&out));
+    }
+}
+
+fn example(name: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci").join(name)).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_github_workflow_reviews_applies_and_proves_on_a_sample_repository() {
+    let repo = sample_repository();
+    let work = repo.path().join("work");
+    let workflow = example("github-actions.yml");
+    let plan = workflow["env"]["PLAN"].as_str().unwrap().to_string();
+    let job = |name: &str| -> Vec<String> {
+        workflow["jobs"][name]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str().map(str::to_string))
+            .collect()
+    };
+    let summary = repo.path().join("summary.md");
+    let env = |extra: &[(&'static str, String)]| {
+        let mut env = vec![
+            ("PLAN", plan.clone()),
+            ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+            ("GITHUB_BASE_REF", "main".into()),
+        ];
+        env.extend_from_slice(extra);
+        env
+    };
+    // The pull request: validate, diff against the base, plan; all in the job summary.
+    run_commands(&work, &job("review"), &env(&[]));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains("**This change fails `shop` over from `dc1` to `dc2` (planned failover).**"), "{text}");
+    assert!(text.contains("### drplan plan: `shop`") && text.contains("| Estimated RTO |"), "{text}");
+    assert!(std::fs::read_to_string(work.join("review.md")).unwrap().contains("### drplan diff"));
+    // The nightly job before the merge: a drill (asked for), then the check passes.
+    run_commands(&work, &job("readiness"), &env(&[("DRPLAN_DRILL_NOW", "1".into())]));
+    assert!(work.join("reports/drill/junit.xml").is_file() && work.join("reports/drill/timeline.svg").is_file());
+    let check = std::fs::read_to_string(work.join("reports/check.xml")).unwrap();
+    assert!(check.contains("failures=\"0\""), "{check}");
+    // The merge: plan, then apply exactly that plan.
+    run_commands(&work, &job("apply"), &env(&[]));
+    assert!(work.join("reports/apply/junit.xml").is_file());
+    let report: Value = serde_json::from_slice(&std::fs::read(work.join("reports-apply.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "succeeded");
+}
+
+#[test]
+fn the_gitlab_pipeline_reviews_applies_and_proves_on_a_sample_repository() {
+    let repo = sample_repository();
+    let work = repo.path().join("work");
+    let pipeline = example("gitlab-ci.yml");
+    let plan = pipeline["variables"]["PLAN"].as_str().unwrap().to_string();
+    let job = |name: &str| -> Vec<String> {
+        pipeline[name]["script"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    };
+    let env = |extra: &[(&'static str, String)]| {
+        let mut env = vec![("PLAN", plan.clone()), ("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main".to_string())];
+        env.extend_from_slice(extra);
+        env
+    };
+    run_commands(&work, &job("review"), &env(&[]));
+    let review = std::fs::read_to_string(work.join("review.md")).unwrap();
+    assert!(review.contains("fails `shop` over from `dc1` to `dc2`") && review.contains("### drplan plan"), "{review}");
+    run_commands(&work, &job("readiness"), &env(&[("DRPLAN_DRILL", "yes".into())]));
+    assert!(work.join("reports/drill/junit.xml").is_file());
+    run_commands(&work, &job("apply"), &env(&[]));
+    assert!(work.join("reports/apply/junit.xml").is_file());
 }

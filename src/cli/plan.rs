@@ -2,11 +2,22 @@
 
 use std::path::PathBuf;
 
+use clap::ValueEnum;
+
 use super::run::announce;
 use super::session::{fail, open};
-use super::{Format, Ui, exit};
-use crate::report::plan::render;
+use super::{Ui, exit};
+use crate::report::plan::{markdown, render};
 use crate::report::style::Painter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Human,
+    /// The saved plan's body, documented in README.
+    Json,
+    /// For a pull-request comment or a job summary.
+    Markdown,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,9 +27,8 @@ pub struct Args {
     /// Save the plan for `drplan apply FILE`.
     #[arg(long, short = 'o', value_name = "FILE", alias = "out-file")]
     out: Option<PathBuf>,
-    /// `human` or `json` (the saved plan's body, documented in README).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    format: PlanFormat,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
@@ -43,12 +53,13 @@ async fn plan(args: Args, ui: Ui) -> Result<u8, u8> {
     }
     let plan = held.plan(args.parallelism as usize).await.map_err(|f| fail(ui, f))?;
     match args.format {
-        Format::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
-        Format::Json => super::output::json(&plan),
+        PlanFormat::Human => out!("{}", render(&plan, Painter { enabled: ui.stdout_color })),
+        PlanFormat::Json => super::output::json(&plan),
+        PlanFormat::Markdown => out!("{}", markdown(&plan)),
     }
     if let Some(out) = &args.out {
         held.save_plan(&plan, out).map_err(|f| fail(ui, f))?;
-        if args.format == Format::Human {
+        if args.format == PlanFormat::Human {
             outln!("\nSaved the plan to {}. Apply exactly this with `drplan apply {}`.", out.display(), out.display());
         }
     }

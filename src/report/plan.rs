@@ -286,35 +286,71 @@ fn summary(plan: &ActionPlan, p: Painter) -> String {
     let counts: Vec<String> = plan.summary.counts.iter().map(|c| c.phrase()).collect();
     let _ = writeln!(out, "{} {}.", p.paint("Plan:", Color::Bold), counts.join(", "));
     let s = &plan.summary;
-    let mut facts = Vec::new();
-    if let Some(rto) = s.estimated_rto_ms {
-        let (rto, objective) = (Duration::from_millis(rto), Duration::from_millis(s.rto_objective_ms));
-        let verdict = if rto <= objective { p.paint("met", Color::Green) } else { p.paint("MISSED", Color::Red) };
-        facts.push(format!(
-            "Estimated RTO {} (objective {}: {verdict})",
-            human_duration(rto),
-            human_duration(objective)
-        ));
-    }
-    if let Some(lag) = s.max_replication_lag_ms {
-        let (lag, objective) = (Duration::from_millis(lag), Duration::from_millis(s.rpo_objective_ms));
-        let verdict = if lag <= objective { p.paint("met", Color::Green) } else { p.paint("MISSED", Color::Red) };
-        facts.push(format!("replication lag {} (RPO {}: {verdict})", human_duration(lag), human_duration(objective)));
-    }
-    if let Some(loss) = &s.expected_data_loss {
-        let text = if loss.max_time_ms == 0 && loss.total_bytes.unwrap_or(0) == 0 {
-            "expected data loss: none".to_string()
-        } else {
-            let bytes = loss.total_bytes.map(|b| format!(", {} in all", human_bytes(b))).unwrap_or_default();
-            format!("expected data loss: up to {}{bytes}", human_duration(Duration::from_millis(loss.max_time_ms)))
-        };
-        facts.push(text);
-    }
+    let facts: Vec<String> = facts(plan, p).into_iter().map(|(label, text)| format!("{label} {text}")).collect();
     if !facts.is_empty() {
         let _ = writeln!(out, "{}.", facts.join("; "));
     }
     for note in &s.notes {
         let _ = writeln!(out, "Note: {note}.");
     }
+    out
+}
+
+/// The estimate against the objectives: (label, text).
+fn facts(plan: &ActionPlan, p: Painter) -> Vec<(&'static str, String)> {
+    let s = &plan.summary;
+    let mut facts = Vec::new();
+    if let Some(rto) = s.estimated_rto_ms {
+        let (rto, objective) = (Duration::from_millis(rto), Duration::from_millis(s.rto_objective_ms));
+        let verdict = if rto <= objective { p.paint("met", Color::Green) } else { p.paint("MISSED", Color::Red) };
+        facts.push((
+            "Estimated RTO",
+            format!("{} (objective {}: {verdict})", human_duration(rto), human_duration(objective)),
+        ));
+    }
+    if let Some(lag) = s.max_replication_lag_ms {
+        let (lag, objective) = (Duration::from_millis(lag), Duration::from_millis(s.rpo_objective_ms));
+        let verdict = if lag <= objective { p.paint("met", Color::Green) } else { p.paint("MISSED", Color::Red) };
+        facts.push((
+            "replication lag",
+            format!("{} (RPO {}: {verdict})", human_duration(lag), human_duration(objective)),
+        ));
+    }
+    if let Some(loss) = &s.expected_data_loss {
+        let text = if loss.max_time_ms == 0 && loss.total_bytes.unwrap_or(0) == 0 {
+            "none".to_string()
+        } else {
+            let bytes = loss.total_bytes.map(|b| format!(", {} in all", human_bytes(b))).unwrap_or_default();
+            format!("up to {}{bytes}", human_duration(Duration::from_millis(loss.max_time_ms)))
+        };
+        facts.push(("expected data loss:", text));
+    }
+    facts
+}
+
+/// The plan for a pull-request comment or a job summary: what it does, the estimate against
+/// the objectives, and the whole plan folded away.
+pub fn markdown(plan: &ActionPlan) -> String {
+    let plain = Painter { enabled: false };
+    let mut out = format!("### drplan plan: `{}`\n\n", plan.plan);
+    if !plan.has_changes() {
+        out.push_str("No changes: the world matches the plan.\n");
+        return out;
+    }
+    let _ = writeln!(out, "{}\n", headline(plan, plain));
+    out.push_str("| | |\n|---|---|\n");
+    let counts: Vec<String> = plan.summary.counts.iter().map(|c| c.phrase()).collect();
+    let _ = writeln!(out, "| Actions | {} |", counts.join(", "));
+    for (label, text) in facts(plan, plain) {
+        let label = label.trim_end_matches(':');
+        let mut label = label.to_string();
+        label[..1].make_ascii_uppercase();
+        let _ = writeln!(out, "| {label} | {text} |");
+    }
+    let _ = write!(
+        out,
+        "\n<details><summary>The whole plan</summary>\n\n```text\n{}```\n\n</details>\n",
+        render(plan, plain)
+    );
     out
 }
