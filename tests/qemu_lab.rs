@@ -15,6 +15,18 @@ use drplan::lab::qemu;
 
 const TOOLS: &[&str] = &["qemu-system-x86_64", "qemu-img", "qemu-io", "apt-get", "apt-cache", "dpkg-deb"];
 
+/// The three-VM demo runs alone; the one-VM tests share the machine. Seven TCG guests at once
+/// on two cores starved the demo's failback once on CI.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|p| p.into_inner())
+}
+
 fn ready() -> bool {
     if !have_tools(TOOLS) {
         return false;
@@ -71,6 +83,7 @@ fn the_short_demo_moves_one_vm_there_and_back_without_losing_a_record() {
     if !ready() {
         return;
     }
+    let _machine = shared();
     let lab = new_lab();
     let dir = lab.path().join("lab");
     let out = drplan(lab.path())
@@ -95,6 +108,7 @@ fn the_full_demo_proves_drill_isolation_and_exact_loss_in_an_unplanned_failover(
     if !ready() {
         return;
     }
+    let _machine = alone();
     let lab = new_lab();
     let dir = lab.path().join("lab");
     let out =
@@ -145,6 +159,7 @@ fn a_replication_killed_mid_transfer_is_not_used_until_a_later_one_completes() {
     if !ready() {
         return;
     }
+    let _machine = shared();
     let (_lab, dir) = one_vm_lab();
     // A second, big disk, so that a transfer takes long enough to be killed in the middle.
     let bulk = dir.join("dc1/db1/bulk.qcow2");
@@ -198,6 +213,7 @@ fn a_point_taken_while_the_guest_is_frozen_is_app_consistent_and_holds_exactly_i
     if !ready() {
         return;
     }
+    let _machine = shared();
     let (_lab, dir) = one_vm_lab();
     run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
     let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
