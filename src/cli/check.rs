@@ -29,6 +29,7 @@ pub struct Args {
     /// is not ready; `0` leaves drills out of the check.
     #[arg(long, value_name = "AGE", default_value = "30days", value_parser = humantime::parse_duration)]
     drill_max_age: Duration,
+    /// `human`, `json`, `markdown` (a table for a job summary) or `junit` (one test case per machine).
     #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
     format: CheckFormat,
 }

@@ -27,6 +27,7 @@ pub struct Args {
     /// Compare the plan file with itself at this git revision (`main`, `HEAD~1`, a commit).
     #[arg(long, value_name = "REV")]
     git: Option<String>,
+    /// `human`, `markdown` (for a pull-request comment) or `json`.
     #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
     format: DiffFormat,
     /// Exit 2 when there are changes (0 when there are none).

@@ -34,6 +34,7 @@ struct AsrArgs {
     /// The plan document.
     #[arg(value_name = "PLAN")]
     plan: PathBuf,
+    /// `arm` (the create request body) or `bicep` (a resource with the vault as a parameter).
     #[arg(long, value_enum, default_value_t = AsrFormat::Arm)]
     format: AsrFormat,
     /// Write here instead of stdout.

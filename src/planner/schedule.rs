@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::action::{ActionKind, ActionPlan};
 use super::dag::Dag;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Schedule {
     pub start: Vec<Duration>,
     pub finish: Vec<Duration>,
@@ -23,7 +23,7 @@ pub fn simulate(plan: &ActionPlan, dag: &Dag) -> Schedule {
 
 /// Simulate with given durations (the benchmark passes the provider's exact latencies), with
 /// the dispatch policy the executor would choose for them.
-pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration) -> Schedule {
+pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration + Sync) -> Schedule {
     Dispatch::choose(plan, dag, duration).1
 }
 
@@ -32,7 +32,7 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
 /// so that a wave of long, unhurried work (final syncs of groups that boot much later) cannot
 /// take every slot just before the next critical batch (the next group's shutdowns) is
 /// released. Without a reserve the critical path waits for slots at every such batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Dispatch {
     priority: Vec<u64>,
     urgent: Vec<bool>,
@@ -43,7 +43,7 @@ impl Dispatch {
     /// The policy for these durations: the reserve (none, a quarter, half or three quarters
     /// of the slots) whose simulated schedule finishes first; no reserve wins ties. Returns
     /// that schedule too.
-    pub fn choose(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration) -> (Dispatch, Schedule) {
+    pub fn choose(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Duration + Sync) -> (Dispatch, Schedule) {
         let chains = Chains::new(dag, &duration);
         let critical = chains.reach.iter().copied().max().unwrap_or_default();
         // Slack: how much longer than the critical path is the longest chain through the step.
@@ -54,21 +54,32 @@ impl Dispatch {
         let priority = chains.remain.iter().map(|d| d.as_micros() as u64).collect();
         let mut dispatch = Dispatch { priority, urgent, reserve: 0 };
         let slots = plan.parallelism.max(1);
-        let mut best = run_model(plan, dag, &duration, &dispatch);
-        let mut best_reserve = 0;
+        let mut reserves = vec![0];
         for reserve in [slots / 4, slots / 2, slots * 3 / 4] {
-            if reserve == 0 || reserve == best_reserve || reserve >= slots {
-                continue;
-            }
-            dispatch.reserve = reserve;
-            let schedule = run_model(plan, dag, &duration, &dispatch);
-            if schedule.makespan < best.makespan {
-                best = schedule;
-                best_reserve = reserve;
+            if reserve != 0 && reserve < slots && !reserves.contains(&reserve) {
+                reserves.push(reserve);
             }
         }
-        dispatch.reserve = best_reserve;
-        (dispatch, best)
+        // The candidates are independent simulations: one thread each.
+        let schedules: Vec<Schedule> = std::thread::scope(|scope| {
+            let runs: Vec<_> = reserves
+                .iter()
+                .map(|&reserve| {
+                    let candidate = Dispatch { reserve, ..dispatch.clone() };
+                    let duration = &duration;
+                    scope.spawn(move || run_model(plan, dag, duration, &candidate))
+                })
+                .collect();
+            runs.into_iter().map(|run| run.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        let mut best = 0;
+        for (i, schedule) in schedules.iter().enumerate() {
+            if schedule.makespan < schedules[best].makespan {
+                best = i;
+            }
+        }
+        dispatch.reserve = reserves[best];
+        (dispatch, schedules.into_iter().nth(best).unwrap_or_default())
     }
 }
 
