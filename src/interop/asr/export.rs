@@ -8,7 +8,7 @@ use miette::SourceSpan;
 
 use super::error::AsrError;
 use super::model::{ActionDetails, GroupKind, Item, PlanAction, PlanGroup, RecoveryPlan};
-use super::vocabulary::{ALL_OPERATIONS, direction_name, direction_of, failover_types_of, operations_of};
+use super::vocabulary::{ALL_OPERATIONS, direction_name, directions_meant, failover_types_of, operations_meant};
 use crate::spec::asr::{AsrAction, AsrLocation};
 use crate::spec::{Direction, FileDiagnostic, Group, Operation, PlanDocument, SourceFile, Step, span_of};
 
@@ -230,24 +230,8 @@ impl Exporter<'_> {
         at: SourceSpan,
     ) -> (Vec<String>, Vec<String>) {
         let canonical_directions: Vec<String> = directions.iter().map(|d| direction_name(*d).to_string()).collect();
-        let kept_directions = asr.failover_directions.clone().filter(|kept| {
-            let mut meant: Vec<Direction> = Vec::new();
-            for d in kept.iter().map(|d| direction_of(d)) {
-                if !meant.contains(&d) {
-                    meant.push(d);
-                }
-            }
-            meant == directions
-        });
-        let kept_types = asr.failover_types.clone().filter(|kept| {
-            let mut meant: Vec<Operation> = Vec::new();
-            for op in kept.iter().flat_map(|t| operations_of(t, directions)) {
-                if !meant.contains(&op) {
-                    meant.push(op);
-                }
-            }
-            meant == operations
-        });
+        let kept_directions = asr.failover_directions.clone().filter(|kept| directions_meant(kept) == directions);
+        let kept_types = asr.failover_types.clone().filter(|kept| operations_meant(kept, directions) == operations);
         if asr.failover_types.is_some() && kept_types.is_none()
             || asr.failover_directions.is_some() && kept_directions.is_none()
         {

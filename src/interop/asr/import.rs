@@ -10,7 +10,7 @@ use super::error::AsrError;
 use super::model::{ActionDetails, GroupKind, PlanAction, RecoveryPlan};
 use super::names::{Unique, machine_name, sanitize};
 use super::read::Input;
-use super::vocabulary::{direction_name, direction_of, failover_types_of, operations_of};
+use super::vocabulary::{direction_name, directions_meant, failover_types_of, operations_meant, operations_of};
 use crate::spec::schema::SCHEMA_FILE;
 use crate::spec::{Direction, Operation};
 
@@ -257,26 +257,14 @@ impl Writer<'_> {
     /// `only` and `direction` for the action's failover types and directions; the API's
     /// lists go under `asr:` when drplan's cannot say them exactly.
     fn filters(&mut self, action: &PlanAction, at: &str, asr: &mut Vec<String>) -> (String, String) {
-        let mut directions: Vec<Direction> = Vec::new();
-        for d in &action.failover_directions {
-            let d = direction_of(d);
-            if !directions.contains(&d) {
-                directions.push(d);
-            }
-        }
-        let mut operations: Vec<Operation> = Vec::new();
-        let mut meaningless = Vec::new();
-        for t in &action.failover_types {
-            let ops = operations_of(t, &directions);
-            if ops.is_empty() {
-                meaningless.push(format!("`{t}`"));
-            }
-            for op in ops {
-                if !operations.contains(&op) {
-                    operations.push(op);
-                }
-            }
-        }
+        let directions = directions_meant(&action.failover_directions);
+        let operations = operations_meant(&action.failover_types, &directions);
+        let meaningless: Vec<String> = action
+            .failover_types
+            .iter()
+            .filter(|t| operations_of(t, &directions).is_empty())
+            .map(|t| format!("`{t}`"))
+            .collect();
         if !meaningless.is_empty() {
             self.input.report(AsrError::NotMapped {
                 what: format!("action `{}` is for {}, which drplan runs no steps in", action.name, meaningless.join(", ")),

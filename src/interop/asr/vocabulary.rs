@@ -66,6 +66,28 @@ pub fn direction_of(direction: &str) -> Direction {
     if direction == "RecoveryToPrimary" { Direction::Back } else { Direction::Forward }
 }
 
+/// drplan's `direction` for an action's failover directions (each once, in order).
+pub fn directions_meant(directions: &[String]) -> Vec<Direction> {
+    let mut meant = Vec::new();
+    for d in directions.iter().map(|d| direction_of(d)) {
+        if !meant.contains(&d) {
+            meant.push(d);
+        }
+    }
+    meant
+}
+
+/// drplan's `only` for an action's failover types in `directions` (each once, in order).
+pub fn operations_meant(failover_types: &[String], directions: &[Direction]) -> Vec<Operation> {
+    let mut meant = Vec::new();
+    for op in failover_types.iter().flat_map(|t| operations_of(t, directions)) {
+        if !meant.contains(&op) {
+            meant.push(op);
+        }
+    }
+    meant
+}
+
 pub fn direction_name(direction: Direction) -> &'static str {
     match direction {
         Direction::Forward => "PrimaryToRecovery",
