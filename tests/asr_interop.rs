@@ -31,7 +31,9 @@ fn filled(yaml: &str) -> String {
 #[test]
 fn a_get_body_imports_into_a_plan_that_validates_once_filled_and_exports_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = drplan(dir.path()).args(["import", "asr"]).arg(fixture("shop_get.json")).output().unwrap();
+    // A relative path: the plan's first comment names it.
+    std::fs::copy(fixture("shop_get.json"), dir.path().join("shop_get.json")).unwrap();
+    let out = drplan(dir.path()).args(["import", "asr", "shop_get.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let yaml = String::from_utf8(out.stdout.clone()).unwrap();
     insta::assert_snapshot!("asr_import_shop", yaml);
