@@ -70,15 +70,13 @@ pub fn execute(
 ) -> Duration {
     use drplan::exec::engine::{Engine, EngineOptions, Prior, RunStatus};
     let dag = std::sync::Arc::new(drplan::planner::Dag::new(&plan).unwrap());
-    // As a run does: limited sites take the backend's shared slots too.
-    let site_slots = if plan.site_limits.is_empty() { None } else { store.site_slots().unwrap() };
     let engine = Engine {
         plan,
         dag,
         provider,
         store,
         run_id: run_id.into(),
-        options: EngineOptions { parallelism, site_slots, ..EngineOptions::default() },
+        options: EngineOptions { parallelism, ..EngineOptions::default() },
         events: None,
         stop: Default::default(),
         abort: Default::default(),

@@ -26,6 +26,8 @@ pub(super) struct Dispatcher<'e> {
     journal: JournalHandle,
     global: Arc<Semaphore>,
     sites: HashMap<String, Arc<Semaphore>>,
+    /// The backend's slots that hold limited sites' limits across runs, if it shares them.
+    shared_sites: Option<Arc<dyn crate::state::SiteSlots>>,
     /// Predecessors each action still waits for.
     waiting: Vec<usize>,
     status: Vec<Option<StepStatus>>,
@@ -60,6 +62,7 @@ impl<'e> Dispatcher<'e> {
             journal: JournalHandle::spawn(engine.store.clone(), engine.run_id.clone(), prior.last_seq),
             global: Arc::new(Semaphore::new(engine.options.parallelism.max(1))),
             sites: plan.site_limits.iter().map(|(s, n)| (s.clone(), Arc::new(Semaphore::new((*n).max(1))))).collect(),
+            shared_sites: if plan.site_limits.is_empty() { None } else { engine.store.site_slots() },
             engine,
             plan,
             dag,
@@ -206,7 +209,7 @@ impl<'e> Dispatcher<'e> {
             match &self.plan.actions[i].kind {
                 ActionKind::Provider { op } => {
                     let shared = self.queue.site(i).and_then(|site| {
-                        let slots = engine.options.site_slots.clone()?;
+                        let slots = self.shared_sites.clone()?;
                         let limit = *self.plan.site_limits.get(site)?;
                         Some(SharedSite {
                             slots,

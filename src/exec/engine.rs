@@ -48,8 +48,6 @@ pub struct EngineOptions {
     pub supervisor: PathBuf,
     /// Where the run keeps its scripts' status and output files while they run.
     pub step_files: PathBuf,
-    /// Slots that hold limited sites' `max_parallel` across runs (a shared state backend).
-    pub site_slots: Option<Arc<dyn crate::state::SiteSlots>>,
 }
 
 impl Default for EngineOptions {
@@ -62,7 +60,6 @@ impl Default for EngineOptions {
             approver: None,
             supervisor: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("drplan")),
             step_files: std::env::temp_dir().join("drplan-steps"),
-            site_slots: None,
         }
     }
 }

@@ -107,9 +107,6 @@ impl Held<'_> {
         if let Some(timeout) = options.op_timeout {
             engine_options.op_timeout = timeout;
         }
-        if !plan.site_limits.is_empty() {
-            engine_options.site_slots = self.workspace.store.site_slots()?;
-        }
         let engine = Engine {
             plan: plan.clone(),
             dag: Arc::new(dag),
