@@ -34,8 +34,9 @@ pub fn simulate_with(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> D
 /// released. Without a reserve the critical path waits for slots at every such batch.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
-    priority: Vec<u64>,
-    urgent: Vec<bool>,
+    /// Shared: the candidate reserves are simulated on copies of one policy.
+    priority: std::sync::Arc<[u64]>,
+    urgent: std::sync::Arc<[bool]>,
     pub reserve: usize,
 }
 
@@ -47,12 +48,12 @@ impl Dispatch {
         let chains = Chains::new(dag, &duration);
         let critical = chains.reach.iter().copied().max().unwrap_or_default();
         // Slack: how much longer than the critical path is the longest chain through the step.
-        let urgent = (0..dag.len())
+        let urgent: Vec<bool> = (0..dag.len())
             .map(|i| critical.saturating_sub(chains.reach[i] + chains.remain[i] - duration(i)) <= critical / 20)
             .collect();
         // The longest remaining chain, in microseconds, orders the ready queue.
-        let priority = chains.remain.iter().map(|d| d.as_micros() as u64).collect();
-        let mut dispatch = Dispatch { priority, urgent, reserve: 0 };
+        let priority: Vec<u64> = chains.remain.iter().map(|d| d.as_micros() as u64).collect();
+        let mut dispatch = Dispatch { priority: priority.into(), urgent: urgent.into(), reserve: 0 };
         let slots = plan.parallelism.max(1);
         let mut reserves = vec![0];
         for reserve in [slots / 4, slots / 2, slots * 3 / 4] {
