@@ -166,11 +166,11 @@ fn list_or(items: &[String], none: &str) -> String {
 }
 
 fn operations(ops: &[Operation]) -> String {
-    let names: Vec<String> = ops.iter().map(|o| format!("{o:?}").to_lowercase()).collect();
+    let names: Vec<&str> = ops.iter().map(|o| o.as_str()).collect();
     if names.is_empty() { "no run".into() } else { names.join(", ") }
 }
 
 fn directions(dirs: &[Direction]) -> String {
-    let names: Vec<String> = dirs.iter().map(|d| format!("{d:?}").to_lowercase()).collect();
+    let names: Vec<&str> = dirs.iter().map(|d| d.as_str()).collect();
     if names.is_empty() { "neither".into() } else { names.join(", ") }
 }

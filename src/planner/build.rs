@@ -453,7 +453,7 @@ impl<'a> Builder<'a> {
             })
             .filter_map(|n| n.ip.map(|ip| ip.to_string()))
             .collect();
-        let machines = self.model.groups[g].machines.iter().map(|&m| self.model.machines[m].name.clone()).collect();
+        let machines = self.model.group_machine_names(g);
         StepContext { scope: StepScope::Group(g), site: site.unwrap_or_default(), ips, machines }
     }
 
@@ -479,14 +479,8 @@ impl<'a> Builder<'a> {
                     .collect();
                 given(&mut env, "DRPLAN_PLAN".into(), model.name.clone());
                 given(&mut env, "DRPLAN_OPERATION".into(), self.run.title().to_string());
-                given(
-                    &mut env,
-                    "DRPLAN_DIRECTION".into(),
-                    match self.direction {
-                        Some(Direction::Back) => "back".into(),
-                        _ => "forward".into(),
-                    },
-                );
+                let direction = self.direction.unwrap_or(Direction::Forward);
+                given(&mut env, "DRPLAN_DIRECTION".into(), direction.as_str().into());
                 match (&group, stage) {
                     (Some(group), _) => given(&mut env, "DRPLAN_GROUP".into(), group.clone()),
                     (None, Some(stage)) => {

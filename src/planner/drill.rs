@@ -147,8 +147,8 @@ pub fn build_drill(
             .flat_map(|m| model.addresses(m.id, Destination::Drill))
             .filter_map(|n| n.ip.map(|ip| ip.to_string()))
             .collect();
-        let names = group.machines.iter().map(|&m| model.machines[m].name.clone()).collect();
-        let context = StepContext { scope: StepScope::Group(g), site: site.clone(), ips, machines: names };
+        let machines = model.group_machine_names(g);
+        let context = StepContext { scope: StepScope::Group(g), site: site.clone(), ips, machines };
         let mut last = begin;
         if let Some(id) = b.chain(&group.before, StepPhase::Before, vec![last.clone()], &context) {
             last = id;

@@ -443,12 +443,34 @@ pub enum Operation {
     Failback,
 }
 
+impl Operation {
+    /// As written in a plan.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Drill => "drill",
+            Operation::Planned => "planned",
+            Operation::Unplanned => "unplanned",
+            Operation::Failback => "failback",
+        }
+    }
+}
+
 /// Forward: primary to recovery. Back: recovery to primary (or the alternate location).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     Forward,
     Back,
+}
+
+impl Direction {
+    /// As written in a plan.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Back => "back",
+        }
+    }
 }
 
 /// What a failed script does to the run.

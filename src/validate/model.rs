@@ -75,6 +75,11 @@ impl Model {
         self.groups.iter().position(|g| g.name == name)
     }
 
+    /// The names of a group's machines, in document order.
+    pub fn group_machine_names(&self, group: GroupId) -> Vec<String> {
+        self.groups[group].machines.iter().map(|&m| self.machines[m].name.clone()).collect()
+    }
+
     /// Where a machine that now runs at `current` should run once the target is reached.
     /// The alternate location stands in for the primary: machines failing back go there, and
     /// machines already there stay.

@@ -12,7 +12,6 @@ use super::names::{Unique, machine_name, sanitize};
 use super::read::Input;
 use super::vocabulary::{direction_name, directions_meant, failover_types_of, operations_meant, operations_of};
 use crate::spec::schema::SCHEMA_FILE;
-use crate::spec::{Direction, Operation};
 
 /// What the user must still write: the placeholders the plan carries.
 pub const TODO_PROVIDER: &str = "TODO-provider";
@@ -279,14 +278,8 @@ impl Writer<'_> {
         if back != action.failover_directions {
             asr.push(format!("failover_directions: [{}]", action.failover_directions.join(", ")));
         }
-        let only: Vec<&str> = operations.iter().map(|o| operation_name(*o)).collect();
-        let direction: Vec<&str> = directions
-            .iter()
-            .map(|d| match d {
-                Direction::Forward => "forward",
-                Direction::Back => "back",
-            })
-            .collect();
+        let only: Vec<&str> = operations.iter().map(|o| o.as_str()).collect();
+        let direction: Vec<&str> = directions.iter().map(|d| d.as_str()).collect();
         (only.join(", "), direction.join(", "))
     }
 
@@ -321,15 +314,6 @@ impl Writer<'_> {
             // JSON is YAML's flow syntax.
             let _ = writeln!(self.out, "  provider_specific_input: {}", serde_json::Value::Array(input.clone()));
         }
-    }
-}
-
-pub fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Drill => "drill",
-        Operation::Planned => "planned",
-        Operation::Unplanned => "unplanned",
-        Operation::Failback => "failback",
     }
 }
 

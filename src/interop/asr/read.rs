@@ -84,7 +84,7 @@ pub fn read(input: &mut Input, wanted: Option<&str>) -> Option<RecoveryPlan> {
             match candidates.iter().position(|(p, v)| plan_name(v, p).eq_ignore_ascii_case(name)) {
                 Some(i) => i,
                 None => {
-                    let help = crate::spec::suggest::help_for("recovery plan", name, names.iter().map(String::as_str));
+                    let help = suggestion(name, names.iter().map(String::as_str), "the document's recovery plans are");
                     let at = input.span(&candidates[0].0);
                     input.report(AsrError::NoSuchPlan { name: name.into(), help, at });
                     return None;
@@ -318,12 +318,20 @@ fn enum_list(input: &mut Input, object: &Value, at: &str, key: &str, allowed: &[
 fn known(input: &mut Input, value: &str, at: &str, allowed: &[&'static str]) -> Option<&'static str> {
     let found = canonical(value, allowed);
     if found.is_none() {
-        let help = crate::spec::suggest::help_for("value", value, allowed.iter().copied());
-        let help = help.replace("in this plan", "the API defines");
+        let help = suggestion(value, allowed.iter().copied(), "the API defines");
         let (path, span) = (Input::path(at), input.span(at));
         input.report(AsrError::UnknownValue { path, value: value.into(), help, at: span });
     }
     found
+}
+
+/// "did you mean `x`?" when a candidate is close, else the candidates after `listing`.
+fn suggestion<'a>(value: &str, candidates: impl IntoIterator<Item = &'a str>, listing: &str) -> String {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    match crate::spec::suggest::closest(value, candidates.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => format!("{listing}: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 fn required_string(input: &mut Input, object: &Value, at: &str, key: &str, help: &str) -> Option<String> {
