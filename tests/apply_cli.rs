@@ -276,7 +276,7 @@ fn a_hanging_sync_times_out_and_leaves_the_replica_inconsistent_until_redone() {
     let r = report(&out);
     assert_eq!(step(&r, "sync/db1")["status"], "interrupted");
     assert!(step(&r, "sync/db1")["error"].as_str().unwrap().contains("did not finish"));
-    assert!(!lab.world().machines["db1"].copies["dc2"].consistent, "the replica is marked inconsistent");
+    assert!(!lab.world().machines["db1"].copies.get("dc2").unwrap().consistent, "the replica is marked inconsistent");
     // Resuming redoes the sync and completes the failover.
     let out = resume(&lab);
     assert_eq!(out.status.code(), Some(3), "{}", transcript(&out));
@@ -284,7 +284,7 @@ fn a_hanging_sync_times_out_and_leaves_the_replica_inconsistent_until_redone() {
     assert_eq!(resume(&lab).status.code(), Some(0));
     let w = lab.world();
     assert_eq!(w.machines["db1"].active, "dc2");
-    assert!(w.machines["db1"].copies["dc2"].consistent);
+    assert!(w.machines["db1"].copies.get("dc2").unwrap().consistent);
 }
 
 #[test]

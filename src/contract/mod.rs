@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 pub use drplan_protocol::{
     Capabilities, Claimant, Consistency, DataLoss, Directions, DiskInfo, ForeignClaim, Inventory, MachineCopy,
     MachineInventory, NicAssignment, NicState, OpKind, OpOutcome, Power, ProviderOp, RecoveryPoint, Replication,
-    ReplicationHealth, SiteInventory, SyncMode, TestCopy,
+    ReplicationHealth, SiteInventory, SmallMap, SyncMode, TestCopy,
 };
 
 use crate::spec::{Direction, ProviderKind};

@@ -7,6 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+/// A small map kept as a sorted list: a machine's copies (one per site) and settings.
+/// Serialized as a JSON object, like a `BTreeMap`.
+pub type SmallMap<K, V> = litemap::LiteMap<K, V>;
+
 use crate::time::{self as time_format, opt_duration_ms};
 
 /// Everything a provider can see of the plan's machines, at one moment.
@@ -50,7 +54,7 @@ pub struct MachineInventory {
     /// Where the live copy is (None: the machine exists nowhere yet, or cannot be told).
     pub active_site: Option<String>,
     /// Copies of the machine by site: the live one and replicas.
-    pub copies: BTreeMap<String, MachineCopy>,
+    pub copies: SmallMap<String, MachineCopy>,
     pub replication: Option<Replication>,
     /// Oldest first.
     pub points: Vec<RecoveryPoint>,
@@ -77,7 +81,7 @@ pub struct MachineCopy {
     pub consistent: bool,
     pub nics: Vec<NicState>,
     /// Machine settings (cpu, memory, ...), compared for drift before a failback.
-    pub settings: BTreeMap<String, String>,
+    pub settings: SmallMap<String, String>,
     pub disks: Vec<DiskInfo>,
 }
 

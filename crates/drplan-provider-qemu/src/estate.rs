@@ -363,7 +363,7 @@ impl Config {
             };
             out.copies.insert(
                 copy.site.clone(),
-                MachineCopy { power, consistent: state.consistent, nics, settings: BTreeMap::new(), disks },
+                MachineCopy { power, consistent: state.consistent, nics, settings: Default::default(), disks },
             );
             let here = active.as_deref() == Some(copy.site.as_str());
             if state.role == Role::Live && here && state.commit_pending {

@@ -21,7 +21,6 @@ use blocks::{Baseline, BlockError, Hash, Transfer};
 use layout::{SiteLayout, disks_in};
 use records::{DrillRecord, MachineRecord, PointMeta, ReplicaState, Role};
 
-use crate::contract::SyncMode;
 use crate::contract::{Capabilities, NicAssignment, Platform, ProviderOp};
 use crate::contract::{Claimant, ForeignClaim};
 use crate::contract::{
@@ -29,6 +28,7 @@ use crate::contract::{
     ReplicationHealth, SiteInventory, TestCopy,
 };
 use crate::contract::{OpOutcome, Provider, ProviderError, ProviderFuture};
+use crate::contract::{SmallMap, SyncMode};
 use crate::providers::claims;
 use crate::spec::ProviderKind;
 use crate::spec::time_format::human_bytes;
@@ -258,8 +258,8 @@ impl Inner {
     /// A machine's settings, as this provider sees them: the regular files of its directory
     /// (its program, scripts, configuration; not its disks nor its console log), each by size
     /// and content hash, so a failback shows which of them changed while it ran away from home.
-    fn settings_of(dir: &Path) -> BTreeMap<String, String> {
-        let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+    fn settings_of(dir: &Path) -> SmallMap<String, String> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return SmallMap::new() };
         entries
             .flatten()
             .filter(|e| e.file_name() != "console.log" && e.file_type().is_ok_and(|t| t.is_file()))

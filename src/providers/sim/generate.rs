@@ -10,7 +10,7 @@ use super::world::{
     ReplicationSettings, SimCopy, SimMachine, SimPoint, SimReplication, SimSite, WORLD_FORMAT, World, default_latencies,
 };
 use crate::contract::Capabilities;
-use crate::contract::{DiskInfo, NicState, Power};
+use crate::contract::{DiskInfo, NicState, Power, SmallMap};
 use crate::validate::Model;
 
 /// What to generate.
@@ -121,7 +121,7 @@ pub fn world_for(model: &Model, options: &WorldOptions) -> World {
         let disk_bytes = rng.range(10, 200) << 30;
         let write_rate = rng.range(16, 2048) << 10;
         let disks = vec![DiskInfo { name: "disk0".into(), size_bytes: disk_bytes }];
-        let settings_map = BTreeMap::from([
+        let settings_map = SmallMap::from_iter([
             ("cpus".to_string(), (2 * rng.range(1, 8)).to_string()),
             ("memory_mib".to_string(), (1024 * rng.range(2, 64)).to_string()),
         ]);
@@ -138,7 +138,7 @@ pub fn world_for(model: &Model, options: &WorldOptions) -> World {
             settings: settings_map.clone(),
             disks: disks.clone(),
         };
-        let mut copies = BTreeMap::from([(primary.clone(), live)]);
+        let mut copies = SmallMap::from_iter([(primary.clone(), live)]);
         let (replication, points, next_point) = if options.protected {
             copies.insert(
                 recovery.clone(),

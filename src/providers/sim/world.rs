@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{Capabilities, OpKind};
-use crate::contract::{DiskInfo, NicState, Power};
+use crate::contract::{DiskInfo, NicState, Power, SmallMap};
 use crate::spec::time_format::{self, duration_ms, opt_time};
 
 pub const WORLD_FORMAT: u32 = 1;
@@ -118,7 +118,7 @@ pub struct SimMachine {
     pub written: u64,
     #[serde(with = "time_format")]
     pub written_at: SystemTime,
-    pub copies: BTreeMap<String, SimCopy>,
+    pub copies: SmallMap<String, SimCopy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<SimReplication>,
     #[serde(default)]
@@ -152,7 +152,7 @@ pub struct SimCopy {
     #[serde(default)]
     pub nics: Vec<NicState>,
     #[serde(default)]
-    pub settings: BTreeMap<String, String>,
+    pub settings: SmallMap<String, String>,
     #[serde(default)]
     pub disks: Vec<DiskInfo>,
 }
