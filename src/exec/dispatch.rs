@@ -55,7 +55,7 @@ impl<'e> Dispatcher<'e> {
         prior: Prior,
     ) -> Self {
         let n = plan.actions.len();
-        let waiting: Vec<usize> = dag.preds.iter().map(Vec::len).collect();
+        let waiting: Vec<usize> = dag.pred_counts();
         let ready = (0..n).filter(|&i| waiting[i] == 0).collect();
         let (tx, rx) = mpsc::unbounded_channel();
         Dispatcher {
@@ -89,7 +89,7 @@ impl<'e> Dispatcher<'e> {
     /// `i` is settled: its successors have one less thing to wait for.
     fn settle(&mut self, i: usize, status: StepStatus) {
         self.status[i] = Some(status);
-        for &next in &self.dag.succs[i] {
+        for &next in self.dag.succs(i) {
             self.waiting[next as usize] -= 1;
             if self.waiting[next as usize] == 0 {
                 self.ready.push_back(next as usize);
@@ -107,7 +107,9 @@ impl<'e> Dispatcher<'e> {
                 self.settle(i, StepStatus::Succeeded);
                 continue;
             }
-            let unmet: Vec<&str> = self.dag.preds[i]
+            let unmet: Vec<&str> = self
+                .dag
+                .preds(i)
                 .iter()
                 .filter(|&&(p, hard)| hard && self.status[p as usize] != Some(StepStatus::Succeeded))
                 .map(|&(p, _)| self.plan.actions[p as usize].id.as_str())

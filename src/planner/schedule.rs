@@ -88,7 +88,7 @@ impl Dispatch {
 /// parallelism and per-site limits.
 fn run_model(plan: &ActionPlan, dag: &Dag, duration: &impl Fn(usize) -> Duration, dispatch: &Dispatch) -> Schedule {
     let n = dag.len();
-    let mut waiting: Vec<usize> = dag.preds.iter().map(Vec::len).collect();
+    let mut waiting: Vec<usize> = dag.pred_counts();
     let mut start = vec![Duration::ZERO; n];
     let mut finish = vec![Duration::ZERO; n];
     // (finish time, index)
@@ -132,7 +132,7 @@ fn run_model(plan: &ActionPlan, dag: &Dag, duration: &impl Fn(usize) -> Duration
                 *f += 1;
             }
         }
-        for &s in &dag.succs[i] {
+        for &s in dag.succs(i) {
             let s = s as usize;
             waiting[s] -= 1;
             if waiting[s] == 0 {
@@ -158,12 +158,12 @@ impl Chains {
         let n = dag.len();
         let mut reach = vec![Duration::ZERO; n];
         for i in 0..n {
-            let before = dag.preds[i].iter().map(|&(p, _)| reach[p as usize]).max().unwrap_or_default();
+            let before = dag.preds(i).iter().map(|&(p, _)| reach[p as usize]).max().unwrap_or_default();
             reach[i] = before + duration(i);
         }
         let mut remain = vec![Duration::ZERO; n];
         for i in (0..n).rev() {
-            let after = dag.succs[i].iter().map(|&s| remain[s as usize]).max().unwrap_or_default();
+            let after = dag.succs(i).iter().map(|&s| remain[s as usize]).max().unwrap_or_default();
             remain[i] = after + duration(i);
         }
         Chains { reach, remain }
@@ -271,9 +271,9 @@ pub fn lower_bound(plan: &ActionPlan, dag: &Dag, duration: impl Fn(usize) -> Dur
         seen[start] = stamp;
         while let Some(i) = stack.pop() {
             let next: Box<dyn Iterator<Item = usize>> = if forward {
-                Box::new(dag.succs[i].iter().map(|&s| s as usize))
+                Box::new(dag.succs(i).iter().map(|&s| s as usize))
             } else {
-                Box::new(dag.preds[i].iter().map(|&(p, _)| p as usize))
+                Box::new(dag.preds(i).iter().map(|&(p, _)| p as usize))
             };
             for j in next {
                 if seen[j] != stamp {
@@ -357,6 +357,29 @@ mod tests {
                 notes: vec![],
             },
         }
+    }
+
+    #[test]
+    fn the_dag_lists_each_actions_predecessors_and_successors_in_order() {
+        let mut c = start("c", "a", &["a"]);
+        c.needs = vec!["b".into()];
+        let p = plan(vec![start("a", "a", &[]), start("b", "a", &[]), c, start("d", "a", &["a", "c"])], 1, &[]);
+        let dag = Dag::new(&p).unwrap();
+        assert_eq!(dag.len(), 4);
+        assert_eq!(dag.preds(2), &[(1, true), (0, false)], "needs first, then after");
+        assert_eq!(dag.preds(3), &[(0, false), (2, false)]);
+        assert_eq!(dag.succs(0), &[2, 3]);
+        assert_eq!(dag.succs(1), &[2]);
+        assert_eq!(dag.succs(2), &[3]);
+        assert!(dag.succs(3).is_empty() && dag.preds(0).is_empty());
+        assert_eq!(dag.pred_counts(), vec![0, 0, 2, 2]);
+        let forward = plan(vec![start("a", "a", &["b"]), start("b", "a", &[])], 1, &[]);
+        assert!(Dag::new(&forward).unwrap_err().contains("comes later"));
+        let unknown = plan(vec![start("a", "a", &["zz"])], 1, &[]);
+        assert!(Dag::new(&unknown).unwrap_err().contains("unknown action `zz`"));
+        let twice = plan(vec![start("a", "a", &[]), start("a", "b", &[])], 1, &[]);
+        assert!(Dag::new(&twice).unwrap_err().contains("share the id `a`"));
+        assert!(Dag::new(&plan(vec![], 1, &[])).unwrap().is_empty());
     }
 
     #[test]

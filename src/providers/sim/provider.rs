@@ -272,7 +272,7 @@ fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
     let base = world.latency.get(&op.kind()).copied().unwrap_or(super::world::Latency { mean_ms: 0, jitter_ms: 0 });
     // Keyed by what the operation does to which machine where: the same call always takes
     // the same time, so runs are reproducible.
-    let mut rng = Rng::for_key(world.seed, &format!("{}/{}/{}", op.kind().as_str(), op.machine(), op.site()));
+    let mut rng = Rng::for_parts(world.seed, &[op.kind().as_str(), op.machine(), op.site()]);
     let jitter = if base.jitter_ms > 0 { rng.range(0, 2 * base.jitter_ms) as i64 - base.jitter_ms as i64 } else { 0 };
     let ms = (base.mean_ms as i64 + jitter).max(0) as u64;
     Duration::from_millis(ms) + transfer_time(world, op, id)
