@@ -68,10 +68,10 @@ impl RunArgs {
 
 /// Execute `plan` (a new run, or the continuation of the unfinished one) and print the outcome.
 pub async fn execute(held: &mut Held<'_>, plan: ActionPlan, args: &RunArgs, ui: Ui, notes: Option<String>) -> u8 {
-    let plan_arc = Arc::new(plan.clone());
+    let plan = Arc::new(plan);
     let terminal = std::io::stderr().is_terminal() && !ui.json_logs;
     let interactive = !args.no_input && std::io::stdin().is_terminal() && terminal;
-    let progress = Progress::start(plan_arc, ui, terminal);
+    let progress = Progress::start(plan.clone(), ui, terminal);
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
     let signals = watch_interrupts(stop.clone(), abort.clone());

@@ -269,9 +269,9 @@ fn apply_event(step: &mut StepReport, record: &JournalRecord) -> Option<Approval
             step.status = "succeeded".into();
             step.finished_at = Some(record.at);
             step.error = None;
-            step.summary = outcome.get("summary").and_then(|s| s.as_str()).map(str::to_string);
-            step.output = outcome.get("output").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
-            step.outcome = serde_json::from_value::<OpOutcome>(outcome.clone()).ok().filter(|_| step.kind != "script");
+            step.summary = Some(outcome.op.summary.clone());
+            step.output = outcome.output.clone().filter(|s| !s.is_empty());
+            step.outcome = Some(outcome.op.clone()).filter(|_| step.kind != "script");
         }
         JournalEvent::Failed { error, .. } => {
             if let Some(open) = running_attempt(step) {

@@ -13,8 +13,8 @@ use super::journal_writer::JournalHandle;
 use super::script::{Reattached, Script, ScriptResult, reattach, spawn};
 use super::site_slot::{SharedSite, Wait};
 use super::supervisor::StepFiles;
-use crate::contract::{Provider, ProviderError, ProviderOp};
-use crate::state::JournalEvent;
+use crate::contract::{OpOutcome, Provider, ProviderError, ProviderOp};
+use crate::state::{JournalEvent, StepOutcome};
 
 /// How a step ended, as its worker reports it.
 pub(super) enum Done {
@@ -70,7 +70,7 @@ impl StepLog {
     }
 
     /// Record success durably; only then may dependents start.
-    async fn succeeded(&self, detail: String, outcome: serde_json::Value) -> Done {
+    async fn succeeded(&self, detail: String, outcome: StepOutcome) -> Done {
         match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome }).await {
             Ok(()) => Done::Ok(detail),
             Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
@@ -146,8 +146,8 @@ impl ProviderWorker {
             };
             match result {
                 Ok(outcome) => {
-                    let value = serde_json::to_value(&outcome).unwrap_or_default();
-                    return log.succeeded(outcome.summary, value).await;
+                    let summary = outcome.summary.clone();
+                    return log.succeeded(summary, StepOutcome { op: outcome, output: None }).await;
                 }
                 Err(e) if e.is_transient() && log.may_retry(attempt, self.retries) => {
                     let backoff = self.backoff * 2u32.pow(attempt - 1);
@@ -232,8 +232,11 @@ impl ScriptWorker {
             };
             let (ok, detail, output) = (result.success(), result.describe(), result.output);
             if ok {
-                let value = serde_json::json!({ "summary": detail, "output": output });
-                let done = log.succeeded(detail, value).await;
+                let outcome = StepOutcome {
+                    op: OpOutcome { summary: detail.clone(), ..OpOutcome::default() },
+                    output: Some(output),
+                };
+                let done = log.succeeded(detail, outcome).await;
                 files.remove();
                 return done;
             }

@@ -93,6 +93,11 @@ pub fn refill(env: &mut BTreeMap<String, ScriptEnv>, known: &HashMap<String, Str
     missing
 }
 
+/// A literal of `env` has only its digest (the plan was read from a file).
+pub fn lacks_values(env: &BTreeMap<String, ScriptEnv>) -> bool {
+    env.values().any(|e| matches!(e, ScriptEnv::Literal { value: None, .. }))
+}
+
 /// The `from_env` variables of `env` that drplan's environment lacks.
 pub fn unset(env: &BTreeMap<String, ScriptEnv>) -> Vec<String> {
     env.values()

@@ -14,7 +14,7 @@ use super::history::record_history;
 use super::workspace::Held;
 use crate::exec::engine::{Approver, Engine, EngineOptions, Event, Orphan, Prior, RunStatus};
 use crate::exec::run_report::{self, RunReport};
-use crate::planner::{ActionPlan, Dag, PlanError, file};
+use crate::planner::{ActionKind, ActionPlan, Dag, PlanError, file, script_env};
 use crate::spec::suggest;
 use crate::state::{ActiveRun, Approval, JournalEvent, JournalRecord, LastApply, RunState, new_id};
 
@@ -68,12 +68,19 @@ impl Held<'_> {
     /// Execute `plan` as a new run, or continue the unfinished run when it is this plan's.
     pub async fn execute(
         &mut self,
-        mut plan: ActionPlan,
+        mut plan: Arc<ActionPlan>,
         options: &RunOptions,
         hooks: RunHooks,
     ) -> Result<RunResult, Failure> {
-        // A plan read from a file has only digests of the scripts' environment values.
-        self.refill_env(&mut plan)?;
+        // A plan read from a file has only digests of the scripts' environment values (one
+        // planned in this process has them all, and is shared, not copied, with the display).
+        let lacks_values = |a: &crate::planner::Action| match &a.kind {
+            ActionKind::Script { env, .. } => script_env::lacks_values(env),
+            _ => false,
+        };
+        if plan.actions.iter().any(lacks_values) {
+            self.refill_env(Arc::make_mut(&mut plan))?;
+        }
         let dag = Dag::new(&plan).map_err(|reason| PlanError::CorruptFile {
             path: plan.plan_path.clone(),
             reason: format!("invalid action graph: {reason}"),
@@ -97,7 +104,6 @@ impl Held<'_> {
         // Absolute: the journal keeps it for a resume started from another folder.
         let step_files = std::path::absolute(self.workspace.store.local_dir().join("steps").join(&run_id))
             .map_err(|e| PlanError::Unwritable { path: "the step files folder".into(), reason: e.to_string() })?;
-        let plan = Arc::new(plan);
         let mut engine_options = EngineOptions {
             parallelism: options.parallelism.unwrap_or(plan.parallelism),
             approver: hooks.approver,

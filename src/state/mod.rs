@@ -12,7 +12,7 @@ mod site_slots;
 
 pub use error::StateError;
 pub use file_store::FileStore;
-pub use journal::{JournalEvent, JournalRecord};
+pub use journal::{JournalEvent, JournalRecord, StepOutcome};
 pub use lock::{FileLock, LockHolder};
 pub use postgres::PgStore;
 pub use site_slots::SiteSlots;
