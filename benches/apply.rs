@@ -4,7 +4,10 @@
 //! max(longest dependency chain, total work / parallelism), and the zero-overhead greedy
 //! schedule of the same DAG.
 //!
-//! Run: `cargo bench --bench apply` (about a minute). Prints a Markdown table for README.
+//! Then the memory of the `drplan apply` process itself (release binary, no simulated
+//! latency, so the run is all engine): its peak RSS.
+//!
+//! Run: `cargo bench --bench apply` (about a minute). Prints Markdown tables for README.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +19,12 @@ use drplan::state::{FileStore, StateStore};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{build_plan, execute, failover_estate, validate};
+use support::{build_plan, drplan_process, execute, failover_estate, mib, validate};
 
 fn main() {
+    if support::measure_child() {
+        return;
+    }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
@@ -57,5 +63,20 @@ fn main() {
             wall.as_secs_f64() / bound.as_secs_f64(),
             wall.as_secs_f64() / greedy.as_secs_f64(),
         );
+    }
+    println!();
+    println!("| estate | `drplan apply` (time scale 0, parallelism 200) | its peak RSS |");
+    println!("|---|---|---|");
+    for (machines, groups) in [(1_000, 10), (10_000, 100)] {
+        let estate = failover_estate(machines, groups, 0.0);
+        let args = [
+            "apply".as_ref(),
+            estate.path.as_os_str(),
+            "--auto-approve".as_ref(),
+            "--parallelism".as_ref(),
+            "200".as_ref(),
+        ];
+        let (wall, peak) = drplan_process(&args);
+        println!("| {machines} machines / {groups} groups | {:.2} s | {} |", wall.as_secs_f64(), mib(peak));
     }
 }

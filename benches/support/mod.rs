@@ -108,3 +108,51 @@ pub fn failover_estate(machines: usize, groups: usize, time_scale: f64) -> Estat
     std::fs::write(&path, &text).unwrap();
     Estate { dir, path, text }
 }
+
+/// Run the `drplan` binary this bench was built with on `args`; its wall time and peak
+/// resident memory. Measured from a fresh copy of the bench (see `measure_child`): a child's
+/// peak as the kernel counts it includes the memory of the process that spawned it.
+pub fn drplan_process(args: &[&std::ffi::OsStr]) -> (Duration, u64) {
+    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(MEASURE_ENV, joined.join("\n"))
+        .output()
+        .expect("the bench runs itself");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (wall, peak) = text.trim().split_once(' ').unwrap_or_else(|| panic!("measuring drplan {args:?}: {text}"));
+    (Duration::from_nanos(wall.parse().unwrap()), peak.parse().unwrap())
+}
+
+const MEASURE_ENV: &str = "DRPLAN_BENCH_MEASURE";
+
+/// In a bench's own child (first thing in `main`): run drplan as `DRPLAN_BENCH_MEASURE`
+/// says, print its wall time (ns) and peak RSS (bytes), and say so.
+// The child is reaped by wait4, which also gives its peak; Child::wait would not.
+#[allow(clippy::zombie_processes)]
+pub fn measure_child() -> bool {
+    use std::process::{Command, Stdio};
+    let Ok(args) = std::env::var(MEASURE_ENV) else { return false };
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_drplan"))
+        .args(args.split('\n'))
+        .env("NO_COLOR", "1")
+        .env_remove(MEASURE_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("drplan starts");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our child's, not yet reaped (Child::wait is never called for it).
+    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(reaped > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "drplan {args} failed ({status})");
+    println!("{} {}", wall.as_nanos(), usage.ru_maxrss as u64 * 1024);
+    true
+}
+
+pub fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
