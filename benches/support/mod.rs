@@ -156,3 +156,7 @@ pub fn measure_child() -> bool {
 pub fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
+
+// The allocator the drplan binary uses (src/main.rs), so in-process figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
