@@ -12,6 +12,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
 pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    write_atomic_with(path, |out| parts.iter().try_for_each(|part| out.write_all(part)))
+}
+
+/// [`write_atomic`] of what `write` writes (buffered): a large file is never held whole.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let dir = parent_dir(path);
     crate::os::fs::create_private_dir(&dir)?;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
@@ -20,10 +25,10 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     // link): it goes, and the new one is created afresh, private, never through a link.
     let _ = fs::remove_file(&temp);
     let result = (|| {
-        let mut file = crate::os::fs::create_new(&temp, crate::os::fs::PRIVATE_FILE)?;
-        for part in parts {
-            file.write_all(part)?;
-        }
+        let mut out =
+            io::BufWriter::with_capacity(1 << 20, crate::os::fs::create_new(&temp, crate::os::fs::PRIVATE_FILE)?);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)?;
@@ -60,5 +65,19 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn a_writer_that_fails_leaves_the_old_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("world.json");
+        write_atomic_with(&path, |out| out.write_all(&[b'a'; 3 << 20])).unwrap();
+        let failed = write_atomic_with(&path, |out| {
+            out.write_all(b"half of a new world")?;
+            Err(io::Error::other("the serializer failed"))
+        });
+        assert_eq!(failed.unwrap_err().to_string(), "the serializer failed");
+        assert_eq!(fs::read(&path).unwrap(), vec![b'a'; 3 << 20]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 }

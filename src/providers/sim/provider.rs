@@ -472,11 +472,12 @@ impl Provider for SimProvider {
             let inner = &mut *guard;
             if inner.touched.any() {
                 let (touched, mine) = (&inner.touched, &inner.world);
-                let merged = inner.store.update(|shared| {
+                // The written world replaces this one: two worlds in memory at once, not three.
+                let (_, merged) = inner.store.update_keeping(|shared| {
                     touched.merge_into(mine, shared);
-                    Ok::<_, std::convert::Infallible>(shared.clone())
+                    Ok::<_, std::convert::Infallible>(())
                 })?;
-                inner.world = merged.unwrap_or_else(|never| match never {});
+                inner.world = merged;
                 inner.touched = Touched::default();
             }
             Ok(())
