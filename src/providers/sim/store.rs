@@ -194,9 +194,10 @@ fn read_world(path: &Path, wal_path: &Path) -> Result<World, ProviderError> {
 }
 
 fn replay(world: &mut World, file: File, wal_path: &Path) -> Result<(), ProviderError> {
-    let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
-    let last = lines.len();
-    for (n, line) in lines.into_iter().enumerate() {
+    // Line by line: at the end of a run the log holds a machine's state per operation.
+    let mut lines = BufReader::new(file).lines().map_while(Result::ok).enumerate().peekable();
+    while let Some((n, line)) = lines.next() {
+        let last = lines.peek().is_none();
         match serde_json::from_str::<WalEntry>(&line) {
             Ok(WalEntry::Machine { id, state }) => {
                 world.machines.insert(id, *state);
@@ -208,7 +209,7 @@ fn replay(world: &mut World, file: File, wal_path: &Path) -> Result<(), Provider
             }
             // A killed process can leave a torn last line; the operation it belonged to
             // never reported success.
-            Err(_) if n + 1 == last => {}
+            Err(_) if last => {}
             Err(e) => {
                 return Err(ProviderError::setup(
                     format!("sim world log `{}` is corrupt at line {}: {e}", wal_path.display(), n + 1),
@@ -247,4 +248,38 @@ fn write_world(path: &Path, wal_path: &Path, world: &World) -> Result<(), Provid
     open_write(wal_path, PRIVATE_FILE)
         .and_then(|wal| wal.set_len(0))
         .map_err(|e| ProviderError::failed(format!("cannot empty `{}`: {e}", wal_path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::sim::generate::{EstateShape, WorldOptions, generate_plan, world_for};
+
+    fn saved_world(dir: &Path) -> (WorldStore, World) {
+        let text = generate_plan(&EstateShape::new(3, 1));
+        let loaded = crate::spec::load_str(&dir.join("plan.yaml"), text).unwrap();
+        let model = crate::validate::validate(loaded).model.unwrap();
+        let world = world_for(&model, &WorldOptions::default());
+        let mut store = WorldStore::new(&dir.join("world.json"));
+        store.save(&world).unwrap();
+        (store, world)
+    }
+
+    #[test]
+    fn the_log_is_replayed_line_by_line_and_only_a_torn_last_line_is_forgiven() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, world) = saved_world(dir.path());
+        let (id, machine) = world.machines.iter().next().unwrap();
+        let mut moved = machine.clone();
+        moved.active = "dc2".into();
+        store.record_machine(id, &moved).unwrap();
+        let wal = store.wal_path();
+        std::fs::OpenOptions::new().append(true).open(&wal).unwrap().write_all(br#"{"kind":"machine","id":"#).unwrap();
+        assert_eq!(store.load().unwrap().machines[id].active, "dc2", "the torn line was being written when a run died");
+        // A damaged line before the last is no crash's trace: the log is refused.
+        let text = std::fs::read_to_string(&wal).unwrap();
+        std::fs::write(&wal, format!("garbage\n{text}\n")).unwrap();
+        let error = store.load().unwrap_err().to_string();
+        assert!(error.contains("is corrupt at line 1"), "{error}");
+    }
 }
