@@ -383,7 +383,9 @@ impl<'a> Builder<'a> {
             inventory: input.inventory,
             notes: Vec::new(),
             platform: input.platform,
-            actions: Vec::new(),
+            // A failover or failback takes about six actions a machine: grown by doubling, the
+            // list of 600,000 would be copied whole several times on the way.
+            actions: Vec::with_capacity(input.model.machines.len() * 6 + input.model.groups.len() * 4),
             run,
             direction,
             mode,

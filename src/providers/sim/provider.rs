@@ -278,6 +278,17 @@ fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
     Duration::from_millis(ms) + transfer_time(world, op, id)
 }
 
+/// The operations [`transfer_bytes`] counts bytes for (keep the two in step).
+fn moves_data(op: &ProviderOp) -> bool {
+    matches!(
+        op,
+        ProviderOp::EnableProtection { .. }
+            | ProviderOp::Sync { .. }
+            | ProviderOp::Reprotect { .. }
+            | ProviderOp::TakePoint { .. }
+    )
+}
+
 pub(super) fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
     match op {
         ProviderOp::EnableProtection { .. } => m.disk_bytes,
@@ -301,6 +312,10 @@ pub(super) fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
 }
 
 fn transfer_time(world: &World, op: &ProviderOp, id: &str) -> Duration {
+    // The planner asks for every action: only those that move data look the machine up.
+    if !moves_data(op) {
+        return Duration::ZERO;
+    }
     let Some(m) = world.machines.get(id) else { return Duration::ZERO };
     let bytes = transfer_bytes(m, op);
     let per_s = world.replication.throughput_mib_s.max(1) * 1024 * 1024;
