@@ -226,8 +226,8 @@ impl SimProvider {
         let id = self.id(op.machine()).to_string();
         let now = world.now();
         world.catch_up(&id, now, self.keep);
-        let latency = latency_of(world, op, &id);
-        let bytes = world.machines.get(&id).map_or(0, |m| transfer_bytes(m, op));
+        let bytes = transfer_bytes(world, op, &id);
+        let latency = latency_of(world, op, bytes);
         // A data transfer marks its target inconsistent until it completes, so a crash or a
         // cancellation in the middle is never mistaken for a finished sync.
         if let ProviderOp::Sync { to, from, final_sync, .. } = op
@@ -267,59 +267,39 @@ impl SimProvider {
     }
 }
 
-/// Simulated duration: the operation's latency (seeded jitter) plus transfer time.
-fn latency_of(world: &World, op: &ProviderOp, id: &str) -> Duration {
+/// Simulated duration: the operation's latency (seeded jitter) plus the time to move `bytes`.
+fn latency_of(world: &World, op: &ProviderOp, bytes: u64) -> Duration {
     let base = world.latency.get(&op.kind()).copied().unwrap_or(super::world::Latency { mean_ms: 0, jitter_ms: 0 });
     // Keyed by what the operation does to which machine where: the same call always takes
     // the same time, so runs are reproducible.
     let mut rng = Rng::for_parts(world.seed, &[op.kind().as_str(), op.machine(), op.site()]);
     let jitter = if base.jitter_ms > 0 { rng.range(0, 2 * base.jitter_ms) as i64 - base.jitter_ms as i64 } else { 0 };
     let ms = (base.mean_ms as i64 + jitter).max(0) as u64;
-    Duration::from_millis(ms) + transfer_time(world, op, id)
+    let per_s = world.replication.throughput_mib_s.max(1) * 1024 * 1024;
+    Duration::from_millis(ms) + Duration::from_secs_f64(bytes as f64 / per_s as f64)
 }
 
-/// The operations [`transfer_bytes`] counts bytes for (keep the two in step).
-fn moves_data(op: &ProviderOp) -> bool {
-    matches!(
-        op,
-        ProviderOp::EnableProtection { .. }
-            | ProviderOp::Sync { .. }
-            | ProviderOp::Reprotect { .. }
-            | ProviderOp::TakePoint { .. }
-    )
-}
-
-pub(super) fn transfer_bytes(m: &SimMachine, op: &ProviderOp) -> u64 {
+/// What the operation moves for machine `id` (at the provider). The operation is matched
+/// before the machine is looked up: the planner asks for every action, and most move nothing.
+pub(super) fn transfer_bytes(world: &World, op: &ProviderOp, id: &str) -> u64 {
+    let machine = || world.machines.get(id);
     match op {
-        ProviderOp::EnableProtection { .. } => m.disk_bytes,
-        ProviderOp::Sync { to, mode: SyncMode::Full, .. } => {
-            let _ = to;
-            m.disk_bytes
+        ProviderOp::EnableProtection { .. } | ProviderOp::Sync { mode: SyncMode::Full, .. } => {
+            machine().map_or(0, |m| m.disk_bytes)
         }
         ProviderOp::Sync { to, mode: SyncMode::Delta, .. } | ProviderOp::Reprotect { to, .. } => {
-            match m.copies.get(to) {
+            machine().map_or(0, |m| match m.copies.get(to) {
                 Some(c) if c.consistent => m.written.abs_diff(c.generation).min(m.disk_bytes),
                 // An interrupted or missing copy is rebuilt in full.
                 _ => m.disk_bytes,
-            }
+            })
         }
-        ProviderOp::TakePoint { .. } => {
+        ProviderOp::TakePoint { .. } => machine().map_or(0, |m| {
             let last = m.points.last().map_or(0, |p| p.generation);
             m.written.saturating_sub(last).min(m.disk_bytes)
-        }
+        }),
         _ => 0,
     }
-}
-
-fn transfer_time(world: &World, op: &ProviderOp, id: &str) -> Duration {
-    // The planner asks for every action: only those that move data look the machine up.
-    if !moves_data(op) {
-        return Duration::ZERO;
-    }
-    let Some(m) = world.machines.get(id) else { return Duration::ZERO };
-    let bytes = transfer_bytes(m, op);
-    let per_s = world.replication.throughput_mib_s.max(1) * 1024 * 1024;
-    Duration::from_secs_f64(bytes as f64 / per_s as f64)
 }
 
 fn blank_copy(template: Option<&SimCopy>) -> SimCopy {
@@ -434,7 +414,7 @@ impl Platform for SimProvider {
 
     fn estimate(&self, op: &ProviderOp) -> Duration {
         let inner = self.lock();
-        latency_of(&inner.world, op, self.id(op.machine()))
+        latency_of(&inner.world, op, transfer_bytes(&inner.world, op, self.id(op.machine())))
     }
 }
 
