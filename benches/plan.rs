@@ -16,11 +16,8 @@ use support::{build_plan, drplan_process, failover_estate, median, mib, time, va
 const RUNS: usize = 5;
 
 fn untyped_parse(plan: &str, world: &std::path::Path) {
-    let mut options = serde_saphyr::Options::default();
-    let mut budget = serde_saphyr::Budget::default();
-    (budget.max_events, budget.max_nodes) = (40_000_000, 20_000_000);
-    options.budget = Some(budget);
-    let yaml: serde_json::Value = serde_saphyr::from_str_with_options(plan, options).expect("generated YAML parses");
+    let yaml: serde_json::Value =
+        serde_saphyr::from_str_with_options(plan, drplan::spec::load::yaml_options()).expect("generated YAML parses");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(world).unwrap()).expect("the world parses");
     assert!(yaml.is_object() && json.is_object());
 }

@@ -52,13 +52,9 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (machines, groups) in [(1_000, 10), (10_000, 100), (50_000, 500)] {
         let text = generate_plan(&EstateShape::new(machines, groups));
-        let mut options = serde_saphyr::Options::default();
-        let mut budget = serde_saphyr::Budget::default();
-        (budget.max_events, budget.max_nodes) = (40_000_000, 20_000_000);
-        options.budget = Some(budget);
         let baseline = time(RUNS, || {
-            let _: serde_json::Value =
-                serde_saphyr::from_str_with_options(&text, options.clone()).expect("generated YAML parses");
+            let _: serde_json::Value = serde_saphyr::from_str_with_options(&text, drplan::spec::load::yaml_options())
+                .expect("generated YAML parses");
         });
         let validate = time(RUNS, || validate_once(&text));
         let rss = peak_rss_kib(machines, groups).map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));

@@ -70,9 +70,10 @@ impl StepLog {
     }
 
     /// Record success durably; only then may dependents start.
-    async fn succeeded(&self, detail: String, outcome: StepOutcome) -> Done {
+    async fn succeeded(&self, outcome: StepOutcome) -> Done {
+        let summary = outcome.op.summary.clone();
         match self.journal.commit(&self.id, JournalEvent::Succeeded { outcome }).await {
-            Ok(()) => Done::Ok(detail),
+            Ok(()) => Done::Ok(summary),
             Err(e) => Done::Failed(format!("succeeded, but the journal could not record it: {e}")),
         }
     }
@@ -146,8 +147,7 @@ impl ProviderWorker {
             };
             match result {
                 Ok(outcome) => {
-                    let summary = outcome.summary.clone();
-                    return log.succeeded(summary, StepOutcome { op: outcome, output: None }).await;
+                    return log.succeeded(StepOutcome { op: outcome, output: None }).await;
                 }
                 Err(e) if e.is_transient() && log.may_retry(attempt, self.retries) => {
                     let backoff = self.backoff * 2u32.pow(attempt - 1);
@@ -232,11 +232,9 @@ impl ScriptWorker {
             };
             let (ok, detail, output) = (result.success(), result.describe(), result.output);
             if ok {
-                let outcome = StepOutcome {
-                    op: OpOutcome { summary: detail.clone(), ..OpOutcome::default() },
-                    output: Some(output),
-                };
-                let done = log.succeeded(detail, outcome).await;
+                let outcome =
+                    StepOutcome { op: OpOutcome { summary: detail, ..OpOutcome::default() }, output: Some(output) };
+                let done = log.succeeded(outcome).await;
                 files.remove();
                 return done;
             }

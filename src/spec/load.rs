@@ -46,7 +46,7 @@ pub fn load_str(path: &Path, text: String) -> Result<LoadedPlan, Box<FileDiagnos
         let error = LoadError::Empty { at: SourceSpan::new(0.into(), 0) };
         return Err(Box::new(FileDiagnostic::new(source, error)));
     }
-    match serde_saphyr::from_str_with_options::<PlanDocument>(source.text(), options()) {
+    match serde_saphyr::from_str_with_options::<PlanDocument>(source.text(), yaml_options()) {
         Ok(document) => Ok(LoadedPlan { source, document }),
         Err(e) => {
             let error = classify(&e, &source);
@@ -88,7 +88,8 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-fn options() -> serde_saphyr::Options {
+/// How plan documents are parsed (the benchmarks' untyped baselines parse the same way).
+pub fn yaml_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     // Defaults suit small configs; a 10,000-machine plan has a few hundred thousand nodes.
     budget.max_events = 40_000_000;
