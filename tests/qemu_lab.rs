@@ -114,13 +114,21 @@ fn the_full_demo_proves_drill_isolation_and_exact_loss_in_an_unplanned_failover(
     let out =
         drplan(lab.path()).args(["lab", "demo", "--provider", "qemu", "--accel", "tcg"]).arg(&dir).output().unwrap();
     let text = stdout_of(&out);
+    // `text` repeats the story's end first; each line once:
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("byte-identical after the drill"), "{text}");
     assert!(text.contains("without conflict and reach only each other"), "{text}");
     for machine in ["db1", "app1", "web1"] {
         let verified = format!("{machine} (live at dc1)");
-        let line = text.lines().find(|l| l.starts_with(&verified)).unwrap_or_else(|| panic!("{text}"));
-        assert!(line.contains("none missing"), "{line}");
+        let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with(&verified)).collect();
+        assert_eq!(lines.len(), 2, "verified after the planned failback and after the last one: {text}");
+        assert!(lines.iter().all(|l| l.contains("none missing")), "{lines:?}");
+        // The last failback followed the unplanned failover: its delta came from the disks
+        // the reprotect compared (dc1's records after the point were replaced by dc2's).
+        let runs = lines[1].rsplit(": ").next().unwrap();
+        let sites: Vec<&str> = runs.split(", ").filter_map(|run| run.split(" at ").nth(1)).collect();
+        assert_eq!(sites, ["dc1", "dc2", "dc1", "dc2", "dc1"], "{}", lines[1]);
         let unplanned = format!("# {machine}: the point held records");
         assert!(text.lines().any(|l| l.starts_with(&unplanned) && l.contains("lost exactly")), "{text}");
     }
@@ -236,4 +244,63 @@ fn a_point_taken_while_the_guest_is_frozen_is_app_consistent_and_holds_exactly_i
     assert_eq!(qemu::last_records(&dc2, &["db1"]).unwrap()[0], frozen);
     // And the guest went on after the thaw.
     qemu::wait_for_records(&dc1, &["db1"], 3, Duration::from_secs(60)).unwrap();
+}
+
+/// The bytes a step's outcome says it moved, from `drplan apply`'s progress lines (`✓
+/// reprotect/db1 — reprotected dc2 → dc1: N bytes of changed blocks`).
+fn reprotected_bytes(text: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains("✓ reprotect/db1"))
+        .unwrap_or_else(|| panic!("no reprotect of db1 in: {text}"));
+    let after = line.split(": ").nth(1).unwrap_or_else(|| panic!("{line}"));
+    after.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{line}"))
+}
+
+#[test]
+fn after_an_unplanned_failover_reprotect_compares_the_running_disk_and_moves_only_what_differs() {
+    if !ready() {
+        return;
+    }
+    let _machine = shared();
+    let (_lab, dir) = one_vm_lab();
+    let bulk = dir.join("dc1/db1/bulk.qcow2");
+    let status =
+        Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&bulk).arg("128M").status().unwrap();
+    assert!(status.success());
+    run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
+    let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
+    // 64 MiB of data, replicated; then 1 MiB written at dc1 after the point, and dc1 fails.
+    qemu::monitor_qemu_io(&dc1.join("db1"), "bulk", "write -P 0x5a 0 64M").unwrap();
+    run_ok(&dir, &["replicate", "lab.yaml"]);
+    qemu::monitor_qemu_io(&dc1.join("db1"), "bulk", "write -P 0x11 8M 1M").unwrap();
+    // Flushed, as a guest's own writes would be: QEMU killed keeps only what reached the file.
+    qemu::monitor_qemu_io(&dc1.join("db1"), "bulk", "flush").unwrap();
+    qemu::wait_for_records(&dc1, &["db1"], 3, Duration::from_secs(120)).unwrap();
+    qemu::crash(&dir, "dc1");
+
+    // The unplanned failover boots db1 at dc2 from the point, commits, and reprotects dc2 →
+    // dc1 while it runs: no bitmap says what dc1 wrote after the point.
+    let plan = dir.join("lab.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap().replace("  active: dc1\n", "  active: dc2\n  via: unplanned\n");
+    std::fs::write(&plan, text).unwrap();
+    let out = drplan(&dir).args(["apply", "lab.yaml", "--auto-approve"]).output().unwrap();
+    let story = stdout_of(&out);
+    assert!(out.status.success(), "{story}");
+    let moved = reprotected_bytes(&story);
+    // What differs: the MiB dc1 wrote after the point, and the records' cluster of the data
+    // disk. A whole copy would move the 64 MiB of bulk data and more.
+    assert!((1 << 20..=3 << 20).contains(&moved), "the reprotect moved {moved} bytes: {story}");
+    // dc1's copy now holds dc2's data: the MiB dc1 wrote after the point is gone from it.
+    // (The running VM's image is read from outside once QEMU has written its metadata.)
+    qemu::monitor_qemu_io(&dc2.join("db1"), "bulk", "flush").unwrap();
+    let same = Command::new("qemu-img")
+        .args(["compare", "-U"])
+        .arg(dc1.join("db1/bulk.qcow2"))
+        .arg(dc2.join("db1/bulk.qcow2"))
+        .output()
+        .unwrap();
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stdout));
+    let replica = read_copy(&dc1);
+    assert_eq!((&replica["role"], &replica["consistent"]), (&"replica".into(), &true.into()), "{replica}");
 }

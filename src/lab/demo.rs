@@ -233,6 +233,13 @@ fn unplanned(demo: &Demo, machines: &[&str]) -> Result<(), String> {
         (demo.say)(&format!("# {m}: {verdict}"));
     }
     let _ = std::fs::remove_dir_all(&scratch);
+    demo.note("7. dc1 has power again. Fail back: commit at dc2, reprotect dc2 → dc1 (no bitmap says what dc1");
+    (demo.say)("#    wrote after the point, so the running disks are compared and only the blocks that differ go),");
+    (demo.say)("#    then a delta failback.");
+    demo.set_target("dc1", None)?;
+    demo.apply_through_gate(&["--report", "reports/failback"])?;
+    writing(demo, "dc1", machines, "Back at dc1, writing again.")?;
+    demo.step(&["lab", "verify", "."], &[0])?;
     demo.step(&["history", p], &[0])?;
     Ok(())
 }

@@ -70,13 +70,13 @@ impl QemuImg {
     /// the chain survives moving the site).
     pub async fn overlay(&self, image: &Path, backing: &Path) -> Answer<()> {
         let name = backing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        self.overlay_named(image, &name).await
+        self.overlay_named(image, &name, "qcow2").await
     }
 
     /// An empty image layered on the backing file named `backing` (relative to the image's
-    /// folder, or absolute).
-    pub async fn overlay_named(&self, image: &Path, backing: &str) -> Answer<()> {
-        self.run(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, &text(image)], &[0]).await.map(drop)
+    /// folder, absolute, or a URI such as an NBD export's) in `format`.
+    pub async fn overlay_named(&self, image: &Path, backing: &str, format: &str) -> Answer<()> {
+        self.run(&["create", "-q", "-f", "qcow2", "-F", format, "-b", backing, &text(image)], &[0]).await.map(drop)
     }
 
     /// Whether two images show the guest the same data.

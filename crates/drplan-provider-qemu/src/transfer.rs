@@ -4,8 +4,10 @@
 //! (`drplan.SITE.G`). A transfer adds generation G+1 and starts a backup job of the blocks
 //! G marks, atomically (one QMP transaction); G is never cleared by the job, so a transfer
 //! that dies midway is simply done again from G. Only when the target records G+1 is G
-//! removed. Without a usable bitmap (a first transfer, a VM that was killed) the transfer
-//! compares the images (the source is off) or copies the whole disk (it runs).
+//! removed. Without a usable bitmap (a VM that was killed, an unplanned failover's old copy)
+//! the transfer compares the images and moves only the clusters that differ: offline with
+//! `qemu-img` when the source is off, else through a point-in-time view of the running disk
+//! (image fleecing: a copy-before-write node exported over NBD). A first transfer copies all.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -24,7 +26,8 @@ use crate::vm::{Hardware, Helper, Instance, Qemu, node_json};
 enum Strategy {
     /// The blocks bitmap generation G marks, into the target's head.
     Incremental(u64),
-    /// The source is off and there is no bitmap: only the clusters where the images differ.
+    /// No bitmap describes the target's older copy: only the clusters where the images
+    /// differ (a running source is read through a point-in-time view of its disk).
     Compare,
     /// Everything, into a new image.
     Full,
@@ -49,6 +52,8 @@ struct Job {
     job: String,
     node: String,
     actions: Vec<Value>,
+    /// A compare's copy-before-write image at the source, removed when the compare ends.
+    fleece: Option<PathBuf>,
 }
 
 /// What a transfer did: the bytes moved, the instant the target's data is from, and whether
@@ -118,48 +123,24 @@ impl Mover<'_> {
         let prefix = format!("drplan.{}.", target.site);
         let mut done = Transferred { moved: 0, at: SystemTime::now(), app_consistent: false };
         // Strategies first: images compared offline before a helper opens them all.
-        let mut work = Vec::new();
-        for (disk, image) in disks {
-            let size = self.img.size(image).await?;
-            let bitmaps = match (running, access.as_mut()) {
-                (true, Some(open)) => qmp_bitmaps(&mut open.qmp, disk).await?,
-                _ => self.img.bitmaps(image).await?,
-            };
-            let strategy = strategy(target, disk, &bitmaps, &prefix, full, running);
-            eprintln!("transfer of {disk} to {}: {strategy:?}", target.site);
-            let next = format!(
-                "{prefix}{}",
-                bitmaps.iter().filter_map(|(n, _)| generation(n, &prefix)).max().unwrap_or(0) + 1
-            );
-            let stale: Vec<String> = bitmaps
-                .into_iter()
-                .map(|(n, _)| n)
-                .filter(|n| n.starts_with(&prefix) && Some(generation(n, &prefix)) != Some(strategy.generation()))
-                .collect();
-            work.push(Work { disk: disk.clone(), image: image.clone(), size, strategy, next, stale });
-        }
-        let total = work.iter().map(|w| w.size).sum();
-        let mut scanned = 0;
-        let (compared, backed_up): (Vec<Work>, Vec<Work>) =
-            work.into_iter().partition(|w| w.strategy == Strategy::Compare);
-        for w in compared {
+        let work = self.plan_work(disks, running, access, target, full, &prefix).await?;
+        let mut progress = Progress { scanned: 0, total: work.iter().map(|w| w.size).sum() };
+        let (offline, through_qemu): (Vec<Work>, Vec<Work>) =
+            work.into_iter().partition(|w| w.strategy == Strategy::Compare && !running);
+        for w in offline {
             if call.is_cancelled() {
                 return Err(cancelled());
             }
-            done.moved += self.copy_changes(&w.image, w.size, &target.disk(&w.disk, "")).await?;
+            let source = std::fs::canonicalize(&w.image).map_err(|e| io("cannot resolve", &w.image, e))?;
+            done.moved += self.copy_changes(&source.to_string_lossy(), "qcow2", &target.disk(&w.disk, "")).await?;
             for name in &w.stale {
                 self.img.remove_bitmap(&w.image, name).await?;
             }
             self.img.add_bitmap(&w.image, &w.next).await?;
             record(target, &w.disk, &w.next, &prefix)?;
-            scanned += w.size;
-            call.progress(
-                Some(scanned),
-                Some(total),
-                Some(format!("disk {} done, {} bytes moved so far", w.disk, done.moved)),
-            );
+            progress.disk_done(call, &w.disk, w.size, done.moved);
         }
-        if backed_up.is_empty() {
+        if through_qemu.is_empty() {
             return Ok(done);
         }
         if access.is_none() {
@@ -167,92 +148,166 @@ impl Mover<'_> {
             *access = Some(Access { qmp, helper: Some(helper) });
         }
         let Some(open) = access.as_mut() else { return Err(failed("no block access")) };
+        let qmp = &mut open.qmp;
+        // An interrupted compare's export holds its node: gone before the nodes are reused.
+        let exports = Exports { socket: source_dir.join("vm.nbd") };
+        exports.stop(qmp).await;
         let mut jobs = Vec::new();
-        for w in backed_up {
+        for w in through_qemu {
             for name in &w.stale {
-                remove_bitmap(&mut open.qmp, &w.disk, name).await;
+                remove_bitmap(qmp, &w.disk, name).await;
             }
-            match self.prepare(&mut open.qmp, &w, target, &prefix).await {
+            match self.prepare(qmp, &w, target, &prefix).await {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
-                    abandon(&mut open.qmp, &jobs).await;
+                    abandon(qmp, &jobs).await;
                     return Err(e);
                 }
             }
         }
+        // Backups end on their own; fleeced disks are compared while their view holds.
+        jobs.sort_by_key(|j| j.fleece.is_some());
         // One instant for every disk: all jobs start in one transaction, with the guest
         // frozen around it when the machine has hooks for that.
         let hooks = Hooks::of(source_dir, &target.site);
         let frozen = running && hooks.freeze().await;
         let actions: Vec<Value> = jobs.iter().flat_map(|j| j.actions.clone()).collect();
-        let started = open.qmp.execute("transaction", json!({ "actions": actions })).await;
+        let started = qmp.execute("transaction", json!({ "actions": actions })).await;
         done.at = SystemTime::now();
         if running {
             hooks.thaw(frozen).await;
         }
         if let Err(e) = started {
-            abandon(&mut open.qmp, &jobs).await;
+            abandon(qmp, &jobs).await;
             return Err(e);
         }
         done.app_consistent = frozen;
+        if jobs.iter().any(|j| j.fleece.is_some())
+            && let Err(e) = exports.start(qmp).await
+        {
+            abandon(qmp, &jobs).await;
+            return Err(e);
+        }
         for (i, job) in jobs.iter().enumerate() {
-            let outcome = wait_job(&mut open.qmp, &job.job, call).await;
-            let _ = open.qmp.execute("blockdev-del", json!({ "node-name": job.node })).await;
-            let copied = match outcome {
-                Ok(copied) => copied,
+            let moved = match job.fleece {
+                Some(_) => self.compare_live(qmp, job, &exports, target).await,
+                None => self.finish_backup(qmp, job, target, call).await,
+            };
+            done.moved += match moved {
+                Ok(moved) => moved,
                 Err(e) => {
-                    abandon(&mut open.qmp, &jobs[i..]).await;
+                    abandon(qmp, &jobs[i..]).await;
+                    exports.stop(qmp).await;
                     return Err(e);
                 }
             };
             let w = &job.work;
-            done.moved += match w.strategy {
-                Strategy::Full => {
-                    let (incoming, head) = (target.disk(&w.disk, "@incoming"), target.disk(&w.disk, ""));
-                    std::fs::rename(&incoming, &head).map_err(|e| io("cannot replace", &head, e))?;
-                    // Guest data only: the zeroes of a new disk are not data.
-                    self.img.own_bytes(&head).await?
-                }
-                _ => copied,
-            };
             // Recorded before the old generation goes: a crash in between leaves a superset,
             // never a gap.
             record(target, &w.disk, &w.next, &prefix)?;
             if let Some(g) = w.strategy.generation() {
-                remove_bitmap(&mut open.qmp, &w.disk, &format!("{prefix}{g}")).await;
+                remove_bitmap(qmp, &w.disk, &format!("{prefix}{g}")).await;
             }
-            scanned += w.size;
-            call.progress(
-                Some(scanned),
-                Some(total),
-                Some(format!("disk {} done, {} bytes moved so far", w.disk, done.moved)),
-            );
+            progress.disk_done(call, &w.disk, w.size, done.moved);
         }
+        exports.stop(qmp).await;
         Ok(done)
     }
 
-    /// A backup job of one disk into the target (its head, or a new image for a full copy),
-    /// its target node added, and the transaction actions that start it and add bitmap
-    /// `next`.
+    /// How each disk will reach the target, the bitmap generation it adds and the target's
+    /// bitmaps that no longer describe it.
+    async fn plan_work(
+        &self,
+        disks: &[(String, PathBuf)],
+        running: bool,
+        access: &mut Option<Access>,
+        target: &Copy,
+        full: bool,
+        prefix: &str,
+    ) -> Answer<Vec<Work>> {
+        let mut work = Vec::new();
+        for (disk, image) in disks {
+            let size = self.img.size(image).await?;
+            let bitmaps = match (running, access.as_mut()) {
+                (true, Some(open)) => qmp_bitmaps(&mut open.qmp, disk).await?,
+                _ => self.img.bitmaps(image).await?,
+            };
+            let strategy = strategy(target, disk, &bitmaps, prefix, full);
+            eprintln!("transfer of {disk} to {}: {strategy:?}", target.site);
+            let next =
+                format!("{prefix}{}", bitmaps.iter().filter_map(|(n, _)| generation(n, prefix)).max().unwrap_or(0) + 1);
+            let stale: Vec<String> = bitmaps
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| n.starts_with(prefix) && Some(generation(n, prefix)) != Some(strategy.generation()))
+                .collect();
+            work.push(Work { disk: disk.clone(), image: image.clone(), size, strategy, next, stale });
+        }
+        Ok(work)
+    }
+
+    /// Wait for a backup job; a full copy's new image replaces the head. Returns the bytes
+    /// of guest data moved.
+    async fn finish_backup(&self, qmp: &mut Qmp, job: &Job, target: &Copy, call: &Call) -> Answer<u64> {
+        let outcome = wait_job(qmp, &job.job, call).await;
+        let _ = qmp.execute("blockdev-del", json!({ "node-name": job.node })).await;
+        let copied = outcome?;
+        let w = &job.work;
+        Ok(match w.strategy {
+            Strategy::Full => {
+                let (incoming, head) = (target.disk(&w.disk, "@incoming"), target.disk(&w.disk, ""));
+                std::fs::rename(&incoming, &head).map_err(|e| io("cannot replace", &head, e))?;
+                // Guest data only: the zeroes of a new disk are not data.
+                self.img.own_bytes(&head).await?
+            }
+            _ => copied,
+        })
+    }
+
+    /// A running disk with no bitmap that describes the target (an unplanned failover's old
+    /// copy, a VM that was killed): the fleece node shows the disk as it was at the
+    /// transaction while the guest goes on writing; exported over NBD, it is compared with
+    /// the target's head and only the clusters that differ are written there.
+    async fn compare_live(&self, qmp: &mut Qmp, job: &Job, exports: &Exports, target: &Copy) -> Answer<u64> {
+        let w = &job.work;
+        let backing = exports.add(qmp, &job.node, &w.disk).await?;
+        let moved = self.copy_changes(&backing, "raw", &target.disk(&w.disk, "")).await;
+        exports.remove(qmp, &w.disk).await;
+        leftover(qmp, &job.job, &job.node).await;
+        if let Some(fleece) = &job.fleece {
+            let _ = std::fs::remove_file(fleece);
+        }
+        moved
+    }
+
+    /// A backup job of one disk into the target (its head, a new image for a full copy, or
+    /// for a compare a fleece node: copy-before-write on the source's disk, frozen at the
+    /// transaction), its target node added, and the transaction actions that start it and
+    /// add bitmap `next`.
     async fn prepare(&self, qmp: &mut Qmp, w: &Work, target: &Copy, prefix: &str) -> Answer<Job> {
         let (job, node) = (format!("drplan-{}", w.disk), format!("t-{}", w.disk));
         leftover(qmp, &job, &node).await;
-        let (image, mut data) = match w.strategy {
+        let (target_node, mut data, fleece) = match w.strategy {
             Strategy::Incremental(g) => (
-                target.disk(&w.disk, ""),
+                writable_target(&node, &target.disk(&w.disk, "")),
                 json!({ "sync": "bitmap", "bitmap": format!("{prefix}{g}"), "bitmap-mode": "never" }),
+                None,
             ),
-            _ => {
+            Strategy::Full => {
                 let incoming = target.disk(&w.disk, "@incoming");
                 let _ = std::fs::remove_file(&incoming);
                 self.img.create(&incoming, w.size).await?;
-                (incoming, json!({ "sync": "full" }))
+                (writable_target(&node, &incoming), json!({ "sync": "full" }), None)
+            }
+            Strategy::Compare => {
+                let fleece = w.image.with_file_name(format!("{}@fleece.qcow2", w.disk));
+                let _ = std::fs::remove_file(&fleece);
+                self.img.create(&fleece, w.size).await?;
+                let mut fleece_node = node_json(&node, &fleece);
+                fleece_node["backing"] = json!(format!("d-{}", w.disk));
+                (fleece_node, json!({ "sync": "none" }), Some(fleece))
             }
         };
-        let mut target_node = node_json(&node, &image);
-        // Zeroes the source reads become zero clusters, not data, in the target.
-        target_node["detect-zeroes"] = json!("unmap");
-        target_node["discard"] = json!("unmap");
         qmp.execute("blockdev-add", target_node).await?;
         data["device"] = json!(format!("d-{}", w.disk));
         data["target"] = json!(node);
@@ -261,22 +316,23 @@ impl Mover<'_> {
             json!({ "type": "block-dirty-bitmap-add", "data": { "node": format!("d-{}", w.disk), "name": w.next, "persistent": true } }),
             json!({ "type": "blockdev-backup", "data": data }),
         ];
-        Ok(Job { work: w.clone(), job, node, actions })
+        Ok(Job { work: w.clone(), job, node, actions, fleece })
     }
 
-    /// Only the clusters where source and head differ: an overlay on the source, rebased
-    /// onto the head, holds exactly those; committed into the head, they make it equal.
-    async fn copy_changes(&self, source: &Path, size: u64, head: &Path) -> Answer<u64> {
-        if self.img.size(head).await? < size {
-            self.img.resize(head, size).await?;
-        }
+    /// Only the clusters where the source (`backing`, in `format`) and the head differ: an
+    /// overlay on the source, rebased onto the head, holds exactly those; committed into the
+    /// head, they make it equal. Returns the bytes written into the head.
+    async fn copy_changes(&self, backing: &str, format: &str, head: &Path) -> Answer<u64> {
         let delta = head.with_file_name(format!(
             "{}@delta.qcow2",
             head.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
         ));
         let _ = std::fs::remove_file(&delta);
-        let absolute = std::fs::canonicalize(source).map_err(|e| io("cannot resolve", source, e))?;
-        self.img.overlay_named(&delta, &absolute.to_string_lossy()).await?;
+        self.img.overlay_named(&delta, backing, format).await?;
+        let size = self.img.size(&delta).await?;
+        if self.img.size(head).await? < size {
+            self.img.resize(head, size).await?;
+        }
         self.img.rebase(&delta, Some(head)).await?;
         let moved = self.img.own_bytes(&delta).await?;
         if moved > 0 {
@@ -386,14 +442,7 @@ impl Mover<'_> {
     }
 }
 
-fn strategy(
-    target: &Copy,
-    disk: &str,
-    bitmaps: &[(String, bool)],
-    prefix: &str,
-    full: bool,
-    running: bool,
-) -> Strategy {
+fn strategy(target: &Copy, disk: &str, bitmaps: &[(String, bool)], prefix: &str, full: bool) -> Strategy {
     if full || !target.disk(disk, "").exists() {
         return Strategy::Full;
     }
@@ -403,7 +452,7 @@ fn strategy(
             return Strategy::Incremental(*g);
         }
     }
-    if running { Strategy::Full } else { Strategy::Compare }
+    Strategy::Compare
 }
 
 impl Strategy {
@@ -454,6 +503,79 @@ async fn abandon(qmp: &mut Qmp, jobs: &[Job]) {
     for job in jobs {
         leftover(qmp, &job.job, &job.node).await;
         remove_bitmap(qmp, &job.work.disk, &job.work.next).await;
+        if let Some(fleece) = &job.fleece {
+            let _ = std::fs::remove_file(fleece);
+        }
+    }
+}
+
+/// A backup target node: zeroes the source reads become zero clusters, not data.
+fn writable_target(node: &str, image: &Path) -> Value {
+    let mut target = node_json(node, image);
+    target["detect-zeroes"] = json!("unmap");
+    target["discard"] = json!("unmap");
+    target
+}
+
+/// The transfer's progress over all disks.
+struct Progress {
+    scanned: u64,
+    total: u64,
+}
+
+impl Progress {
+    fn disk_done(&mut self, call: &Call, disk: &str, size: u64, moved: u64) {
+        self.scanned += size;
+        call.progress(
+            Some(self.scanned),
+            Some(self.total),
+            Some(format!("disk {disk} done, {moved} bytes moved so far")),
+        );
+    }
+}
+
+/// The running VM's NBD server, on a socket in the machine's folder: it exports fleece
+/// nodes, read-only, to `qemu-img` for a compare.
+struct Exports {
+    socket: PathBuf,
+}
+
+impl Exports {
+    async fn start(&self, qmp: &mut Qmp) -> Answer<()> {
+        let path = self.socket.to_string_lossy();
+        qmp.execute("nbd-server-start", json!({ "addr": { "type": "unix", "data": { "path": path } } })).await?;
+        Ok(())
+    }
+
+    /// Export `node` as `name`; returns it as a backing file name `qemu-img` opens.
+    async fn add(&self, qmp: &mut Qmp, node: &str, name: &str) -> Answer<String> {
+        qmp.execute(
+            "block-export-add",
+            json!({ "type": "nbd", "id": format!("x-{name}"), "node-name": node, "name": name, "writable": false }),
+        )
+        .await?;
+        // A json: name, not a URI: the socket's path needs no escaping. The export is the
+        // protocol layer under the raw format `qemu-img` is told of.
+        let spec =
+            json!({ "file": { "driver": "nbd", "export": name, "server": { "type": "unix", "path": self.socket } } });
+        Ok(format!("json:{spec}"))
+    }
+
+    /// Remove the export once its reader is gone (its node can be deleted after that).
+    async fn remove(&self, qmp: &mut Qmp, name: &str) {
+        let id = format!("x-{name}");
+        if qmp.execute("block-export-del", json!({ "id": id })).await.is_ok() {
+            let _ = qmp
+                .event(Duration::from_secs(30), |e| {
+                    e["event"] == "BLOCK_EXPORT_DELETED" && e["data"]["id"] == id.as_str()
+                })
+                .await;
+        }
+    }
+
+    async fn stop(&self, qmp: &mut Qmp) {
+        let _ = qmp.execute("nbd-server-stop", json!({})).await;
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
