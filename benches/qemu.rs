@@ -6,9 +6,13 @@
 //!    the same run, `qemu-img convert` of the whole disk.
 //! 2. A planned failover of three VMs: the measured RTO split into power-down, final sync and
 //!    boot (QEMU up, then the guests writing again), against the plan's estimate.
+//! 3. Reprotect after an unplanned failover (the old copy wrote 1 % of a full 1 GiB disk after
+//!    the point, then its QEMU was killed): bytes moved / bytes that differ, and the reprotect's
+//!    wall time against `qemu-img convert` of the whole disk (what a full copy costs).
 //!
-//! Run: `cargo bench --bench qemu` (about three minutes; needs qemu-system-x86, qemu-utils and
-//! apt's package lists for the guest). Prints Markdown tables for README.
+//! Run: `cargo bench --bench qemu` (about six minutes; needs qemu-system-x86, qemu-utils and
+//! apt's package lists for the guest; `-- replication`, `rto` or `reprotect` runs one part).
+//! Prints Markdown tables for README.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,13 +35,16 @@ fn main() {
         return;
     }
     build_provider();
-    // `cargo bench --bench qemu -- replication` (or `rto`) runs one part.
+    // `cargo bench --bench qemu -- replication` (or `rto`, `reprotect`) runs one part.
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     if only.as_deref().is_none_or(|o| o == "replication") {
         replication();
     }
     if only.as_deref().is_none_or(|o| o == "rto") {
         failover_rto();
+    }
+    if only.as_deref().is_none_or(|o| o == "reprotect") {
+        reprotect_after_unplanned();
     }
 }
 
@@ -88,41 +95,66 @@ fn lab(machines: usize, extra: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBu
     (scratch, dir)
 }
 
+/// The 1 GiB disk `big` of the one-VM lab's db1 at dc1, full of data, so the baseline copies
+/// real data.
+fn big_disk(dir: &Path) {
+    let big = dir.join("dc1/db1/big.qcow2");
+    let ok = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&big)
+        .arg(DISK.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let ok = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", &format!("write -q -P 0x11 0 {DISK}")])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// 1 % of the running VM's disk `big` in `folder` changed: WRITES writes of WRITE bytes at
+/// distinct, cluster-aligned offsets from the seeded generator, flushed. Returns the bytes.
+fn change_one_percent(folder: &Path, seed: &mut u64, pattern: u64) -> u64 {
+    let mut offsets = std::collections::BTreeSet::new();
+    while (offsets.len() as u64) < WRITES {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        offsets.insert(*seed % (DISK / WRITE) * WRITE);
+    }
+    for offset in &offsets {
+        qemu::monitor_qemu_io(folder, "big", &format!("write -q -P {pattern} {offset} {WRITE}")).unwrap();
+    }
+    qemu::monitor_qemu_io(folder, "big", "flush").unwrap();
+    WRITES * WRITE
+}
+
+/// The baseline: `qemu-img convert` of the whole disk `big` in `folder`.
+fn convert_whole_disk(folder: &Path) -> Duration {
+    let target = folder.with_file_name("convert.qcow2");
+    let began = Instant::now();
+    let ok = Command::new("qemu-img")
+        .args(["convert", "-U", "-O", "qcow2"])
+        .arg(folder.join("big.qcow2"))
+        .arg(&target)
+        .status()
+        .unwrap();
+    let took = began.elapsed();
+    assert!(ok.success());
+    let _ = std::fs::remove_file(&target);
+    took
+}
+
 fn replication() {
-    let (_scratch, dir) = lab(1, |dir| {
-        let big = dir.join("dc1/db1/big.qcow2");
-        let ok = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&big)
-            .arg(DISK.to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        // A full disk, so the baseline copies real data.
-        let ok = Command::new("qemu-io")
-            .args(["-f", "qcow2", "-c", &format!("write -q -P 0x11 0 {DISK}")])
-            .arg(&big)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    });
+    let (_scratch, dir) = lab(1, big_disk);
     let folder = dir.join("dc1/db1");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let (mut moved, mut changed) = (0u64, 0u64);
     let (mut replicate, mut convert) = (Vec::new(), Vec::new());
     for round in 0..RUNS {
-        let mut offsets = std::collections::BTreeSet::new();
-        while (offsets.len() as u64) < WRITES {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            offsets.insert(seed % (DISK / WRITE) * WRITE);
-        }
-        for offset in &offsets {
-            let pattern = 0x20 + round;
-            qemu::monitor_qemu_io(&folder, "big", &format!("write -q -P {pattern} {offset} {WRITE}")).unwrap();
-        }
-        changed += WRITES * WRITE;
+        changed += change_one_percent(&folder, &mut seed, 0x20 + round as u64);
         let began = Instant::now();
         let text = run(&dir, &["replicate", "lab.yaml"]);
         replicate.push(began.elapsed());
@@ -131,17 +163,7 @@ fn replication() {
             .find_map(|l| l.split(": ").nth(1)?.strip_suffix(" bytes of changed blocks")?.parse().ok())
             .unwrap_or_else(|| panic!("no byte count in {text}"));
         moved += bytes;
-        let target = dir.join("convert.qcow2");
-        let began = Instant::now();
-        let ok = Command::new("qemu-img")
-            .args(["convert", "-U", "-O", "qcow2"])
-            .arg(folder.join("big.qcow2"))
-            .arg(&target)
-            .status()
-            .unwrap();
-        convert.push(began.elapsed());
-        assert!(ok.success());
-        let _ = std::fs::remove_file(&target);
+        convert.push(convert_whole_disk(&folder));
     }
     // The fixed cost: a replication with nothing changed but the guest's records (drplan and
     // its plugin start, QMP, the guest's freeze and thaw, the point's images).
@@ -241,19 +263,72 @@ fn failover_rto() {
         );
         // Back home (not measured): through the "complete failover" gate.
         set_active(&plan, "dc2", "dc1");
-        let out = Command::new(drplan())
-            .current_dir(&dir)
-            .args(["apply", "lab.yaml", "--auto-approve"])
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        if out.status.code() == Some(3) {
-            run(&dir, &["approve", "lab.yaml", "gate/complete-failover", "--by", "bench"]);
-            run(&dir, &["resume", "lab.yaml"]);
-        } else {
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        }
+        apply_through_gate(&dir);
         qemu::wait_for_records(&dir.join("dc1"), &names, 3, Duration::from_secs(180)).unwrap();
     }
     qemu::stop_all(&dir);
+}
+
+/// Rounds of: 1 % of the disk written at dc1 after its newest point, dc1's QEMU killed, an
+/// unplanned failover to dc2 (whose run reprotects dc2 → dc1 while the VM runs there), then a
+/// planned failback (not measured).
+fn reprotect_after_unplanned() {
+    const ROUNDS: usize = 3;
+    let (_scratch, dir) = lab(1, big_disk);
+    let plan = dir.join("lab.yaml");
+    let (dc1, dc2) = (dir.join("dc1/db1"), dir.join("dc2/db1"));
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    println!(
+        "| reprotect after an unplanned failover, 1 GiB disk, 1 % written after the point | bytes that differ | bytes moved | moved / differ | reprotect wall | baseline `qemu-img convert` of the whole disk | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for round in 0..ROUNDS {
+        run(&dir, &["replicate", "lab.yaml"]);
+        let differ = change_one_percent(&dc1, &mut seed, 0x40 + round as u64);
+        qemu::wait_for_records(&dir.join("dc1"), &["db1"], 2, Duration::from_secs(120)).unwrap();
+        qemu::crash(&dir, "dc1");
+        let text = std::fs::read_to_string(&plan).unwrap().replace("active: dc1\n", "active: dc2\n  via: unplanned\n");
+        std::fs::write(&plan, text).unwrap();
+        let report_dir = format!("reports/unplanned-{round}");
+        run(&dir, &["apply", "lab.yaml", "--auto-approve", "--report", &report_dir]);
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&report_dir).join("report.json")).unwrap()).unwrap();
+        let step = report["steps"].as_array().unwrap().iter().find(|s| s["id"] == "reprotect/db1").unwrap();
+        assert_eq!(step["status"], "succeeded", "{step}");
+        let moved = step["outcome"]["bytes_transferred"].as_u64().unwrap();
+        let wall = millis(step, "finished_at") - millis(step, "started_at");
+        let convert = convert_whole_disk(&dc2);
+        println!(
+            "| round {} | {:.1} MiB (+ the guest's records) | {:.1} MiB | {:.3} | {wall} ms | {} ms | {:.2} |",
+            round + 1,
+            differ as f64 / 1048576.0,
+            moved as f64 / 1048576.0,
+            moved as f64 / differ as f64,
+            convert.as_millis(),
+            wall as f64 / convert.as_millis() as f64,
+        );
+        // Back home (not measured): a planned failback through the "complete failover" gate.
+        let text = std::fs::read_to_string(&plan).unwrap().replace("active: dc2\n  via: unplanned\n", "active: dc1\n");
+        std::fs::write(&plan, text).unwrap();
+        apply_through_gate(&dir);
+        qemu::wait_for_records(&dir.join("dc1"), &["db1"], 2, Duration::from_secs(180)).unwrap();
+    }
+    println!();
+    qemu::stop_all(&dir);
+}
+
+/// Apply the plan, approving the "complete failover" gate when the run stops there.
+fn apply_through_gate(dir: &Path) {
+    let out = Command::new(drplan())
+        .current_dir(dir)
+        .args(["apply", "lab.yaml", "--auto-approve"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        run(dir, &["approve", "lab.yaml", "gate/complete-failover", "--by", "bench"]);
+        run(dir, &["resume", "lab.yaml"]);
+    } else {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
