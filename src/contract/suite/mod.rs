@@ -48,6 +48,11 @@ pub trait Estate: Send + Sync {
     /// A digest of the data of the machine's copy at `site` (live copy or replica), to compare
     /// copies with each other and with earlier readings.
     fn content<'a>(&'a self, machine: &'a str, site: &'a str) -> BoxFuture<'a, Result<String, String>>;
+    /// The scenario is over: tear the estate down, and wait until that is done (a plugin's
+    /// estate may have machines running).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// How one scenario went.
@@ -70,7 +75,11 @@ pub async fn run(fixture: &dyn Fixture, only: Option<&str>) -> Vec<ScenarioResul
     for scenario in scenarios::ALL.iter().filter(|s| only.is_none_or(|o| s.name.contains(o))) {
         let started = Instant::now();
         let outcome = match fixture.create(scenario.machines).await {
-            Ok(estate) => (scenario.run)(estate.as_ref()).await,
+            Ok(estate) => {
+                let outcome = (scenario.run)(estate.as_ref()).await;
+                estate.close().await;
+                outcome
+            }
             Err(e) => Err(format!("the fixture could not create an estate: {e}")),
         };
         results.push(ScenarioResult {

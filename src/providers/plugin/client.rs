@@ -158,6 +158,21 @@ impl Client {
         self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(operation);
     }
 
+    /// Ask the plugin to shut down and exit, and wait until it has, at most `grace`; stopped
+    /// after that. For a plugin whose tidying up must not be cut short by drplan's own exit
+    /// (a test estate's VMs are stopped in the plugin's shutdown).
+    pub async fn shutdown(&self, grace: Duration) {
+        let began = std::time::Instant::now();
+        let _ = self.call::<_, serde::de::IgnoredAny>(rpc::method::SHUTDOWN, &(), grace).await;
+        self.notify(rpc::method::EXIT, &());
+        while self.dead.lock().unwrap_or_else(|e| e.into_inner()).is_none() && began.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(pid) = self.pid {
+            stop_after(pid, Duration::ZERO);
+        }
+    }
+
     /// Ask the plugin to shut down and exit; stop it if it does not within `grace`.
     pub fn close(&self, grace: Duration) {
         // Id 0 is never a caller's: its answer is dropped.

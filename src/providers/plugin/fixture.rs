@@ -80,4 +80,8 @@ impl Estate for PluginEstate {
             self.client.call(method::TEST_CONTENT, &params, HOOK).await.map_err(|e| describe(e, method::TEST_CONTENT))
         })
     }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.client.shutdown(HOOK))
+    }
 }
