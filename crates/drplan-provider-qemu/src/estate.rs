@@ -16,6 +16,7 @@ use drplan_protocol::*;
 use crate::copy::{Copy, Role};
 use crate::errors::{Answer, failed_hint, not_found, setup, unreachable};
 use crate::img::QemuImg;
+use crate::timings::Timings;
 use crate::transfer::Mover;
 use crate::vm::{Accel, Instance, Qemu};
 
@@ -144,28 +145,31 @@ impl Plugin for Estate {
         let names = if machines.is_empty() { config.machines.keys().cloned().collect() } else { machines };
         let mut out = BTreeMap::new();
         for machine in names {
-            let mut size = 0;
+            let (mut size, mut measured) = (0, Timings::default());
             for copy in config.copies(&machine)? {
                 let mut sum = 0;
                 for (_, image) in copy.heads()? {
                     sum += config.img.size(&image).await.unwrap_or(0);
                 }
                 size = size.max(sum);
+                measured = measured.slower(Timings::read(&copy.dir));
             }
-            // About 200 MB/s for a backup job on a local disk; boots under TCG take seconds.
+            // About 200 MB/s for a backup job on a local disk. Boots and power-downs as this
+            // machine's last ones took (the slower site's), else a few seconds.
             let copy_ms = 200 + size / 200_000;
+            let boot_ms = measured.boot_ms.unwrap_or(5_000);
             let kinds = [
                 (OpKind::EnableProtection, copy_ms),
                 (OpKind::TakePoint, 500 + copy_ms / 20),
-                (OpKind::Shutdown, 5_000),
-                (OpKind::Start, 5_000),
+                (OpKind::Shutdown, measured.shutdown_ms.unwrap_or(5_000)),
+                (OpKind::Start, boot_ms),
                 (OpKind::Sync, 500 + copy_ms / 20),
                 (OpKind::Failover, 500),
                 (OpKind::Commit, copy_ms),
                 (OpKind::ChangePoint, 300),
                 (OpKind::Revert, 500),
                 (OpKind::Reprotect, copy_ms / 5),
-                (OpKind::CreateTestCopy, 5_000),
+                (OpKind::CreateTestCopy, boot_ms),
                 (OpKind::RemoveTestCopy, 1_000),
             ];
             out.insert(machine, kinds.into_iter().collect());

@@ -13,6 +13,7 @@ mod img;
 mod kit;
 mod ops;
 mod qmp;
+mod timings;
 mod transfer;
 mod vm;
 

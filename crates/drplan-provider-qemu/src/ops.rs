@@ -1,7 +1,7 @@
 //! The operations of the semantics table on QEMU machines.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use drplan_plugin::Call;
 use drplan_protocol::{DataLoss, NicAssignment, OpOutcome, ProviderOp, SyncMode};
@@ -9,6 +9,7 @@ use drplan_protocol::{DataLoss, NicAssignment, OpOutcome, ProviderOp, SyncMode};
 use crate::copy::{Copy, CopyState, Drill, Role};
 use crate::errors::{Answer, failed, failed_hint, not_found, verification};
 use crate::estate::{Config, safe_name, since};
+use crate::timings::Timings;
 use crate::vm::{Hardware, Instance};
 
 /// How long a drill's copy may take to print its ready line (test copies have no boot
@@ -110,7 +111,9 @@ impl Config {
         if !vm.running().await {
             return Ok(done(format!("{machine} is already off at {site}")));
         }
+        let began = Instant::now();
         let clean = vm.stop(timeout).await?;
+        Timings::shutdown(&copy.dir, began.elapsed())?;
         let how = if clean { "ACPI power-down" } else { "hard stop: the guest ignored ACPI power-down" };
         Ok(outcome(format!("{machine} shut down at {site} ({how})")))
     }
@@ -130,18 +133,20 @@ impl Config {
             (_, kept) if !kept.is_empty() => kept.clone(),
             _ => hardware.nics.clone(),
         };
-        let mark = vm.console_mark();
+        let (mark, began) = (vm.console_mark(), Instant::now());
         let accel = vm.start(&self.qemu, &hardware, &copy.heads()?, &nics).await?;
         copy.state_mut().nics = nics;
         copy.save()?;
         eprintln!("{machine}@{site}: QEMU runs it with {accel}");
-        match &hardware.ready_line {
+        let summary = match &hardware.ready_line {
             Some(line) => {
                 let took = vm.wait_ready(line, mark, timeout).await?;
-                Ok(outcome(format!("{machine} started at {site} ({accel}); guest up after {:.1}s", took.as_secs_f64())))
+                format!("{machine} started at {site} ({accel}); guest up after {:.1}s", took.as_secs_f64())
             }
-            None => Ok(outcome(format!("{machine} started at {site} ({accel})"))),
-        }
+            None => format!("{machine} started at {site} ({accel})"),
+        };
+        Timings::boot(&copy.dir, began.elapsed())?;
+        Ok(outcome(summary))
     }
 
     async fn sync(
@@ -438,11 +443,12 @@ impl Config {
         copy.state_mut().drills.insert(drill.into(), Drill { point, nics: nics.to_vec() });
         copy.save()?;
         let hardware = Hardware::read(&copy.dir)?;
-        let mark = instance.console_mark();
+        let (mark, began) = (instance.console_mark(), Instant::now());
         let accel = instance.start(&self.qemu, &hardware, &disks, nics).await?;
         if let Some(line) = &hardware.ready_line {
             instance.wait_ready(line, mark, TEST_COPY_BOOT).await?;
         }
+        Timings::boot(&copy.dir, began.elapsed())?;
         Ok(OpOutcome {
             point: Some(point),
             ..outcome(format!("test copy of {machine} from point {point} runs at {site} for {drill} ({accel})"))
