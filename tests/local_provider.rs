@@ -406,3 +406,39 @@ fn unplanned_failback_restores_the_newest_point_while_the_recovery_site_is_dark(
     let out = lab.run(&["plan", "local.yaml", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
+
+#[test]
+fn the_plans_freeze_and_thaw_run_around_each_point_and_decide_whether_it_is_app_consistent() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new(8);
+    std::fs::create_dir_all(lab.path().join("hooks")).unwrap();
+    for (name, body) in [
+        ("freeze", "[ -e fail-freeze ] && exit 1\necho \"freeze $DRPLAN_MACHINE at $DRPLAN_SITE\" >> hooks.log\n"),
+        ("thaw", "echo \"thaw $DRPLAN_MACHINE at $DRPLAN_SITE\" >> hooks.log\n"),
+    ] {
+        let path = lab.path().join("hooks").join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // m1 gives the plan's programs (run from the plan's folder); m2 none.
+    let plan = lab.path().join("local.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "- { name: m1, nics: [ { network: prod, ip: 10.0.0.1 } ] }",
+        "- { name: m1, nics: [ { network: prod, ip: 10.0.0.1 } ], consistency: { freeze: [hooks/freeze], thaw: [hooks/thaw, --after], timeout: 30s } }",
+    );
+    std::fs::write(&plan, text).unwrap();
+    let log = || std::fs::read_to_string(lab.path().join("hooks.log")).unwrap_or_default();
+    lab.apply();
+    lab.replicate();
+    assert_eq!(log(), "freeze m1 at dc1\nthaw m1 at dc1\n".repeat(2), "around the first copy and the point after it");
+    let points = lab.replica_state("dc2", "m1")["points"].as_array().unwrap().clone();
+    assert!(points.iter().all(|p| p["app_consistent"] == true), "{points:?}");
+    assert!(lab.replica_state("dc2", "m2")["points"].as_array().unwrap().iter().all(|p| p["app_consistent"] == false));
+
+    // A freeze that fails: the point is taken anyway, crash-consistent, and the thaw still runs.
+    std::fs::write(lab.path().join("fail-freeze"), "").unwrap();
+    lab.replicate();
+    assert!(log().ends_with("thaw m1 at dc1\nthaw m1 at dc1\n"), "{}", log());
+    let newest = lab.replica_state("dc2", "m1")["points"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(newest["app_consistent"], false, "{newest}");
+}

@@ -204,6 +204,24 @@ fn unsupported_combinations_are_refused_at_plan_time() {
 }
 
 #[test]
+fn freeze_and_thaw_programs_need_a_provider_that_takes_app_consistent_points() {
+    let lab = SimLab::new(true);
+    lab.edit_plan(
+        "  - name: app1\n    nics: [ { network: prod, ip: 10.0.0.30 } ]",
+        "  - name: app1\n    nics: [ { network: prod, ip: 10.0.0.30 } ]\n    consistency: { freeze: [sync], thaw: [true] }",
+    );
+    assert_eq!(lab.run(&["plan", "shop.yaml"]).status.code(), Some(0));
+    lab.edit_world(|w| w.support.app_consistent_points = false);
+    let out = lab.run(&["plan", "shop.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("drplan::unsupported_operation") && stderr.contains("`app1` gives freeze and thaw"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn planned_failover_needs_the_source_site() {
     let lab = SimLab::new(true);
     assert_eq!(lab.run(&["sim", "site", "shop.yaml", "dc1", "--down"]).status.code(), Some(0));

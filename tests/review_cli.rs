@@ -410,3 +410,19 @@ fn the_gitlab_pipeline_reviews_applies_and_proves_on_a_sample_repository() {
     run_commands(&work, &job("apply"), &env(&[]));
     assert!(work.join("reports/apply/junit.xml").is_file());
 }
+
+#[test]
+fn a_machines_freeze_and_thaw_programs_are_part_of_the_review() {
+    let (report, human) = diff(&[(
+        "  - name: app1\n    nics: [ { network: prod, ip: 10.0.0.30 } ]",
+        "  - name: app1\n    nics: [ { network: prod, ip: 10.0.0.30 } ]\n    consistency: { freeze: [fsfreeze, -f, /srv], thaw: [fsfreeze, -u, /srv], timeout: 20s }",
+    )]);
+    let changes = report["changes"].as_array().unwrap();
+    let app1 = changes
+        .iter()
+        .find(|c| c["kind"] == "machine-changed" && c["machine"] == "app1" && c["setting"] == "consistency")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(app1["from"], "none");
+    assert_eq!(app1["to"], "freeze `fsfreeze -f /srv`, thaw `fsfreeze -u /srv`, within 20s");
+    assert!(human.contains("fsfreeze -f /srv"), "{human}");
+}

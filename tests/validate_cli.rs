@@ -54,6 +54,7 @@ mod invalid {
         duplicate_step => "drplan::duplicate_name" at 28:25,
         duplicate_target_ip => "drplan::duplicate_target_ip" at 15:63,
         empty => "drplan::empty_plan" at 1:1,
+        empty_freeze => "drplan::empty_script" at 19:28,
         empty_script => "drplan::empty_script" at 27:24,
         invalid_duration => "drplan::invalid_duration" at 10:8,
         invalid_ip => "drplan::invalid_ip" at 20:34,
@@ -93,6 +94,7 @@ mod warning {
 
     fixtures! { "warning":
         script_not_found => "drplan::script_not_found" at 27:25,
+        freeze_not_found => "drplan::script_not_found" at 20:16,
         unused_address_map => "drplan::unused_address_map" at 15:51,
         partial_subnet_retained => "drplan::partial_subnet_retained" at 16:20,
     }

@@ -90,12 +90,14 @@ enum LabCommand {
     /// The program of a lab machine (started by its `run` script).
     #[command(hide = true)]
     Machine,
-    /// Freeze or thaw a QEMU lab guest through its agent socket (its `freeze` and `thaw`
-    /// programs call this around each recovery point).
+    /// Freeze or thaw a QEMU lab guest through its agent socket (the lab plan's freeze and
+    /// thaw programs, which the provider runs around each recovery point).
     #[command(hide = true)]
     Agent {
         #[arg(value_parser = ["freeze", "thaw"])]
         action: String,
+        /// The VM's agent socket (the provider gives it as DRPLAN_AGENT).
+        #[arg(env = "DRPLAN_AGENT")]
         socket: PathBuf,
     },
 }

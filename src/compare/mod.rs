@@ -169,6 +169,9 @@ fn machines(old: &Model, new: &Model, out: &mut Vec<Change>) {
         let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
         changed("boot_timeout", d(machine.boot_timeout), d(now.boot_timeout));
         changed("addresses", nics(old, &machine.nics), nics(new, &now.nics));
+        let hooks =
+            |m: &crate::validate::MachineSpec| m.consistency.as_ref().map_or("none".into(), |c| c.shown.clone());
+        changed("consistency", hooks(machine), hooks(now));
     }
     let known: std::collections::HashSet<&str> = old.machines.iter().map(|m| m.name.as_str()).collect();
     for machine in new.machines.iter().filter(|m| !known.contains(m.name.as_str())) {

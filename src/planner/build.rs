@@ -329,6 +329,15 @@ pub(super) fn check_support(
     {
         out.push(unsupported("app-consistent recovery points".into(), "use `recovery_point: latest`"));
     }
+    // Freeze and thaw programs nobody would run must not look like app-consistency.
+    if !caps.app_consistent_points
+        && let Some(m) = model.machines.iter().find(|m| m.consistency.is_some())
+    {
+        out.push(unsupported(
+            format!("app-consistent recovery points (`{}` gives freeze and thaw programs)", m.name),
+            "remove the machine's `consistency:`, or use a provider that takes app-consistent points",
+        ));
+    }
     out
 }
 

@@ -314,9 +314,31 @@ pub struct Machine {
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub boot_timeout: Option<Spanned<String>>,
+    /// App-consistent recovery points: programs the provider runs right before each point of
+    /// this machine (freeze) and right after it (thaw).
+    #[serde(default)]
+    pub consistency: Option<Consistency>,
     /// Azure Site Recovery values kept for `drplan export asr`.
     #[serde(default)]
     pub asr: Option<crate::spec::asr::AsrItem>,
+}
+
+/// A machine's freeze and thaw programs: argv lists (never a shell string); a program with a
+/// `/` is relative to the plan file, a bare name is looked up in `PATH`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    /// Quiesces the application and flushes its data; the point is app-consistent when it
+    /// succeeds.
+    #[schemars(with = "Vec<String>")]
+    pub freeze: Spanned<Vec<Spanned<String>>>,
+    /// Lets the application go on; run after every freeze that was tried, even a failed one.
+    #[schemars(with = "Vec<String>")]
+    pub thaw: Spanned<Vec<Spanned<String>>>,
+    /// Each is killed after this long (default 1m): the application waits while frozen.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// A network interface.

@@ -224,13 +224,12 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
-    #[error("script has nothing to run")]
-    #[diagnostic(
-        code(drplan::empty_script),
-        help("give the program and its arguments, e.g. `run: [scripts/check.sh, --quick]`")
-    )]
+    #[error("`{field}` names no program to run")]
+    #[diagnostic(code(drplan::empty_script), help("give the program and its arguments, e.g. `{field}: {example}`"))]
     EmptyScript {
-        #[label("empty `run`")]
+        field: &'static str,
+        example: &'static str,
+        #[label("empty `{field}`")]
         at: SourceSpan,
     },
 

@@ -89,6 +89,12 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         })
         .collect();
 
+    let consistency: Vec<_> = doc
+        .machines
+        .iter()
+        .map(|m| m.consistency.as_ref().map(|hooks| steps::check_consistency(cx, hooks, &base_dir)))
+        .collect();
+
     sites::check_machine_ids(cx, doc);
     let group_names = NameTable::build(cx, "group", doc.groups.iter().map(|g| &g.name));
     let groups = groups::check_groups(cx, doc, &machine_names, &group_names);
@@ -106,14 +112,16 @@ fn check(cx: &mut Checker, doc: &PlanDocument, source: &SourceFile) -> Option<Mo
         .iter()
         .zip(nics)
         .zip(boot_timeouts)
+        .zip(consistency)
         .enumerate()
-        .map(|(m, ((machine, nics), boot_timeout))| {
+        .map(|(m, (((machine, nics), boot_timeout), consistency))| {
             Some(MachineSpec {
                 name: machine.name.value.clone(),
                 provider_id: machine.id.as_ref().map_or_else(|| machine.name.value.clone(), |id| id.value.clone()),
                 nics,
                 boot_timeout: boot_timeout?,
                 group: groups.machine_group[m],
+                consistency: consistency.map_or(Some(None), |c| c.map(Some))?,
             })
         })
         .collect::<Option<Vec<_>>>()?;

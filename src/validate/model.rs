@@ -25,6 +25,8 @@ pub const DEFAULT_KEEP_POINTS: u32 = 24;
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default timeout of a script step.
 pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a freeze or thaw program may run.
+pub const DEFAULT_CONSISTENCY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -159,6 +161,18 @@ pub struct MachineSpec {
     pub nics: Vec<NicSpec>,
     pub boot_timeout: Duration,
     pub group: GroupId,
+    pub consistency: Option<ConsistencySpec>,
+}
+
+/// A machine's freeze and thaw programs, each argv with its program resolved (a path relative
+/// to the plan made absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencySpec {
+    pub freeze: Vec<String>,
+    pub thaw: Vec<String>,
+    pub timeout: Duration,
+    /// As the plan writes it, for people (`drplan diff`).
+    pub shown: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

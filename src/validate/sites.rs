@@ -61,7 +61,11 @@ fn check_plugin(cx: &mut Checker, site: &crate::spec::Site, base_dir: &Path) -> 
     }
     if let Some(argv) = &site.plugin {
         let Some(program) = argv.value.first() else {
-            cx.report(ValidationError::EmptyScript { at: span_of(argv) });
+            cx.report(ValidationError::EmptyScript {
+                field: "plugin",
+                example: "[drplan-provider-vmware, --verbose]",
+                at: span_of(argv),
+            });
             return None;
         };
         let program =

@@ -8,10 +8,12 @@ use miette::SourceSpan;
 use super::checker::Checker;
 use super::error::ValidationError;
 use super::model::{
-    DEFAULT_SCRIPT_TIMEOUT, EnvSpec, ManualSpec, Phase, PhaseStepSpecs, ScriptSpec, StepKind, StepSpec,
+    ConsistencySpec, DEFAULT_CONSISTENCY_TIMEOUT, DEFAULT_SCRIPT_TIMEOUT, EnvSpec, ManualSpec, Phase, PhaseStepSpecs,
+    ScriptSpec, StepKind, StepSpec,
 };
-use crate::spec::document::EnvValue;
+use crate::spec::document::{Consistency, EnvValue};
 use crate::spec::{Group, PhaseSteps, ScriptStep, Step, span_of};
+use serde_saphyr::Spanned;
 
 /// Check a group's `before` and `after` steps and give each a stable id (`GROUP/before/NAME`).
 pub(super) fn check_steps(cx: &mut Checker, group: &Group, base_dir: &Path) -> Option<[Vec<StepSpec>; 2]> {
@@ -101,11 +103,11 @@ fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Optio
         None => Some(DEFAULT_SCRIPT_TIMEOUT),
     };
     let Some(first) = script.run.value.first() else {
-        cx.report(ValidationError::EmptyScript { at: span_of(&script.run) });
+        cx.report(ValidationError::EmptyScript { field: "run", example: RUN_EXAMPLE, at: span_of(&script.run) });
         return None;
     };
     let argv: Vec<String> = script.run.value.iter().map(|a| a.value.clone()).collect();
-    let program = resolve_program(cx, &first.value, span_of(first), base_dir);
+    let program = resolve_program(cx, &first.value, span_of(first), base_dir, ("run", RUN_EXAMPLE));
     Some(ScriptSpec {
         argv,
         program,
@@ -115,6 +117,37 @@ fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Optio
         retries: script.retries,
         on_failure: script.on_failure,
     })
+}
+
+const RUN_EXAMPLE: &str = "[scripts/check.sh, --quick]";
+
+/// A machine's freeze and thaw programs: each an argv whose program resolves as a script's.
+pub fn check_consistency(cx: &mut Checker, hooks: &Consistency, base_dir: &Path) -> Option<ConsistencySpec> {
+    let timeout = match &hooks.timeout {
+        Some(t) => cx.positive_duration(t, "a freeze needs time to run; omit `timeout` for the 1m default"),
+        None => Some(DEFAULT_CONSISTENCY_TIMEOUT),
+    };
+    let mut argv = |run: &Spanned<Vec<Spanned<String>>>, field: &'static str| {
+        let example = if field == "freeze" { "[scripts/freeze-db.sh]" } else { "[scripts/thaw-db.sh]" };
+        let Some(first) = run.value.first() else {
+            cx.report(ValidationError::EmptyScript { field, example, at: span_of(run) });
+            return None;
+        };
+        let program = resolve_program(cx, &first.value, span_of(first), base_dir, (field, example));
+        let rest = run.value[1..].iter().map(|a| a.value.clone());
+        Some(std::iter::once(program.to_string_lossy().into_owned()).chain(rest).collect::<Vec<_>>())
+    };
+    let (freeze, thaw) = (argv(&hooks.freeze, "freeze"), argv(&hooks.thaw, "thaw"));
+    let written =
+        |run: &Spanned<Vec<Spanned<String>>>| run.value.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" ");
+    let timeout = timeout?;
+    let shown = format!(
+        "freeze `{}`, thaw `{}`, within {}",
+        written(&hooks.freeze),
+        written(&hooks.thaw),
+        humantime::format_duration(timeout)
+    );
+    Some(ConsistencySpec { freeze: freeze?, thaw: thaw?, timeout, shown })
 }
 
 fn check_env(cx: &mut Checker, env: &BTreeMap<String, EnvValue>) -> BTreeMap<String, EnvSpec> {
@@ -137,9 +170,15 @@ fn check_env(cx: &mut Checker, env: &BTreeMap<String, EnvValue>) -> BTreeMap<Str
 
 /// A program with a `/` is a path relative to the plan; a bare name is looked up in `PATH`,
 /// as a shell would. A missing program is a warning: it may exist where the plan runs.
-fn resolve_program(cx: &mut Checker, program: &str, at: SourceSpan, base_dir: &Path) -> PathBuf {
+fn resolve_program(
+    cx: &mut Checker,
+    program: &str,
+    at: SourceSpan,
+    base_dir: &Path,
+    (field, example): (&'static str, &'static str),
+) -> PathBuf {
     if program.is_empty() {
-        cx.report(ValidationError::EmptyScript { at });
+        cx.report(ValidationError::EmptyScript { field, example, at });
         return PathBuf::new();
     }
     if program.contains('/') {

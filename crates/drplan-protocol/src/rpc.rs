@@ -204,6 +204,21 @@ pub struct MachineView {
     pub name: String,
     /// The identity at the platform.
     pub id: String,
+    /// The plan's freeze and thaw programs for this machine: a provider that takes
+    /// app-consistent points runs them right before and right after each point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyHooks>,
+}
+
+/// Programs around a recovery point. Each is an argv (the program an absolute path or a name
+/// on `PATH`): run it directly, never through a shell, from the plan's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyHooks {
+    pub freeze: Vec<String>,
+    /// Run after every freeze that was tried, whether it succeeded or not.
+    pub thaw: Vec<String>,
+    /// Kill either after this long.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

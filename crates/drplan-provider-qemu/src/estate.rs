@@ -2,7 +2,7 @@
 //! where a machine's copies are.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +15,7 @@ use drplan_protocol::*;
 
 use crate::copy::{Copy, Role};
 use crate::errors::{Answer, failed_hint, not_found, setup, unreachable};
+use crate::hooks::PlanHooks;
 use crate::img::QemuImg;
 use crate::timings::Timings;
 use crate::transfer::Mover;
@@ -33,6 +34,8 @@ pub struct Config {
     pub verify: bool,
     /// The kit's scratch folder (removed at shutdown, with its VMs).
     pub scratch: Option<PathBuf>,
+    /// The plan's freeze and thaw programs, by machine.
+    pub hooks: BTreeMap<String, PlanHooks>,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             qemu: Qemu { program: "qemu-system-x86_64".into(), accel, network_scope: String::new() },
             verify: true,
             scratch: None,
+            hooks: BTreeMap::new(),
         }
     }
 }
@@ -119,8 +123,14 @@ impl Plugin for Estate {
                 config.qemu.network_scope = scope.clone();
             }
         }
+        let plan_dir = plan.plan_path.parent().map(Path::to_path_buf).unwrap_or_default();
         for machine in &plan.machines {
             config.machines.insert(machine.name.clone(), safe_name("machine id", &machine.id)?);
+            if let Some(hooks) = &machine.consistency {
+                let hooks =
+                    PlanHooks { hooks: hooks.clone(), plan_dir: plan_dir.clone(), machine: machine.name.clone() };
+                config.hooks.insert(machine.name.clone(), hooks);
+            }
         }
         config.keep_points = plan.keep_points.max(1) as usize;
         self.set_config(config);
@@ -347,7 +357,12 @@ impl Config {
     }
 
     pub fn mover(&self) -> Mover<'_> {
-        Mover { img: &self.img, qemu: &self.qemu }
+        Mover { img: &self.img, qemu: &self.qemu, hooks: None }
+    }
+
+    /// A mover that takes `machine`'s points with the plan's freeze and thaw around them.
+    pub fn mover_for(&self, machine: &str) -> Mover<'_> {
+        Mover { hooks: self.hooks.get(machine), ..self.mover() }
     }
 
     async fn machine_inventory(&self, machine: &str) -> Answer<MachineInventory> {

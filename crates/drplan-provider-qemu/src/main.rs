@@ -9,6 +9,7 @@
 mod copy;
 mod errors;
 mod estate;
+mod hooks;
 mod img;
 mod kit;
 mod ops;

@@ -60,11 +60,11 @@ impl Config {
     /// Make the target a new protected replica of `source` (keeping its replication records:
     /// they say which of the source's bitmaps still describe it), replicate into it and
     /// record its first point.
-    async fn protect(&self, call: &Call, source: &Copy, target: &mut Copy) -> Answer<(u64, u64)> {
+    async fn protect(&self, call: &Call, machine: &str, source: &Copy, target: &mut Copy) -> Answer<(u64, u64)> {
         let bitmaps = target.state.as_ref().map(|s| s.bitmaps.clone()).unwrap_or_default();
         let replica = CopyState::replica_of(&source.site, source.state().generation);
         target.state = Some(CopyState { protected: true, bitmaps, ..replica });
-        let data = self.mover().transfer(source, target, false, call).await?;
+        let data = self.mover_for(machine).transfer(source, target, false, call).await?;
         let point = self.mover().freeze(target, self.keep_points, &data).await?;
         Ok((data.moved, point))
     }
@@ -79,7 +79,7 @@ impl Config {
         if target.role() == Some(Role::Live) {
             return Err(failed(format!("`{machine}` is live at `{to}`; it cannot be a replica there")));
         }
-        let (moved, point) = self.protect(call, &source, &mut target).await?;
+        let (moved, point) = self.protect(call, machine, &source, &mut target).await?;
         Ok(OpOutcome {
             bytes_transferred: Some(moved),
             point: Some(point),
@@ -91,7 +91,7 @@ impl Config {
         self.need(&[from, to])?;
         let source = self.live(machine, from)?;
         let mut target = self.replica(machine, to, from)?;
-        let data = self.mover().transfer(&source, &mut target, false, call).await?;
+        let data = self.mover_for(machine).transfer(&source, &mut target, false, call).await?;
         let point = self.mover().freeze(&mut target, self.keep_points, &data).await?;
         let kind = if data.app_consistent { "app-consistent" } else { "crash-consistent" };
         Ok(OpOutcome {
@@ -176,7 +176,7 @@ impl Config {
             }
             Some(_) => {}
         }
-        let moved = self.mover().transfer(&source, &mut target, mode == SyncMode::Full, call).await?.moved;
+        let moved = self.mover_for(machine).transfer(&source, &mut target, mode == SyncMode::Full, call).await?.moved;
         let mode_name = if mode == SyncMode::Full { "full" } else { "delta" };
         if moved == 0 && mode != SyncMode::Full {
             return Ok(done(format!("{to} already holds {machine}'s data")));
@@ -401,7 +401,7 @@ impl Config {
         if target.exists() {
             self.mover().flatten(&mut target, None).await?;
         }
-        let (moved, point) = self.protect(call, &source, &mut target).await?;
+        let (moved, point) = self.protect(call, machine, &source, &mut target).await?;
         Ok(OpOutcome {
             bytes_transferred: Some(moved),
             point: Some(point),

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::copy::{Copy, LastSync, Point};
 use crate::errors::{Answer, cancelled, failed, io};
+use crate::hooks::{Hooks, PlanHooks};
 use crate::img::QemuImg;
 use crate::qmp::Qmp;
 use crate::vm::{Hardware, Helper, Instance, Qemu, node_json};
@@ -67,6 +68,8 @@ pub struct Transferred {
 pub struct Mover<'a> {
     pub img: &'a QemuImg,
     pub qemu: &'a Qemu,
+    /// The plan's freeze and thaw for the machine, when it gives them.
+    pub hooks: Option<&'a PlanHooks>,
 }
 
 /// Where the source's disks are open for backup jobs: its running VM or a helper.
@@ -91,7 +94,8 @@ impl Mover<'_> {
             }
             false => None,
         };
-        let result = self.transfer_disks(&source.dir, &disks, running, &mut access, target, full, call).await;
+        let source_at = (source.dir.as_path(), source.site.as_str());
+        let result = self.transfer_disks(source_at, &disks, running, &mut access, target, full, call).await;
         if let Some(Access { qmp, helper: Some(helper) }) = access {
             helper.close(qmp).await;
         }
@@ -112,7 +116,7 @@ impl Mover<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn transfer_disks(
         &self,
-        source_dir: &Path,
+        (source_dir, source_site): (&Path, &str),
         disks: &[(String, PathBuf)],
         running: bool,
         access: &mut Option<Access>,
@@ -169,13 +173,13 @@ impl Mover<'_> {
         jobs.sort_by_key(|j| j.fleece.is_some());
         // One instant for every disk: all jobs start in one transaction, with the guest
         // frozen around it when the machine has hooks for that.
-        let hooks = Hooks::of(source_dir, &target.site);
+        let hooks = Hooks::of(source_dir, source_site, self.hooks);
         let frozen = running && hooks.freeze().await;
         let actions: Vec<Value> = jobs.iter().flat_map(|j| j.actions.clone()).collect();
         let started = qmp.execute("transaction", json!({ "actions": actions })).await;
         done.at = SystemTime::now();
         if running {
-            hooks.thaw(frozen).await;
+            hooks.thaw().await;
         }
         if let Err(e) = started {
             abandon(qmp, &jobs).await;
@@ -576,67 +580,6 @@ impl Exports {
     async fn stop(&self, qmp: &mut Qmp) {
         let _ = qmp.execute("nbd-server-stop", json!({})).await;
         let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// A machine's own freeze and thaw programs (`freeze`, `thaw` in its folder): run around the
-/// instant of a point, so the point is app-consistent when the freeze succeeded. They are
-/// started directly (never through a shell) with `DRPLAN_SITE`, `DRPLAN_MACHINE_DIR` and
-/// `DRPLAN_AGENT` (the VM's agent channel, when it has one).
-struct Hooks {
-    dir: PathBuf,
-    site: String,
-}
-
-/// How long a freeze or thaw may take before it is killed.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl Hooks {
-    fn of(dir: &Path, site: &str) -> Hooks {
-        Hooks { dir: dir.to_path_buf(), site: site.to_string() }
-    }
-
-    async fn freeze(&self) -> bool {
-        self.run("freeze").await == Some(true)
-    }
-
-    /// Thaw after a freeze was tried (a half-done freeze must not stay).
-    async fn thaw(&self, frozen: bool) {
-        if (frozen || self.dir.join("freeze").exists()) && self.run("thaw").await == Some(false) {
-            eprintln!("{}: the thaw program failed; the guest may still be frozen", self.dir.display());
-        }
-    }
-
-    /// None when the machine has no such program.
-    async fn run(&self, name: &str) -> Option<bool> {
-        let program = self.dir.join(name);
-        if !program.is_file() {
-            return None;
-        }
-        let child = tokio::process::Command::new(&program)
-            .current_dir(&self.dir)
-            .env("DRPLAN_SITE", &self.site)
-            .env("DRPLAN_MACHINE_DIR", &self.dir)
-            .env("DRPLAN_AGENT", self.dir.join("vm.agent"))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let ok = match tokio::time::timeout(HOOK_TIMEOUT, child).await {
-            Ok(Ok(out)) if out.status.success() => true,
-            Ok(Ok(out)) => {
-                eprintln!("{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim());
-                false
-            }
-            Ok(Err(e)) => {
-                eprintln!("{} could not run: {e}", program.display());
-                false
-            }
-            Err(_) => {
-                eprintln!("{} did not finish within {HOOK_TIMEOUT:?}", program.display());
-                false
-            }
-        };
-        Some(ok)
     }
 }
 

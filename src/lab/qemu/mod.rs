@@ -68,15 +68,6 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
         });
         let text = serde_json::to_string_pretty(&hardware).unwrap_or_default();
         std::fs::write(folder.join("machine.json"), text).map_err(|e| io("write", &folder, e))?;
-        // Frozen around each recovery point by the guest's agent: the points are app-consistent.
-        let drplan = std::env::current_exe().map_err(|e| format!("cannot find the drplan binary: {e}"))?;
-        for action in ["freeze", "thaw"] {
-            let script = format!(
-                "#!/bin/sh\n# Run by drplan-provider-qemu around each recovery point of this VM.\nexec \"{}\" lab agent {action} \"$DRPLAN_AGENT\"\n",
-                drplan.display()
-            );
-            write_executable(&folder.join(action), &script).map_err(|e| io("write", &folder.join(action), e))?;
-        }
         let data = folder.join(DATA_DISK);
         let output = Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-o", "preallocation=metadata"])
@@ -89,17 +80,12 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
         }
     }
     let plan = dir.join("lab.yaml");
-    std::fs::write(&plan, plan_text(machines, &accel, &guest.kernel_package, &network_scope(dir)))
-        .map_err(|e| io("write", &plan, e))?;
+    let drplan = std::env::current_exe().map_err(|e| format!("cannot find the drplan binary: {e}"))?;
+    let text = plan_text(machines, &accel, &guest.kernel_package, &network_scope(dir), &drplan);
+    std::fs::write(&plan, text).map_err(|e| io("write", &plan, e))?;
     std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())
         .map_err(|e| io("write", &dir.join(SCHEMA_FILE), e))?;
     Ok((plan, accel))
-}
-
-fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 /// A name for this lab's networks, from where it lives.
@@ -117,13 +103,19 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
-fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str, scope: &str) -> String {
+fn plan_text(machines: &[(&str, &str, &str)], accel: &str, kernel: &str, scope: &str, drplan: &Path) -> String {
     let groups: String =
         machines.iter().map(|(name, group, _)| format!("  - name: {group}\n    machines: [{name}]\n")).collect();
+    // Frozen around each recovery point by the guest's agent (the provider gives the
+    // programs the VM's agent socket as DRPLAN_AGENT): the points are app-consistent.
+    let program = serde_json::to_string(&drplan.to_string_lossy()).unwrap_or_default();
     let machines: String = machines
         .iter()
         .map(|(name, _, ip)| {
-            format!("  - name: {name}\n    nics: [ {{ network: lab-net, ip: {ip} }} ]\n    boot_timeout: 2m\n")
+            format!(
+                "  - name: {name}\n    nics: [ {{ network: lab-net, ip: {ip} }} ]\n    boot_timeout: 2m\n    \
+                 consistency: {{ freeze: [{program}, lab, agent, freeze], thaw: [{program}, lab, agent, thaw], timeout: 30s }}\n"
+            )
         })
         .collect();
     let common = crate::lab::PLAN_PROTECTION;

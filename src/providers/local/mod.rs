@@ -5,6 +5,7 @@
 
 mod blocks;
 pub mod fixture;
+mod hook;
 pub mod layout;
 mod ops;
 pub(crate) mod process;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use blocks::digest;
 use blocks::{Baseline, BlockError, Hash, Transfer};
+use hook::Thaw;
 use layout::{SiteLayout, disks_in};
 use records::{DrillRecord, MachineRecord, PointMeta, ReplicaState, Role};
 
@@ -32,7 +34,7 @@ use crate::contract::{SmallMap, SyncMode};
 use crate::providers::claims;
 use crate::spec::ProviderKind;
 use crate::spec::time_format::human_bytes;
-use crate::validate::Model;
+use crate::validate::{ConsistencySpec, Model};
 
 /// Default replication block size.
 pub const DEFAULT_BLOCK_SIZE: u64 = 64 * 1024;
@@ -52,6 +54,10 @@ struct Inner {
     names: Vec<String>,
     keep: usize,
     block_size: u64,
+    /// The plan's freeze and thaw programs, by directory name, with the machine's name.
+    hooks: HashMap<String, (String, ConsistencySpec)>,
+    /// Where the plan's programs run from.
+    plan_dir: PathBuf,
 }
 
 fn parse_size(text: &str) -> Option<u64> {
@@ -152,6 +158,15 @@ impl LocalProvider {
                 names: model.machines.iter().map(|m| m.name.clone()).collect(),
                 keep: model.protection.keep_points.max(1) as usize,
                 block_size,
+                hooks: model
+                    .machines
+                    .iter()
+                    .filter_map(|m| Some((m.provider_id.clone(), (m.name.clone(), m.consistency.clone()?))))
+                    .collect(),
+                plan_dir: std::path::absolute(model.source.path())
+                    .ok()
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .unwrap_or_default(),
             }),
         };
         for machine in &model.machines {
@@ -383,27 +398,25 @@ impl Inner {
         Ok(Inventory { taken_at: now, sites, machines })
     }
 
-    /// Run `P/M/quiesce` if there is one: the point is app-consistent when it succeeds.
-    fn quiesce(&self, site: &SiteLayout, dir: &str) -> bool {
-        let script = site.quiesce_script(dir);
-        if !process::is_executable(&script) {
-            return false;
-        }
-        let mut child = match std::process::Command::new(&script).current_dir(site.machine_dir(dir)).spawn() {
-            Ok(c) => c,
-            Err(_) => return false,
+    /// Make the point about to be taken app-consistent: the plan's freeze for the machine
+    /// (its thaw runs when the returned guard goes, after the copy, whether it succeeded or
+    /// not: the local provider has no snapshot, so the application stays frozen while its
+    /// files are read), else `P/M/quiesce` if there is one. True when it succeeded.
+    fn quiesce<'a>(&'a self, site: &'a SiteLayout, dir: &str) -> (bool, Option<Thaw<'a>>) {
+        let machine_dir = site.machine_dir(dir);
+        let Some((name, hooks)) = self.hooks.get(dir) else {
+            let script = site.quiesce_script(dir);
+            let quiet = process::is_executable(&script)
+                && hook::run(&[script.to_string_lossy().into_owned()], &machine_dir, &[], QUIESCE_TIMEOUT);
+            return (quiet, None);
         };
-        let deadline = std::time::Instant::now() + QUIESCE_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    return false;
-                }
-            }
-        }
+        let env = vec![
+            ("DRPLAN_MACHINE", name.clone()),
+            ("DRPLAN_SITE", site.name.clone()),
+            ("DRPLAN_MACHINE_DIR", machine_dir.to_string_lossy().into_owned()),
+        ];
+        let frozen = hook::run(&hooks.freeze, &self.plan_dir, &env, hooks.timeout);
+        (frozen, Some(Thaw { argv: &hooks.thaw, cwd: &self.plan_dir, env, timeout: hooks.timeout }))
     }
 
     /// The block hashes of a point, computing (and keeping) them when a full copy skipped them.
@@ -476,7 +489,7 @@ impl Inner {
                 }
             }
         };
-        let app = self.quiesce(source, dir);
+        let (app, thaw) = self.quiesce(source, dir);
         copy_machine_files(&source.machine_dir(dir), &target.replica_dir(dir).join("files"))?;
         let latest = replica.points.last().cloned();
         replica.consistent = false;
@@ -498,6 +511,7 @@ impl Inner {
                 (t, Some(m))
             }
         };
+        drop(thaw);
         replica.next_point += 1;
         let id = replica.next_point;
         let point_dir = target.point_dir(dir, id);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drplan_protocol::rpc::{
-    self, ClaimParams, ClientInfo, Estimates, ExecuteParams, InitializeParams, InitializeResult, MachineView,
-    OpenParams, OpenResult, PlanView, SiteView, method,
+    self, ClaimParams, ClientInfo, ConsistencyHooks, Estimates, ExecuteParams, InitializeParams, InitializeResult,
+    MachineView, OpenParams, OpenResult, PlanView, SiteView, method,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -183,7 +183,15 @@ pub fn plan_view(model: &Model) -> PlanView {
         machines: model
             .machines
             .iter()
-            .map(|m| MachineView { name: m.name.clone(), id: m.provider_id.clone() })
+            .map(|m| MachineView {
+                name: m.name.clone(),
+                id: m.provider_id.clone(),
+                consistency: m.consistency.as_ref().map(|c| ConsistencyHooks {
+                    freeze: c.freeze.clone(),
+                    thaw: c.thaw.clone(),
+                    timeout_ms: u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX),
+                }),
+            })
             .collect(),
     }
 }
