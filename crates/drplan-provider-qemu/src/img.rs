@@ -31,12 +31,15 @@ struct Extent {
 impl QemuImg {
     /// Run with `args`; exit codes in `ok` succeed. Returns stdout.
     pub async fn run(&self, args: &[&str], ok: &[i32]) -> Answer<(i32, String)> {
-        let output = tokio::process::Command::new(&self.program).args(args).output().await.map_err(|e| {
-            setup(
-                format!("`{}` could not be run: {e}", self.program.display()),
-                "install qemu-utils, or set the site's `qemu_img` setting",
-            )
-        })?;
+        // Killed when the call is dropped (a cancelled transfer): its target stays marked
+        // inconsistent and the next transfer redoes it.
+        let output =
+            tokio::process::Command::new(&self.program).args(args).kill_on_drop(true).output().await.map_err(|e| {
+                setup(
+                    format!("`{}` could not be run: {e}", self.program.display()),
+                    "install qemu-utils, or set the site's `qemu_img` setting",
+                )
+            })?;
         let code = output.status.code().unwrap_or(-1);
         if !ok.contains(&code) {
             let stderr = String::from_utf8_lossy(&output.stderr);

@@ -136,7 +136,8 @@ impl Mover<'_> {
                 return Err(cancelled());
             }
             let source = std::fs::canonicalize(&w.image).map_err(|e| io("cannot resolve", &w.image, e))?;
-            done.moved += self.copy_changes(&source.to_string_lossy(), "qcow2", &target.disk(&w.disk, "")).await?;
+            let head = target.disk(&w.disk, "");
+            done.moved += until_cancelled(call, self.copy_changes(&source.to_string_lossy(), "qcow2", &head)).await?;
             for name in &w.stale {
                 self.img.remove_bitmap(&w.image, name).await?;
             }
@@ -194,7 +195,7 @@ impl Mover<'_> {
         }
         for (i, job) in jobs.iter().enumerate() {
             let moved = match job.fleece {
-                Some(_) => self.compare_live(qmp, job, &exports, target).await,
+                Some(_) => self.compare_live(qmp, job, &exports, target, call).await,
                 None => self.finish_backup(qmp, job, target, call).await,
             };
             done.moved += match moved {
@@ -272,10 +273,17 @@ impl Mover<'_> {
     /// copy, a VM that was killed): the fleece node shows the disk as it was at the
     /// transaction while the guest goes on writing; exported over NBD, it is compared with
     /// the target's head and only the clusters that differ are written there.
-    async fn compare_live(&self, qmp: &mut Qmp, job: &Job, exports: &Exports, target: &Copy) -> Answer<u64> {
+    async fn compare_live(
+        &self,
+        qmp: &mut Qmp,
+        job: &Job,
+        exports: &Exports,
+        target: &Copy,
+        call: &Call,
+    ) -> Answer<u64> {
         let w = &job.work;
         let backing = exports.add(qmp, &job.node, &w.disk).await?;
-        let moved = self.copy_changes(&backing, "raw", &target.disk(&w.disk, "")).await;
+        let moved = until_cancelled(call, self.copy_changes(&backing, "raw", &target.disk(&w.disk, ""))).await;
         exports.remove(qmp, &w.disk).await;
         leftover(qmp, &job.job, &job.node).await;
         if let Some(fleece) = &job.fleece {
@@ -510,6 +518,15 @@ async fn abandon(qmp: &mut Qmp, jobs: &[Job]) {
         if let Some(fleece) = &job.fleece {
             let _ = std::fs::remove_file(fleece);
         }
+    }
+}
+
+/// `work`, unless drplan cancels the call first (a compare reads whole disks: minutes for
+/// large ones). Dropped, it kills the `qemu-img` it runs.
+async fn until_cancelled<T>(call: &Call, work: impl std::future::Future<Output = Answer<T>>) -> Answer<T> {
+    tokio::select! {
+        done = work => done,
+        () = call.token().cancelled() => Err(cancelled()),
     }
 }
 
