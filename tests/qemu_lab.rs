@@ -157,6 +157,13 @@ fn read_copy(site: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(site.join("db1/copy.json")).unwrap_or_default()).unwrap_or_default()
 }
 
+/// A second disk `bulk` of `size` for db1 at dc1 (the VM gets it when it next starts).
+fn add_bulk_disk(dir: &Path, size: &str) {
+    let bulk = dir.join("dc1/db1/bulk.qcow2");
+    let status = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&bulk).arg(size).status().unwrap();
+    assert!(status.success());
+}
+
 fn run_ok(dir: &Path, args: &[&str]) {
     let out = drplan(dir).args(args).output().unwrap();
     assert!(out.status.success(), "drplan {args:?}: {}", stdout_of(&out));
@@ -170,9 +177,7 @@ fn a_replication_killed_mid_transfer_is_not_used_until_a_later_one_completes() {
     let _machine = shared();
     let (_lab, dir) = one_vm_lab();
     // A second, big disk, so that a transfer takes long enough to be killed in the middle.
-    let bulk = dir.join("dc1/db1/bulk.qcow2");
-    let status = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&bulk).arg("2G").status().unwrap();
-    assert!(status.success());
+    add_bulk_disk(&dir, "2G");
     run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
     let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
     qemu::wait_for_records(&dc1, &["db1"], 5, Duration::from_secs(120)).unwrap();
@@ -264,10 +269,7 @@ fn after_an_unplanned_failover_reprotect_compares_the_running_disk_and_moves_onl
     }
     let _machine = shared();
     let (_lab, dir) = one_vm_lab();
-    let bulk = dir.join("dc1/db1/bulk.qcow2");
-    let status =
-        Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&bulk).arg("128M").status().unwrap();
-    assert!(status.success());
+    add_bulk_disk(&dir, "128M");
     run_ok(&dir, &["apply", "lab.yaml", "--auto-approve"]);
     let (dc1, dc2) = (dir.join("dc1"), dir.join("dc2"));
     // 64 MiB of data, replicated; then 1 MiB written at dc1 after the point, and dc1 fails.
