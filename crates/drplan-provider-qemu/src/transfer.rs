@@ -132,17 +132,7 @@ impl Mover<'_> {
         let (offline, through_qemu): (Vec<Work>, Vec<Work>) =
             work.into_iter().partition(|w| w.strategy == Strategy::Compare && !running);
         for w in offline {
-            if call.is_cancelled() {
-                return Err(cancelled());
-            }
-            let source = std::fs::canonicalize(&w.image).map_err(|e| io("cannot resolve", &w.image, e))?;
-            let head = target.disk(&w.disk, "");
-            done.moved += until_cancelled(call, self.copy_changes(&source.to_string_lossy(), "qcow2", &head)).await?;
-            for name in &w.stale {
-                self.img.remove_bitmap(&w.image, name).await?;
-            }
-            self.img.add_bitmap(&w.image, &w.next).await?;
-            record(target, &w.disk, &w.next, &prefix)?;
+            done.moved += self.compare_offline(&w, target, &prefix, call).await?;
             progress.disk_done(call, &w.disk, w.size, done.moved);
         }
         if through_qemu.is_empty() {
@@ -157,36 +147,8 @@ impl Mover<'_> {
         // An interrupted compare's export holds its node: gone before the nodes are reused.
         let exports = Exports { socket: source_dir.join("vm.nbd") };
         exports.stop(qmp).await;
-        let mut jobs = Vec::new();
-        for w in through_qemu {
-            for name in &w.stale {
-                remove_bitmap(qmp, &w.disk, name).await;
-            }
-            match self.prepare(qmp, &w, target, &prefix).await {
-                Ok(job) => jobs.push(job),
-                Err(e) => {
-                    abandon(qmp, &jobs).await;
-                    return Err(e);
-                }
-            }
-        }
-        // Backups end on their own; fleeced disks are compared while their view holds.
-        jobs.sort_by_key(|j| j.fleece.is_some());
-        // One instant for every disk: all jobs start in one transaction, with the guest
-        // frozen around it when the machine has hooks for that.
         let hooks = Hooks::of(source_dir, source_site, self.hooks);
-        let frozen = running && hooks.freeze().await;
-        let actions: Vec<Value> = jobs.iter().flat_map(|j| j.actions.clone()).collect();
-        let started = qmp.execute("transaction", json!({ "actions": actions })).await;
-        done.at = SystemTime::now();
-        if running {
-            hooks.thaw().await;
-        }
-        if let Err(e) = started {
-            abandon(qmp, &jobs).await;
-            return Err(e);
-        }
-        done.app_consistent = frozen;
+        let jobs = self.start_jobs(qmp, through_qemu, target, &prefix, running.then_some(&hooks), &mut done).await?;
         if jobs.iter().any(|j| j.fleece.is_some())
             && let Err(e) = exports.start(qmp).await
         {
@@ -217,6 +179,64 @@ impl Mover<'_> {
         }
         exports.stop(qmp).await;
         Ok(done)
+    }
+
+    /// A disk of a machine that is off, compared with `qemu-img`; its bitmap starts afresh.
+    async fn compare_offline(&self, w: &Work, target: &mut Copy, prefix: &str, call: &Call) -> Answer<u64> {
+        let source = std::fs::canonicalize(&w.image).map_err(|e| io("cannot resolve", &w.image, e))?;
+        let head = target.disk(&w.disk, "");
+        let moved = until_cancelled(call, self.copy_changes(&source.to_string_lossy(), "qcow2", &head)).await?;
+        for name in &w.stale {
+            self.img.remove_bitmap(&w.image, name).await?;
+        }
+        self.img.add_bitmap(&w.image, &w.next).await?;
+        record(target, &w.disk, &w.next, prefix)?;
+        Ok(moved)
+    }
+
+    /// Prepare each disk's job and start them all in one transaction: one instant for every
+    /// disk (the point's, written into `done`), with the guest frozen around it when `hooks`
+    /// are given (a running machine) and the machine has them. Backups first, then the
+    /// fleeced disks, compared while their view holds.
+    async fn start_jobs(
+        &self,
+        qmp: &mut Qmp,
+        work: Vec<Work>,
+        target: &Copy,
+        prefix: &str,
+        hooks: Option<&Hooks<'_>>,
+        done: &mut Transferred,
+    ) -> Answer<Vec<Job>> {
+        let mut jobs = Vec::new();
+        for w in work {
+            for name in &w.stale {
+                remove_bitmap(qmp, &w.disk, name).await;
+            }
+            match self.prepare(qmp, &w, target, prefix).await {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    abandon(qmp, &jobs).await;
+                    return Err(e);
+                }
+            }
+        }
+        jobs.sort_by_key(|j| j.fleece.is_some());
+        let frozen = match hooks {
+            Some(hooks) => hooks.freeze().await,
+            None => false,
+        };
+        let actions: Vec<Value> = jobs.iter().flat_map(|j| j.actions.clone()).collect();
+        let started = qmp.execute("transaction", json!({ "actions": actions })).await;
+        done.at = SystemTime::now();
+        if let Some(hooks) = hooks {
+            hooks.thaw().await;
+        }
+        if let Err(e) = started {
+            abandon(qmp, &jobs).await;
+            return Err(e);
+        }
+        done.app_consistent = frozen;
+        Ok(jobs)
     }
 
     /// How each disk will reach the target, the bitmap generation it adds and the target's

@@ -76,25 +76,30 @@ port=
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = drplan.agent ] && port=/dev/${p##*/}
 done
+# The port stays open: closing it discards what the host already sent (a thaw right behind
+# the freeze's reply would be lost and the writer would stay frozen). A read at end of file
+# means nobody is connected on the host's side yet; wait and read again. An answer to a host
+# that gave up must not end the agent (SIGPIPE).
 if [ -n "$port" ]; then
   (
+    trap '' PIPE
+    exec 3<>"$port"
     while [ ! -e /run/stop ]; do
-      exec 3<>"$port"
-      while read -r cmd <&3; do
-        case "$cmd" in
-          freeze)
-            touch /run/freeze
-            while [ ! -e /run/frozen ] && [ ! -e /run/stop ]; do usleep 20000; done
-            say "frozen after record $(cat /run/frozen 2>/dev/null)"
-            echo "frozen $(cat /run/frozen 2>/dev/null)" >&3 ;;
-          thaw)
-            rm -f /run/freeze
-            say "thawed"
-            echo thawed >&3 ;;
-        esac
-      done
-      exec 3<&-
-      usleep 200000
+      if ! read -r cmd <&3; then
+        usleep 100000
+        continue
+      fi
+      case "$cmd" in
+        freeze)
+          touch /run/freeze
+          while [ ! -e /run/frozen ] && [ ! -e /run/stop ]; do usleep 20000; done
+          say "frozen after record $(cat /run/frozen 2>/dev/null)"
+          echo "frozen $(cat /run/frozen 2>/dev/null)" >&3 ;;
+        thaw)
+          rm -f /run/freeze
+          say "thawed"
+          echo thawed >&3 ;;
+      esac
     done
   ) &
 fi
