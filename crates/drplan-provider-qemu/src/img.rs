@@ -87,16 +87,59 @@ impl QemuImg {
         Ok(self.run(&["compare", "-q", &text(a), &text(b)], &[0, 1]).await?.0 == 0)
     }
 
-    /// Safe rebase: the image keeps showing the same data on its new backing (`None`: none).
-    pub async fn rebase(&self, image: &Path, backing: Option<&Path>) -> Answer<()> {
-        let name = backing.and_then(|b| b.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let mut args = vec!["rebase", "-q", "-f", "qcow2"];
-        if name.is_some() {
-            args.extend(["-F", "qcow2"]);
+    /// The image made standalone: its backing chain's data pulled into it.
+    pub async fn standalone(&self, image: &Path) -> Answer<()> {
+        self.run(&["rebase", "-q", "-f", "qcow2", "-b", "", &text(image)], &[0]).await.map(drop)
+    }
+
+    /// Safe rebase onto `backing` (the image keeps showing the same data), telling `seen` how
+    /// far it got (percent) as `qemu-img` reports it (`-p`): a rebase that compares whole
+    /// disks takes minutes on large ones.
+    pub async fn rebase_reporting(&self, image: &Path, backing: &Path, seen: impl Fn(f64)) -> Answer<()> {
+        use tokio::io::AsyncReadExt;
+        let name = backing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let args = ["rebase", "-p", "-f", "qcow2", "-F", "qcow2", "-b", &name, &text(image)];
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                setup(
+                    format!("`{}` could not be run: {e}", self.program.display()),
+                    "install qemu-utils, or set the site's `qemu_img` setting",
+                )
+            })?;
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(failed("qemu-img's pipes were not set up"));
+        };
+        let errors = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        // Progress comes as `    (12.34/100%)` lines ended by a carriage return.
+        let (mut buffer, mut chunk) = (String::new(), [0u8; 512]);
+        while let Ok(n) = stdout.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            while let Some(end) = buffer.find(['\r', '\n']) {
+                let line: String = buffer.drain(..=end).collect();
+                let percent = line.trim().strip_prefix('(').and_then(|l| l.split('/').next()?.parse::<f64>().ok());
+                if let Some(percent) = percent {
+                    seen(percent);
+                }
+            }
         }
-        let image = text(image);
-        args.extend(["-b", name.as_deref().unwrap_or(""), &image]);
-        self.run(&args, &[0]).await.map(drop)
+        let status = child.wait().await.map_err(|e| failed(format!("qemu-img rebase: {e}")))?;
+        if !status.success() {
+            let stderr = errors.await.unwrap_or_default();
+            return Err(failed(format!("qemu-img rebase failed: {}", stderr.trim())));
+        }
+        Ok(())
     }
 
     /// Write the image's own clusters into its backing file.

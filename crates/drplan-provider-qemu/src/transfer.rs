@@ -132,7 +132,7 @@ impl Mover<'_> {
         let (offline, through_qemu): (Vec<Work>, Vec<Work>) =
             work.into_iter().partition(|w| w.strategy == Strategy::Compare && !running);
         for w in offline {
-            done.moved += self.compare_offline(&w, target, &prefix, call).await?;
+            done.moved += self.compare_offline(&w, target, &prefix, &progress, call).await?;
             progress.disk_done(call, &w.disk, w.size, done.moved);
         }
         if through_qemu.is_empty() {
@@ -157,7 +157,7 @@ impl Mover<'_> {
         }
         for (i, job) in jobs.iter().enumerate() {
             let moved = match job.fleece {
-                Some(_) => self.compare_live(qmp, job, &exports, target, call).await,
+                Some(_) => self.compare_live(qmp, job, &exports, target, &progress, call).await,
                 None => self.finish_backup(qmp, job, target, call).await,
             };
             done.moved += match moved {
@@ -182,10 +182,18 @@ impl Mover<'_> {
     }
 
     /// A disk of a machine that is off, compared with `qemu-img`; its bitmap starts afresh.
-    async fn compare_offline(&self, w: &Work, target: &mut Copy, prefix: &str, call: &Call) -> Answer<u64> {
+    async fn compare_offline(
+        &self,
+        w: &Work,
+        target: &mut Copy,
+        prefix: &str,
+        progress: &Progress,
+        call: &Call,
+    ) -> Answer<u64> {
         let source = std::fs::canonicalize(&w.image).map_err(|e| io("cannot resolve", &w.image, e))?;
         let head = target.disk(&w.disk, "");
-        let moved = until_cancelled(call, self.copy_changes(&source.to_string_lossy(), "qcow2", &head)).await?;
+        let seen = |percent| progress.comparing(call, w, percent);
+        let moved = until_cancelled(call, self.copy_changes(&source.to_string_lossy(), "qcow2", &head, seen)).await?;
         for name in &w.stale {
             self.img.remove_bitmap(&w.image, name).await?;
         }
@@ -299,11 +307,13 @@ impl Mover<'_> {
         job: &Job,
         exports: &Exports,
         target: &Copy,
+        progress: &Progress,
         call: &Call,
     ) -> Answer<u64> {
         let w = &job.work;
         let backing = exports.add(qmp, &job.node, &w.disk).await?;
-        let moved = until_cancelled(call, self.copy_changes(&backing, "raw", &target.disk(&w.disk, ""))).await;
+        let seen = |percent| progress.comparing(call, w, percent);
+        let moved = until_cancelled(call, self.copy_changes(&backing, "raw", &target.disk(&w.disk, ""), seen)).await;
         exports.remove(qmp, &w.disk).await;
         leftover(qmp, &job.job, &job.node).await;
         if let Some(fleece) = &job.fleece {
@@ -354,7 +364,7 @@ impl Mover<'_> {
     /// Only the clusters where the source (`backing`, in `format`) and the head differ: an
     /// overlay on the source, rebased onto the head, holds exactly those; committed into the
     /// head, they make it equal. Returns the bytes written into the head.
-    async fn copy_changes(&self, backing: &str, format: &str, head: &Path) -> Answer<u64> {
+    async fn copy_changes(&self, backing: &str, format: &str, head: &Path, seen: impl Fn(f64)) -> Answer<u64> {
         let delta = head.with_file_name(format!(
             "{}@delta.qcow2",
             head.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
@@ -365,7 +375,7 @@ impl Mover<'_> {
         if self.img.size(head).await? < size {
             self.img.resize(head, size).await?;
         }
-        self.img.rebase(&delta, Some(head)).await?;
+        self.img.rebase_reporting(&delta, head, seen).await?;
         let moved = self.img.own_bytes(&delta).await?;
         if moved > 0 {
             self.img.commit(&delta).await?;
@@ -447,7 +457,7 @@ impl Mover<'_> {
             }
             None => {
                 for disk in copy.disks()? {
-                    self.img.rebase(&copy.disk(&disk, ""), None).await?;
+                    self.img.standalone(&copy.disk(&disk, "")).await?;
                 }
             }
         }
@@ -565,6 +575,12 @@ struct Progress {
 }
 
 impl Progress {
+    /// A compare of `w`'s disk got `percent` through it.
+    fn comparing(&self, call: &Call, w: &Work, percent: f64) {
+        let within = (w.size as f64 * percent.clamp(0.0, 100.0) / 100.0) as u64;
+        call.progress(Some(self.scanned + within), Some(self.total), Some(format!("comparing disk {}", w.disk)));
+    }
+
     fn disk_done(&mut self, call: &Call, disk: &str, size: u64, moved: u64) {
         self.scanned += size;
         call.progress(
