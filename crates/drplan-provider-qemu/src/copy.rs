@@ -160,11 +160,8 @@ impl Copy {
     /// Written whole to a temporary file, then renamed over the old one: never half-written.
     pub fn save(&self) -> Answer<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create", &self.dir, e))?;
-        let path = self.dir.join("copy.json");
-        let tmp = self.dir.join(".copy.json.tmp");
         let bytes = serde_json::to_vec_pretty(self.state()).map_err(|e| failed_hint(e.to_string(), ""))?;
-        write_synced(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("cannot replace", &path, e))
+        write_replacing(&self.dir.join("copy.json"), &bytes)
     }
 
     /// The disk names (heads), sorted.
@@ -202,6 +199,15 @@ impl Copy {
     pub fn newest_point(&self) -> Option<u64> {
         self.state.as_ref().and_then(|s| s.points.last()).map(|p| p.id)
     }
+}
+
+/// Replace the file at `path` whole: written to a hidden temporary file beside it, synced,
+/// then renamed over it, so a crash leaves the old content or the new, never half.
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> Answer<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| io("cannot replace", path, e))
 }
 
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Answer<()> {

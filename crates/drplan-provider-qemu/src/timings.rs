@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::copy::write_synced;
-use crate::errors::{Answer, failed, io};
+use crate::copy::write_replacing;
+use crate::errors::{Answer, failed};
 
 /// `timings.json` in a copy's folder (it stays with the site: it is not replicated).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -41,9 +41,7 @@ impl Timings {
         let mut timings = Self::read(dir);
         change(&mut timings);
         let bytes = serde_json::to_vec_pretty(&timings).map_err(|e| failed(e.to_string()))?;
-        let (tmp, path) = (dir.join(".timings.json.tmp"), dir.join(FILE));
-        write_synced(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("cannot replace", &path, e))
+        write_replacing(&dir.join(FILE), &bytes)
     }
 
     /// The slower of two sites' measurements, for each kind.
