@@ -29,17 +29,24 @@ struct Extent {
 }
 
 impl QemuImg {
+    /// `qemu-img` with `args`, killed when the call waiting for it is dropped (a cancelled
+    /// transfer: its target stays marked inconsistent and the next transfer redoes it).
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(args).kill_on_drop(true);
+        command
+    }
+
+    fn cannot_run(&self, e: std::io::Error) -> drplan_protocol::rpc::RpcError {
+        setup(
+            format!("`{}` could not be run: {e}", self.program.display()),
+            "install qemu-utils, or set the site's `qemu_img` setting",
+        )
+    }
+
     /// Run with `args`; exit codes in `ok` succeed. Returns stdout.
     pub async fn run(&self, args: &[&str], ok: &[i32]) -> Answer<(i32, String)> {
-        // Killed when the call is dropped (a cancelled transfer): its target stays marked
-        // inconsistent and the next transfer redoes it.
-        let output =
-            tokio::process::Command::new(&self.program).args(args).kill_on_drop(true).output().await.map_err(|e| {
-                setup(
-                    format!("`{}` could not be run: {e}", self.program.display()),
-                    "install qemu-utils, or set the site's `qemu_img` setting",
-                )
-            })?;
+        let output = self.command(args).output().await.map_err(|e| self.cannot_run(e))?;
         let code = output.status.code().unwrap_or(-1);
         if !ok.contains(&code) {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -99,18 +106,12 @@ impl QemuImg {
         use tokio::io::AsyncReadExt;
         let name = backing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let args = ["rebase", "-p", "-f", "qcow2", "-F", "qcow2", "-b", &name, &text(image)];
-        let mut child = tokio::process::Command::new(&self.program)
-            .args(args)
+        let mut child = self
+            .command(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
-            .map_err(|e| {
-                setup(
-                    format!("`{}` could not be run: {e}", self.program.display()),
-                    "install qemu-utils, or set the site's `qemu_img` setting",
-                )
-            })?;
+            .map_err(|e| self.cannot_run(e))?;
         let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(failed("qemu-img's pipes were not set up"));
         };
