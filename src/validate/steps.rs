@@ -102,12 +102,8 @@ fn check_script(cx: &mut Checker, script: &ScriptStep, base_dir: &Path) -> Optio
         Some(t) => cx.positive_duration(t, "a script needs time to run; omit `timeout` for the 10m default"),
         None => Some(DEFAULT_SCRIPT_TIMEOUT),
     };
-    let Some(first) = script.run.value.first() else {
-        cx.report(ValidationError::EmptyScript { field: "run", example: RUN_EXAMPLE, at: span_of(&script.run) });
-        return None;
-    };
+    let program = argv_program(cx, &script.run, base_dir, ("run", RUN_EXAMPLE))?;
     let argv: Vec<String> = script.run.value.iter().map(|a| a.value.clone()).collect();
-    let program = resolve_program(cx, &first.value, span_of(first), base_dir, ("run", RUN_EXAMPLE));
     Some(ScriptSpec {
         argv,
         program,
@@ -127,17 +123,13 @@ pub fn check_consistency(cx: &mut Checker, hooks: &Consistency, base_dir: &Path)
         Some(t) => cx.positive_duration(t, "a freeze needs time to run; omit `timeout` for the 1m default"),
         None => Some(DEFAULT_CONSISTENCY_TIMEOUT),
     };
-    let mut argv = |run: &Spanned<Vec<Spanned<String>>>, field: &'static str| {
-        let example = if field == "freeze" { "[scripts/freeze-db.sh]" } else { "[scripts/thaw-db.sh]" };
-        let Some(first) = run.value.first() else {
-            cx.report(ValidationError::EmptyScript { field, example, at: span_of(run) });
-            return None;
-        };
-        let program = resolve_program(cx, &first.value, span_of(first), base_dir, (field, example));
+    let mut argv = |run: &Spanned<Vec<Spanned<String>>>, field: (&'static str, &'static str)| {
+        let program = argv_program(cx, run, base_dir, field)?;
         let rest = run.value[1..].iter().map(|a| a.value.clone());
         Some(std::iter::once(program.to_string_lossy().into_owned()).chain(rest).collect::<Vec<_>>())
     };
-    let (freeze, thaw) = (argv(&hooks.freeze, "freeze"), argv(&hooks.thaw, "thaw"));
+    let freeze = argv(&hooks.freeze, ("freeze", "[scripts/freeze-db.sh]"));
+    let thaw = argv(&hooks.thaw, ("thaw", "[scripts/thaw-db.sh]"));
     let written =
         |run: &Spanned<Vec<Spanned<String>>>| run.value.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" ");
     let timeout = timeout?;
@@ -166,6 +158,20 @@ fn check_env(cx: &mut Checker, env: &BTreeMap<String, EnvValue>) -> BTreeMap<Str
             (name.clone(), spec)
         })
         .collect()
+}
+
+/// The program of an argv (`field`, with an example for the hint when it is empty), resolved.
+fn argv_program(
+    cx: &mut Checker,
+    run: &Spanned<Vec<Spanned<String>>>,
+    base_dir: &Path,
+    (field, example): (&'static str, &'static str),
+) -> Option<PathBuf> {
+    let Some(first) = run.value.first() else {
+        cx.report(ValidationError::EmptyScript { field, example, at: span_of(run) });
+        return None;
+    };
+    Some(resolve_program(cx, &first.value, span_of(first), base_dir, (field, example)))
 }
 
 /// A program with a `/` is a path relative to the plan; a bare name is looked up in `PATH`,
