@@ -178,9 +178,18 @@ fn kvm_boots(guest: &Guest) -> bool {
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("drplan-kvm-probe-{}", std::process::id()));
+    let dir = scratch_path("drplan-kvm-probe", "");
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// A path in the temp folder that no other call makes: unique per call, not just per
+/// process, because threads of one process (tests, a lab's machines) work at once and
+/// qemu-img locks what it writes.
+fn scratch_path(stem: &str, extension: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{stem}-{}-{call}{extension}", std::process::id()))
 }
 
 /// Ask a running VM's QEMU to flush its data disk, so the image file holds everything the
@@ -274,7 +283,7 @@ fn with_raw_disk<T>(
     machine: &str,
     read: impl FnOnce(&Path) -> std::io::Result<T>,
 ) -> Result<T, String> {
-    let raw = std::env::temp_dir().join(format!("drplan-lab-{machine}-{}.raw", std::process::id()));
+    let raw = scratch_path(&format!("drplan-lab-{machine}"), ".raw");
     let result = read_data_disk(site_dir, machine, &raw).and_then(|()| read(&raw).map_err(|e| e.to_string()));
     let _ = std::fs::remove_file(&raw);
     result
@@ -372,6 +381,42 @@ fn signal_all(dir: &Path, sites: &[&str], signal: i32) {
                     libc::kill(pid, signal);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests (and a lab's machines) read the same machine's disk from several threads of one
+    /// process at once; each read needs a raw copy of its own, or qemu-img's lock on one
+    /// shared copy fails the others (as it did in CI).
+    #[test]
+    fn threads_read_one_machines_disk_at_once() {
+        if !Command::new("qemu-img").arg("--version").output().is_ok_and(|o| o.status.success()) {
+            // `.ci/run` installs qemu-utils and sets DRPLAN_REQUIRE_TOOLS: there a missing one fails.
+            assert!(std::env::var_os("DRPLAN_REQUIRE_TOOLS").is_none(), "qemu-img is not installed");
+            eprintln!("skipped: qemu-img is not installed here");
+            return;
+        }
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir(site.path().join("db1")).unwrap();
+        let raw = site.path().join("seed.raw");
+        let mut header = b"DRPLANLAB 42 ".to_vec();
+        header.resize(1 << 20, 0);
+        std::fs::write(&raw, &header).unwrap();
+        let image = site.path().join("db1").join(DATA_DISK);
+        let made = Command::new("qemu-img").args(["convert", "-O", "qcow2"]).arg(&raw).arg(&image).output().unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+        let reads: Vec<Result<Vec<u64>, String>> = std::thread::scope(|scope| {
+            let readers: Vec<_> =
+                (0..6).map(|_| scope.spawn(|| last_records(site.path(), &["db1", "db1"]))).collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for read in reads {
+            assert_eq!(read, Ok(vec![42, 42]));
         }
     }
 }
