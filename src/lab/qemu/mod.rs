@@ -411,8 +411,7 @@ mod tests {
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
 
         let reads: Vec<Result<Vec<u64>, String>> = std::thread::scope(|scope| {
-            let readers: Vec<_> =
-                (0..6).map(|_| scope.spawn(|| last_records(site.path(), &["db1", "db1"]))).collect();
+            let readers: Vec<_> = (0..6).map(|_| scope.spawn(|| last_records(site.path(), &["db1", "db1"]))).collect();
             readers.into_iter().map(|r| r.join().unwrap()).collect()
         });
         for read in reads {
