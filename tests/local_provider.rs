@@ -289,6 +289,41 @@ fn machine_programs_start_and_stop_with_the_machine() {
     }
 }
 
+/// A machine whose program ignores SIGTERM gets `boot_timeout` to stop by itself, then it is
+/// killed, and the shutdown still succeeds (the engine allows the provider time for that).
+#[test]
+fn a_machine_that_ignores_the_stop_signal_is_forced_off_and_the_failover_goes_on() {
+    let lab = Lab::new(2);
+    let run = lab.path().join("dc1/m1/run");
+    std::fs::write(&run, "#!/bin/sh\ntrap '' TERM\necho up\nwhile :; do sleep 1; done\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let with_timeout = |target: &str| {
+        lab.target(target);
+        let plan = lab.path().join("local.yaml");
+        let text = std::fs::read_to_string(&plan).unwrap().replace("{ name: m1,", "{ name: m1, boot_timeout: 1s,");
+        std::fs::write(&plan, text).unwrap();
+    };
+    with_timeout("active: dc1");
+    let report = lab.apply();
+    let summary = step(&report, "start/m1")["outcome"]["summary"].as_str().unwrap().to_string();
+    let pid: i32 = summary.rsplit("pid ").next().unwrap().parse().unwrap();
+    with_timeout("active: dc2");
+    let report = lab.apply();
+    let shutdown = step(&report, "shutdown/m1");
+    assert_eq!(shutdown["status"], "succeeded", "{report:#}");
+    assert_eq!(shutdown["outcome"]["summary"], "m1 shut down at dc1 (killed: its program ignored SIGTERM for 1s)");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "the program at dc1 was killed: {stat}");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("dc2/.drplan/machines/m1.json")).unwrap()).unwrap();
+    let pid = record["process"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: stopping the test's own child process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
 #[test]
 fn an_unreachable_primary_still_allows_an_unplanned_failover() {
     let mut lab = Lab::new(4);

@@ -31,9 +31,15 @@ pub(super) enum Done {
     NotStarted,
 }
 
+/// How long a provider may take to force a machine off once its own shutdown's time is up
+/// (a hard stop, a SIGKILL): a guest that ignores the power button is stopped, not failed.
+const FORCED_STOP: Duration = Duration::from_secs(30);
+
+/// How long the engine waits for an operation before it fails the step.
 pub(super) fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
     match op {
-        ProviderOp::Start { timeout, .. } | ProviderOp::Shutdown { timeout, .. } => *timeout,
+        ProviderOp::Start { timeout, .. } => *timeout,
+        ProviderOp::Shutdown { timeout, .. } => *timeout + FORCED_STOP,
         _ => default,
     }
 }

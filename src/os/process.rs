@@ -98,18 +98,28 @@ pub fn kill_group(group: u32, signal: libc::c_int) {
     }
 }
 
-/// SIGTERM the process group, wait up to `timeout`, then SIGKILL. Whether it was running.
-pub fn stop(process: &ProcessId, timeout: Duration) -> Result<bool, String> {
+/// How [`stop`] ended a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    NotRunning,
+    /// It left after SIGTERM.
+    ByItself,
+    /// It was still there after the timeout: SIGKILL.
+    Killed,
+}
+
+/// SIGTERM the process group, wait up to `timeout`, then SIGKILL.
+pub fn stop(process: &ProcessId, timeout: Duration) -> Result<Stopped, String> {
     if !alive(process) {
-        return Ok(false);
+        return Ok(Stopped::NotRunning);
     }
     signal_group(process, libc::SIGTERM);
     if wait_gone(process, timeout) {
-        return Ok(true);
+        return Ok(Stopped::ByItself);
     }
     signal_group(process, libc::SIGKILL);
     if wait_gone(process, Duration::from_secs(5)) {
-        return Ok(true);
+        return Ok(Stopped::Killed);
     }
     Err(format!("process {} did not stop, even after SIGKILL", process.pid))
 }

@@ -310,7 +310,8 @@ pub struct Machine {
     /// Network interfaces, each on a named production network.
     #[serde(default)]
     pub nics: Vec<Nic>,
-    /// How long to wait for the machine to boot (and to stop) before failing the step.
+    /// How long to wait for the machine to boot before failing the step, and how long it gets
+    /// to shut down by itself before it is forced off.
     #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub boot_timeout: Option<Spanned<String>>,

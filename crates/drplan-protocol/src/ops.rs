@@ -46,6 +46,9 @@ pub enum ProviderOp {
     EnableProtection { machine: String, from: String, to: String },
     /// Take a recovery point now (transferring what changed since the last one).
     TakePoint { machine: String, from: String, to: String },
+    /// Power the machine off: `timeout` is how long its guest gets to shut down by itself
+    /// (ACPI power-down, SIGTERM); after it the provider forces it off (a hard stop), which
+    /// is a success. drplan allows 30 s more for that before it fails the step.
     Shutdown {
         machine: String,
         site: String,

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::records::{self, DrillRecord, MachineRecord, Role};
 use super::{Inner, done, nic_states, point_of, process, restored};
 use crate::contract::{DataLoss, NicAssignment, OpOutcome, ProviderError, ProviderOp, SyncMode};
-use crate::spec::time_format::human_bytes;
+use crate::spec::time_format::{human_bytes, human_duration};
 
 /// Who an operation is for, and how to stop it early.
 #[derive(Clone, Copy)]
@@ -111,13 +111,19 @@ impl Inner {
             }
             return Ok(done(format!("{name} is already off at {site}")));
         }
-        if let Some(p) = &record.process {
-            process::stop(p, timeout).map_err(ProviderError::failed)?;
-        }
+        let stopped = match &record.process {
+            Some(p) => process::stop(p, timeout).map_err(ProviderError::failed)?,
+            None => process::Stopped::NotRunning,
+        };
         record.power = false;
         record.process = None;
         records::save(&layout.record_path(dir), &record)?;
-        Ok(OpOutcome { summary: format!("{name} shut down at {site}"), ..OpOutcome::default() })
+        let how = if stopped == process::Stopped::Killed {
+            format!(" (killed: its program ignored SIGTERM for {})", human_duration(timeout))
+        } else {
+            String::new()
+        };
+        Ok(OpOutcome { summary: format!("{name} shut down at {site}{how}"), ..OpOutcome::default() })
     }
 
     fn start(&self, call: &Call, site: &str, nics: &[NicAssignment]) -> Result<OpOutcome, ProviderError> {

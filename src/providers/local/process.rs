@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::os::process::own_session;
-pub use crate::os::process::{ProcessId, alive, is_executable, stop};
+pub use crate::os::process::{ProcessId, Stopped, alive, is_executable, stop};
 
 /// Start `run` in `dir` as a new session (it outlives drplan), output to `console.log`.
 pub fn start(run: &Path, dir: &Path, env: &BTreeMap<String, String>) -> Result<ProcessId, String> {
