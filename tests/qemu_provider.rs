@@ -4,7 +4,11 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
+
 use common::{drplan, have_tools, qemu_provider};
+use drplan::lab::qemu;
 
 const TOOLS: &[&str] = &["qemu-system-x86_64", "qemu-img", "qemu-io"];
 
@@ -49,4 +53,123 @@ fn stop_kit_vms() -> usize {
         }
     }
     found
+}
+
+/// A boot sector (512 bytes, 16-bit x86, for the firmware's BIOS): it reads the disk's
+/// sector 1 with `int 13h` and prints it on the first serial port after
+/// `drplan-disk: booted; sector 1 says: `, then halts. It ignores ACPI power-down, like many
+/// guests. Source (GNU as, `.code16`, linked at 0x7c00):
+///
+/// ```text
+/// cli; xor ax,ax; mov ds/es/ss,ax; mov sp,0x7c00; sti
+/// mov bx,0x7e00; mov ax,0x0201; mov cx,2; xor dh,dh; int 0x13   ; sector 1 -> 0x7e00
+/// mov si,msg; call puts; mov si,0x7e00; call puts; mov si,nl; call puts
+/// hang: hlt; jmp hang
+/// puts: lodsb; test al,al; jz done; mov dx,0x3f8; out dx,al; jmp puts
+/// done: ret
+/// ```
+const BOOT_SECTOR_CODE: &[u8] = &[
+    0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, 0xbc, 0x00, 0x7c, 0xfb, 0xbb, 0x00, 0x7e, //
+    0xb8, 0x01, 0x02, 0xb9, 0x02, 0x00, 0x30, 0xf6, 0xcd, 0x13, 0xbe, 0x3b, 0x7c, 0xe8, 0x0f, 0x00, //
+    0xbe, 0x00, 0x7e, 0xe8, 0x09, 0x00, 0xbe, 0x60, 0x7c, 0xe8, 0x03, 0x00, 0xf4, 0xeb, 0xfd, 0xac, //
+    0x84, 0xc0, 0x74, 0x06, 0xba, 0xf8, 0x03, 0xee, 0xeb, 0xf5, 0xc3,
+];
+const BOOT_MESSAGE: &str = "drplan-disk: booted; sector 1 says: ";
+
+/// A bootable disk image: the boot sector, its message at 0x7c3b and CR LF at 0x7c60 (where
+/// the code above points), the signature, and `says` in sector 1.
+fn bootable_disk(says: &[u8]) -> Vec<u8> {
+    let mut disk = vec![0u8; 4 << 20];
+    disk[..BOOT_SECTOR_CODE.len()].copy_from_slice(BOOT_SECTOR_CODE);
+    disk[0x3b..0x3b + BOOT_MESSAGE.len()].copy_from_slice(BOOT_MESSAGE.as_bytes());
+    disk[0x60..0x62].copy_from_slice(b"\r\n");
+    disk[510..512].copy_from_slice(&[0x55, 0xaa]);
+    disk[512..512 + says.len()].copy_from_slice(says);
+    disk
+}
+
+/// A machine with no kernel boots from a disk, at either site: the VM at dc1 runs the boot
+/// sector of its `boot_disk` (`os`, not the first by name), a block it writes while running travels in the planned
+/// failover's final sync, and dc2's VM boots from the replica and reads that block. The
+/// guest ignores ACPI, so the failover's power-down ends in a hard stop after the machine's
+/// `boot_timeout`.
+#[test]
+fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
+    if !have_tools(TOOLS) {
+        return;
+    }
+    qemu_provider();
+    let lab = Vms(tempfile::Builder::new().prefix("drplan-qemu-boot-").tempdir().unwrap());
+    let dir = lab.0.path();
+    let folder = dir.join("dc1/boot1");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::create_dir_all(dir.join("dc2")).unwrap();
+    // Two bootable disks; the first by name is not the one to boot.
+    for (disk, says) in [("a-rescue", *b"RESCUE DISK     "), ("os", [b'A'; 16])] {
+        let raw = dir.join(format!("{disk}.raw"));
+        std::fs::write(&raw, bootable_disk(&says)).unwrap();
+        let qcow2 = folder.join(format!("{disk}.qcow2"));
+        let made =
+            Command::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(&raw).arg(&qcow2).output().unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let hardware = |boot_disk: &str| {
+        let text =
+            format!(r#"{{ "memory_mib": 32, "ready_line": "drplan-disk: booted", "boot_disk": "{boot_disk}" }}"#);
+        std::fs::write(folder.join("machine.json"), text).unwrap();
+    };
+    let plan = |active: &str| {
+        let scope = dir.display();
+        format!(
+            "version: 1\nname: diskboot\nsites:\n  \
+             dc1: {{ provider: qemu, path: dc1, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n  \
+             dc2: {{ provider: qemu, path: dc2, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n\
+             protection: {{ primary: dc1, recovery: dc2, rpo: 1m, rto: 10m }}\n\
+             machines:\n  - name: boot1\n    boot_timeout: 5s\n\
+             groups:\n  - name: all\n    machines: [boot1]\n\
+             target:\n  active: {active}\n"
+        )
+    };
+    std::fs::write(dir.join("plan.yaml"), plan("dc1")).unwrap();
+    // A boot disk the machine does not have is refused before anything moves.
+    hardware("system");
+    let out = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("boot_disk `system` is not one of the machine's disks (a-rescue, os)"), "{text}");
+    assert!(!dir.join("dc2/boot1").join("os.qcow2").exists(), "{text}");
+
+    hardware("os");
+    apply(dir);
+    assert_console(&folder, "AAAAAAAAAAAAAAAA");
+
+    // The running guest's disk changes (through QEMU, as the guest's own write would).
+    qemu::monitor_qemu_io(&folder, "os", "write -P 0x42 512 16").unwrap();
+    std::fs::write(dir.join("plan.yaml"), plan("dc2")).unwrap();
+    let out = apply(dir);
+    assert!(out.contains("hard stop"), "the guest ignored ACPI power-down: {out}");
+    assert_console(&dir.join("dc2/boot1"), "BBBBBBBBBBBBBBBB");
+}
+
+fn apply(dir: &Path) -> String {
+    let out = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// The VM in `folder` booted and printed `says` from its disk's sector 1.
+fn assert_console(folder: &Path, says: &str) {
+    let console = std::fs::read_to_string(folder.join("vm.console.log")).unwrap_or_default();
+    let line = console.lines().rfind(|l| l.starts_with(BOOT_MESSAGE));
+    assert_eq!(line.map(|l| l[BOOT_MESSAGE.len()..].trim_end()), Some(says), "{console}");
+}
+
+/// Stops the test's VMs when it ends, passed or not.
+struct Vms(tempfile::TempDir);
+
+impl Drop for Vms {
+    fn drop(&mut self) {
+        qemu::stop_all(self.0.path());
+    }
 }

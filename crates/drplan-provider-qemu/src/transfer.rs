@@ -84,10 +84,13 @@ impl Mover<'_> {
     pub async fn transfer(&self, source: &Copy, target: &mut Copy, full: bool, call: &Call) -> Answer<Transferred> {
         let vm = Instance::vm(&source.dir, String::new());
         let running = vm.running().await;
+        let disks = source.heads()?;
+        // A description the target could not boot from fails here, before the target changes
+        // and long before a failover needs it.
+        Hardware::read(&source.dir)?.boot_disk(&disks)?;
         target.state_mut().consistent = false;
         target.save()?;
         copy_hardware(&source.dir, &target.dir)?;
-        let disks = source.heads()?;
         let mut access = match running {
             true => {
                 Some(Access { qmp: Qmp::connect_within(&vm.socket(), Duration::from_secs(5)).await?, helper: None })

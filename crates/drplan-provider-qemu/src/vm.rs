@@ -26,6 +26,10 @@ pub struct Hardware {
     pub initrd: Option<String>,
     #[serde(default)]
     pub append: String,
+    /// Without a kernel the VM boots from a disk (its firmware reads the boot sector): this
+    /// one (named as its file, without `.qcow2`), or else the first by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_disk: Option<String>,
     /// A line the guest prints on its serial console once it is up (an application's "ready"
     /// message). With it, a start waits for the line (up to the machine's boot timeout), so
     /// the measured RTO includes the guest's boot; without it, a start ends when QEMU runs.
@@ -57,6 +61,7 @@ impl Default for Hardware {
             kernel: None,
             initrd: None,
             append: String::new(),
+            boot_disk: None,
             ready_line: None,
             agent: false,
             nics: Vec::new(),
@@ -82,6 +87,21 @@ impl Hardware {
 
     pub fn boot_files(&self) -> impl Iterator<Item = &String> {
         self.kernel.iter().chain(self.initrd.iter())
+    }
+
+    /// Which of `disks` (name, image) the firmware boots: `boot_disk`, or the first.
+    pub fn boot_disk<'d>(&self, disks: &'d [(String, PathBuf)]) -> Answer<Option<&'d str>> {
+        let Some(wanted) = &self.boot_disk else { return Ok(disks.first().map(|(name, _)| name.as_str())) };
+        match disks.iter().find(|(name, _)| name == wanted) {
+            Some((name, _)) => Ok(Some(name.as_str())),
+            None => {
+                let names: Vec<&str> = disks.iter().map(|(name, _)| name.as_str()).collect();
+                Err(setup(
+                    format!("boot_disk `{wanted}` is not one of the machine's disks ({})", names.join(", ")),
+                    "name the disk as its file in the machine's folder, without `.qcow2`",
+                ))
+            }
+        }
     }
 }
 
@@ -217,10 +237,11 @@ impl Instance {
             }
             args.extend(["-append".into(), append.trim().to_string()]);
         }
-        for (i, (name, image)) in disks.iter().enumerate() {
+        let boot_disk = if hardware.kernel.is_none() { hardware.boot_disk(disks)? } else { None };
+        for (name, image) in disks {
             args.push("-blockdev".into());
             args.push(node_json(&format!("d-{name}"), image).to_string());
-            let boot = if i == 0 && hardware.kernel.is_none() { ",bootindex=0" } else { "" };
+            let boot = if boot_disk == Some(name.as_str()) { ",bootindex=0" } else { "" };
             args.push("-device".into());
             // share-rw: writers on QEMU's own side (the test kit's and the lab's `qemu-io`
             // over the monitor) may write beside the guest; the image lock still keeps
