@@ -31,15 +31,16 @@ pub(super) enum Done {
     NotStarted,
 }
 
-/// How long a provider may take to force a machine off once its own shutdown's time is up
-/// (a hard stop, a SIGKILL): a guest that ignores the power button is stopped, not failed.
-const FORCED_STOP: Duration = Duration::from_secs(30);
-
-/// How long the engine waits for an operation before it fails the step.
+/// How long the engine waits for an operation before it fails the step. A start or a
+/// shutdown carries its own timeout, which the provider acts on itself: it forces a machine
+/// that ignored the power button off (a success), or reports what the guest did not do in
+/// time. The engine's deadline comes later, by as long again (5 s to 30 s), for a provider
+/// that does not answer at all.
 pub(super) fn op_timeout(op: &ProviderOp, default: Duration) -> Duration {
     match op {
-        ProviderOp::Start { timeout, .. } => *timeout,
-        ProviderOp::Shutdown { timeout, .. } => *timeout + FORCED_STOP,
+        ProviderOp::Start { timeout, .. } | ProviderOp::Shutdown { timeout, .. } => {
+            *timeout + (*timeout).clamp(Duration::from_secs(5), Duration::from_secs(30))
+        }
         _ => default,
     }
 }

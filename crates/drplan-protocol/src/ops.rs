@@ -48,13 +48,16 @@ pub enum ProviderOp {
     TakePoint { machine: String, from: String, to: String },
     /// Power the machine off: `timeout` is how long its guest gets to shut down by itself
     /// (ACPI power-down, SIGTERM); after it the provider forces it off (a hard stop), which
-    /// is a success. drplan allows 30 s more for that before it fails the step.
+    /// is a success. drplan waits as long again (5 s to 30 s) before it fails the step.
     Shutdown {
         machine: String,
         site: String,
         #[serde(with = "duration_ms")]
         timeout: Duration,
     },
+    /// Power the machine on with `nics`: `timeout` is how long its guest gets to come up;
+    /// after it the provider answers with an error that says what the guest did not do.
+    /// drplan waits as long again (5 s to 30 s) before it fails the step itself.
     Start {
         machine: String,
         site: String,
