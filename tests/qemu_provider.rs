@@ -105,32 +105,14 @@ fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::create_dir_all(dir.join("dc2")).unwrap();
     // Two bootable disks; the first by name is not the one to boot.
-    for (disk, says) in [("a-rescue", *b"RESCUE DISK     "), ("os", [b'A'; 16])] {
-        let raw = dir.join(format!("{disk}.raw"));
-        std::fs::write(&raw, bootable_disk(&says)).unwrap();
-        let qcow2 = folder.join(format!("{disk}.qcow2"));
-        let made =
-            Command::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(&raw).arg(&qcow2).output().unwrap();
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    }
+    bootable_qcow2(&folder, "a-rescue", b"RESCUE DISK     ");
+    bootable_qcow2(&folder, "os", &[b'A'; 16]);
     let hardware = |boot_disk: &str| {
         let text =
             format!(r#"{{ "memory_mib": 32, "ready_line": "drplan-disk: booted", "boot_disk": "{boot_disk}" }}"#);
         std::fs::write(folder.join("machine.json"), text).unwrap();
     };
-    let plan = |active: &str| {
-        let scope = dir.display();
-        format!(
-            "version: 1\nname: diskboot\nsites:\n  \
-             dc1: {{ provider: qemu, path: dc1, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n  \
-             dc2: {{ provider: qemu, path: dc2, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n\
-             protection: {{ primary: dc1, recovery: dc2, rpo: 1m, rto: 10m }}\n\
-             machines:\n  - name: boot1\n    boot_timeout: 5s\n\
-             groups:\n  - name: all\n    machines: [boot1]\n\
-             target:\n  active: {active}\n"
-        )
-    };
-    std::fs::write(dir.join("plan.yaml"), plan("dc1")).unwrap();
+    std::fs::write(dir.join("plan.yaml"), boot_plan(dir, "dc1")).unwrap();
     // A boot disk the machine does not have is refused before anything moves.
     hardware("system");
     let out = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
@@ -145,10 +127,84 @@ fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
 
     // The running guest's disk changes (through QEMU, as the guest's own write would).
     qemu::monitor_qemu_io(&folder, "os", "write -P 0x42 512 16").unwrap();
-    std::fs::write(dir.join("plan.yaml"), plan("dc2")).unwrap();
+    std::fs::write(dir.join("plan.yaml"), boot_plan(dir, "dc2")).unwrap();
     let out = apply(dir);
     assert!(out.contains("hard stop"), "the guest ignored ACPI power-down: {out}");
     assert_console(&dir.join("dc2/boot1"), "BBBBBBBBBBBBBBBB");
+}
+
+/// Machine boot1's `name` disk in `folder`: a bootable qcow2 whose sector 1 says `says`.
+fn bootable_qcow2(folder: &Path, name: &str, says: &[u8]) {
+    let raw = folder.join(format!("{name}.raw"));
+    std::fs::write(&raw, bootable_disk(says)).unwrap();
+    let qcow2 = folder.join(format!("{name}.qcow2"));
+    let made = Command::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(&raw).arg(&qcow2).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::remove_file(raw).unwrap();
+}
+
+/// A plan of machine boot1 (boot_timeout 5 s) on two QEMU sites, live at `active`.
+fn boot_plan(dir: &Path, active: &str) -> String {
+    let scope = dir.display();
+    format!(
+        "version: 1\nname: diskboot\nsites:\n  \
+         dc1: {{ provider: qemu, path: dc1, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n  \
+         dc2: {{ provider: qemu, path: dc2, settings: {{ accel: tcg, network_scope: \"{scope}\" }} }}\n\
+         protection: {{ primary: dc1, recovery: dc2, rpo: 1m, rto: 10m }}\n\
+         machines:\n  - name: boot1\n    boot_timeout: 5s\n\
+         groups:\n  - name: all\n    machines: [boot1]\n\
+         target:\n  active: {active}\n"
+    )
+}
+
+/// A start that timed out waiting for the guest's ready line leaves the VM running, and
+/// asking again (`drplan resume`) waits on for the line from the same boot instead of
+/// calling a machine that merely runs "started". Here the replica's guest is stuck until its
+/// disk changes and it is reset.
+#[test]
+fn a_start_asked_again_waits_on_for_the_same_boots_ready_line() {
+    if !have_tools(TOOLS) {
+        return;
+    }
+    qemu_provider();
+    let lab = Vms(tempfile::Builder::new().prefix("drplan-qemu-boot-").tempdir().unwrap());
+    let dir = lab.0.path();
+    let (dc1, dc2) = (dir.join("dc1/boot1"), dir.join("dc2/boot1"));
+    std::fs::create_dir_all(&dc1).unwrap();
+    std::fs::create_dir_all(dir.join("dc2")).unwrap();
+    bootable_qcow2(&dc1, "os", b"READY\0");
+    let ready = format!("{BOOT_MESSAGE}READY");
+    std::fs::write(dc1.join("machine.json"), format!(r#"{{ "memory_mib": 32, "ready_line": "{ready}" }}"#)).unwrap();
+    std::fs::write(dir.join("plan.yaml"), boot_plan(dir, "dc1")).unwrap();
+    apply(dir);
+
+    // What dc2 will boot is stuck: its planned failover stops at the start, and so does the
+    // resume (it waits for the line again).
+    say(&dc1, "STUCK");
+    std::fs::write(dir.join("plan.yaml"), boot_plan(dir, "dc2")).unwrap();
+    let failover = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
+    let resume = drplan(dir).args(["resume", "plan.yaml"]).output().unwrap();
+    for (what, out) in [("the failover", failover), ("the resume", resume)] {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {text}");
+        assert!(text.contains(&format!("did not print `{ready}`")), "{what}: {text}");
+    }
+    assert_console(&dc2, "STUCK");
+
+    // The same VM gets there (its disk changed, then a reset: a slow boot's end).
+    say(&dc2, "READY");
+    qemu::monitor(&dc2, "system_reset").unwrap();
+    let out = drplan(dir).args(["resume", "plan.yaml"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("boot1 already runs at dc2, and its guest is up"), "{text}");
+}
+
+/// Rewrite sector 1 of the running VM's `os` disk in `folder` to say `text`.
+fn say(folder: &Path, text: &str) {
+    for (offset, byte) in text.bytes().chain([0]).enumerate() {
+        qemu::monitor_qemu_io(folder, "os", &format!("write -P {byte} {} 1", 512 + offset)).unwrap();
+    }
 }
 
 fn apply(dir: &Path) -> String {

@@ -85,6 +85,11 @@ pub struct CopyState {
     /// data last equalled the source's. Absent: the next transfer compares or copies whole.
     #[serde(default)]
     pub bitmaps: BTreeMap<String, u64>,
+    /// Where the running VM's boot began in its console log: a start asked again while the
+    /// VM runs waits for the ready line from there (the first wait may have timed out, or
+    /// drplan may have crashed during it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_mark: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -109,6 +114,7 @@ impl CopyState {
             last_sync: None,
             source_generation: 0,
             bitmaps: BTreeMap::new(),
+            boot_mark: None,
         }
     }
 

@@ -103,7 +103,7 @@ impl Config {
 
     async fn shutdown(&self, machine: &str, site: &str, timeout: Duration) -> Answer<OpOutcome> {
         self.need(&[site])?;
-        let copy = self.copy(machine, site)?;
+        let mut copy = self.copy(machine, site)?;
         if !copy.exists() {
             return Err(not_found(machine, site));
         }
@@ -114,6 +114,11 @@ impl Config {
         let began = Instant::now();
         let clean = vm.stop(timeout).await?;
         Timings::shutdown(&copy.dir, began.elapsed())?;
+        if let Some(state) = copy.state.as_mut().filter(|s| s.boot_mark.is_some()) {
+            // Its boot is over: a VM started later, by anyone, is waited for afresh.
+            state.boot_mark = None;
+            copy.save()?;
+        }
         let how = if clean { "ACPI power-down" } else { "hard stop: the guest ignored ACPI power-down" };
         Ok(outcome(format!("{machine} shut down at {site} ({how})")))
     }
@@ -122,10 +127,14 @@ impl Config {
         self.need(&[site])?;
         let mut copy = self.live(machine, site)?;
         let vm = vm(&copy, machine);
+        let hardware = Hardware::read(&copy.dir)?;
         if vm.running().await {
+            if let (Some(line), Some(mark)) = (&hardware.ready_line, copy.state().boot_mark) {
+                vm.wait_ready(line, mark, timeout).await?;
+                return Ok(done(format!("{machine} already runs at {site}, and its guest is up")));
+            }
             return Ok(done(format!("{machine} already runs at {site}")));
         }
-        let hardware = Hardware::read(&copy.dir)?;
         // No NICs in the call: the machine stays where it is and keeps the ones it had, or
         // at its home those of its description.
         let nics = match (nics, &copy.state().nics) {
@@ -136,6 +145,7 @@ impl Config {
         let (mark, began) = (vm.console_mark(), Instant::now());
         let accel = vm.start(&self.qemu, &hardware, &copy.heads()?, &nics).await?;
         copy.state_mut().nics = nics;
+        copy.state_mut().boot_mark = Some(mark);
         copy.save()?;
         eprintln!("{machine}@{site}: QEMU runs it with {accel}");
         let summary = match &hardware.ready_line {

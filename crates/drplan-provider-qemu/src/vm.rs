@@ -9,7 +9,7 @@ use drplan_protocol::NicAssignment;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::errors::{Answer, failed, io, setup};
+use crate::errors::{Answer, failed, failed_hint, io, setup};
 use crate::qmp::Qmp;
 
 /// A machine's hardware, `machine.json` in its folder (it moves with the machine). Boot
@@ -273,8 +273,12 @@ impl Instance {
             )));
         }
         let mut qmp = Qmp::connect_within(&socket, Duration::from_secs(10)).await?;
-        let kvm = qmp.execute("query-kvm", json!({})).await?;
-        Ok(if kvm.get("enabled").and_then(|e| e.as_bool()) == Some(true) { "kvm" } else { "tcg" }.into())
+        accel_of(&mut qmp).await
+    }
+
+    /// Which accelerator the running VM uses, when it runs.
+    async fn accel(&self) -> Option<String> {
+        accel_of(&mut Qmp::connect(&self.socket()).await?).await.ok()
     }
 
     /// How much the console log holds now (a start then looks only at what comes after).
@@ -292,11 +296,20 @@ impl Instance {
                 return Ok(began.elapsed());
             }
             if began.elapsed() > timeout {
-                return Err(failed(format!(
+                let message = format!(
                     "{} did not print `{line}` on its console within {timeout:?} (see {})",
                     self.label,
                     self.console().display()
-                )));
+                );
+                // KVM can be there and still run no guest (the project's own CI machine).
+                let hint = if new.is_empty() && self.accel().await.as_deref() == Some("kvm") {
+                    "its console stayed empty under KVM, which on some hosts runs no guest: set the site's \
+                     `accel: tcg` and stop this VM"
+                } else {
+                    "the VM still runs: asking again waits on for the line (a slow boot wants a longer \
+                     `boot_timeout`)"
+                };
+                return Err(failed_hint(message, hint));
             }
             if !self.running().await {
                 return Err(failed(format!(
@@ -452,4 +465,10 @@ impl Helper {
         let _ = self.child.kill().await;
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// `kvm` or `tcg`, as the VM behind `qmp` runs.
+async fn accel_of(qmp: &mut Qmp) -> Answer<String> {
+    let kvm = qmp.execute("query-kvm", json!({})).await?;
+    Ok(if kvm.get("enabled").and_then(|e| e.as_bool()) == Some(true) { "kvm" } else { "tcg" }.into())
 }

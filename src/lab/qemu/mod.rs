@@ -202,14 +202,20 @@ fn flush_running(folder: &Path) -> Result<(), String> {
 /// Run `qemu-io` on disk `disk` inside the running VM of `folder` through its monitor (how
 /// tests write to a running VM's disk from outside the guest). Nothing when it does not run.
 pub fn monitor_qemu_io(folder: &Path, disk: &str, command: &str) -> Result<(), String> {
+    monitor(folder, &format!("qemu-io d-{disk} \"{command}\""))
+}
+
+/// Give the running VM of `folder` a human monitor command (`system_reset`, `qemu-io …`)
+/// through its control socket, `vm.qmp`. Nothing when it does not run.
+pub fn monitor(folder: &Path, command: &str) -> Result<(), String> {
     // The control socket serves one client at a time: when drplan's provider holds it, try
     // again shortly.
     let mut tries = 0;
     loop {
-        match qemu_io_once(folder, disk, command) {
+        match monitor_once(folder, command) {
             Err(e) if tries < 20 => {
                 tries += 1;
-                tracing::debug!("qemu-io in {} failed, retrying: {e}", folder.display());
+                tracing::debug!("`{command}` in {} failed, retrying: {e}", folder.display());
                 std::thread::sleep(Duration::from_millis(250));
             }
             result => return result,
@@ -217,17 +223,16 @@ pub fn monitor_qemu_io(folder: &Path, disk: &str, command: &str) -> Result<(), S
     }
 }
 
-fn qemu_io_once(folder: &Path, disk: &str, command: &str) -> Result<(), String> {
+fn monitor_once(folder: &Path, command: &str) -> Result<(), String> {
     use std::io::{BufRead, BufReader, Write};
     let socket = folder.join("vm.qmp");
     let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) else { return Ok(()) };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
     let mut writer = stream;
-    let line = format!("qemu-io d-{disk} \"{command}\"");
     let commands = [
         serde_json::json!({ "execute": "qmp_capabilities" }),
-        serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": line } }),
+        serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": command } }),
     ];
     let mut line = String::new();
     reader.read_line(&mut line).map_err(|e| format!("{}: {e}", socket.display()))?; // the greeting
