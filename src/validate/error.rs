@@ -298,9 +298,11 @@ pub enum ValidationError {
         at: SourceSpan,
     },
 
-    #[error("script program `{program}` {problem}")]
+    #[error("`{field}` program `{program}` {problem}")]
     #[diagnostic(code(drplan::script_not_found), severity(Warning), help("{help}"))]
     ScriptNotFound {
+        /// The field that names it: `run`, `freeze`, `thaw`.
+        field: &'static str,
         program: String,
         problem: &'static str,
         help: String,

@@ -192,12 +192,14 @@ fn resolve_program(
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() && crate::os::process::has_exec_mode(&meta) => {}
             Ok(meta) if meta.is_file() => cx.report(ValidationError::ScriptNotFound {
+                field,
                 program: program.to_string(),
                 problem: "is not executable",
                 help: format!("run `chmod +x {}`", shown(&path).display()),
                 at,
             }),
             _ => cx.report(ValidationError::ScriptNotFound {
+                field,
                 program: program.to_string(),
                 problem: "does not exist",
                 help: format!("looked for `{}` (paths are relative to the plan file)", shown(&path).display()),
@@ -216,6 +218,7 @@ fn resolve_program(
             format!("`{program}` is not on PATH here; give a path relative to the plan, e.g. `scripts/{program}`")
         };
         cx.report(ValidationError::ScriptNotFound {
+            field,
             program: program.to_string(),
             problem: "is not on PATH",
             help,
