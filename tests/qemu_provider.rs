@@ -89,21 +89,15 @@ fn bootable_disk(says: &[u8]) -> Vec<u8> {
 }
 
 /// A machine with no kernel boots from a disk, at either site: the VM at dc1 runs the boot
-/// sector of its `boot_disk` (`os`, not the first by name), a block it writes while running travels in the planned
-/// failover's final sync, and dc2's VM boots from the replica and reads that block. The
-/// guest ignores ACPI, so the failover's power-down ends in a hard stop after the machine's
-/// `boot_timeout`.
+/// sector of its `boot_disk` (`os`, not the first by name), a block it writes while running
+/// travels in the planned failover's final sync, and dc2's VM boots from the replica and
+/// reads that block. The guest ignores ACPI, so the failover's power-down ends in a hard
+/// stop after the machine's `boot_timeout`.
 #[test]
 fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
-    if !have_tools(TOOLS) {
-        return;
-    }
-    qemu_provider();
-    let lab = Vms(tempfile::Builder::new().prefix("drplan-qemu-boot-").tempdir().unwrap());
+    let Some(lab) = Vms::new() else { return };
     let dir = lab.0.path();
     let folder = dir.join("dc1/boot1");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::create_dir_all(dir.join("dc2")).unwrap();
     // Two bootable disks; the first by name is not the one to boot.
     bootable_qcow2(&folder, "a-rescue", b"RESCUE DISK     ");
     bootable_qcow2(&folder, "os", &[b'A'; 16]);
@@ -163,15 +157,9 @@ fn boot_plan(dir: &Path, active: &str) -> String {
 /// disk changes and it is reset.
 #[test]
 fn a_start_asked_again_waits_on_for_the_same_boots_ready_line() {
-    if !have_tools(TOOLS) {
-        return;
-    }
-    qemu_provider();
-    let lab = Vms(tempfile::Builder::new().prefix("drplan-qemu-boot-").tempdir().unwrap());
+    let Some(lab) = Vms::new() else { return };
     let dir = lab.0.path();
     let (dc1, dc2) = (dir.join("dc1/boot1"), dir.join("dc2/boot1"));
-    std::fs::create_dir_all(&dc1).unwrap();
-    std::fs::create_dir_all(dir.join("dc2")).unwrap();
     bootable_qcow2(&dc1, "os", b"READY\0");
     let ready = format!("{BOOT_MESSAGE}READY");
     std::fs::write(dc1.join("machine.json"), format!(r#"{{ "memory_mib": 32, "ready_line": "{ready}" }}"#)).unwrap();
@@ -223,6 +211,20 @@ fn assert_console(folder: &Path, says: &str) {
 
 /// Stops the test's VMs when it ends, passed or not.
 struct Vms(tempfile::TempDir);
+
+impl Vms {
+    /// Sites dc1 (with machine boot1's empty folder) and dc2, when QEMU is installed.
+    fn new() -> Option<Vms> {
+        if !have_tools(TOOLS) {
+            return None;
+        }
+        qemu_provider();
+        let lab = Vms(tempfile::Builder::new().prefix("drplan-qemu-boot-").tempdir().unwrap());
+        std::fs::create_dir_all(lab.0.path().join("dc1/boot1")).unwrap();
+        std::fs::create_dir_all(lab.0.path().join("dc2")).unwrap();
+        Some(lab)
+    }
+}
 
 impl Drop for Vms {
     fn drop(&mut self) {
