@@ -80,7 +80,7 @@ pub const SETTINGS_SCHEMA: &str = r#"{
   "properties": {
     "qemu_system": { "type": "string", "description": "the qemu-system-x86_64 program (default: found on PATH)" },
     "qemu_img": { "type": "string", "description": "the qemu-img program (default: found on PATH)" },
-    "accel": { "enum": ["auto", "kvm", "tcg"], "description": "how guests execute: auto uses KVM when /dev/kvm can be opened" },
+    "accel": { "enum": ["auto", "kvm", "tcg"], "description": "how guests execute: auto uses KVM when /dev/kvm can be opened and a short probe boot of the machine's kernel runs under it" },
     "verify": { "enum": ["on", "off"], "description": "compare the images before a lossless failover (default on)" },
     "network_scope": { "type": "string", "description": "networks of one name are one network among the sites that give the same scope (default: one scope per host)" }
   }

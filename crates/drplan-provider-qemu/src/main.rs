@@ -12,6 +12,7 @@ mod estate;
 mod hooks;
 mod img;
 mod kit;
+mod kvm;
 mod ops;
 mod qmp;
 mod timings;

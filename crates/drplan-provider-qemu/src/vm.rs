@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::errors::{Answer, failed, failed_hint, io, setup};
+use crate::kvm;
 use crate::qmp::Qmp;
 
 /// A machine's hardware, `machine.json` in its folder (it moves with the machine). Boot
@@ -121,7 +122,7 @@ pub fn inside(folder: &Path, name: &str) -> Answer<PathBuf> {
 /// How guests execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
-    /// KVM when `/dev/kvm` can be opened, else TCG (QEMU also falls back if KVM fails).
+    /// KVM when it runs guests here (see [`crate::kvm`]), else TCG.
     Auto,
     Kvm,
     Tcg,
@@ -137,13 +138,18 @@ impl Accel {
         }
     }
 
-    fn args(self) -> Vec<&'static str> {
-        let kvm_usable = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    /// The `-accel` options of a VM that boots `kernel` (`None`: from a disk) with QEMU
+    /// `program`. `auto` is KVM when `/dev/kvm` opens and, for a kernel, a probe boot printed
+    /// under KVM ([`crate::kvm`]); QEMU itself falls back to TCG when KVM does not start.
+    async fn args(self, program: &Path, kernel: Option<&Path>) -> Vec<&'static str> {
         match self {
             Accel::Kvm => vec!["-accel", "kvm"],
             Accel::Tcg => vec!["-accel", "tcg"],
-            Accel::Auto if kvm_usable() => vec!["-accel", "kvm", "-accel", "tcg"],
-            Accel::Auto => vec!["-accel", "tcg"],
+            Accel::Auto if !kvm::usable() => vec!["-accel", "tcg"],
+            Accel::Auto => match kernel {
+                Some(kernel) if !kvm::runs(program, kernel).await => vec!["-accel", "tcg"],
+                _ => vec!["-accel", "kvm", "-accel", "tcg"],
+            },
         }
     }
 }
@@ -213,7 +219,8 @@ impl Instance {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        args.extend(qemu.accel.args().iter().map(|s| s.to_string()));
+        let kernel = hardware.kernel.as_deref().map(|k| inside(&self.folder, k)).transpose()?;
+        args.extend(qemu.accel.args(&qemu.program, kernel.as_deref()).await.iter().map(|s| s.to_string()));
         args.extend(["-m".into(), hardware.memory_mib.to_string(), "-smp".into(), hardware.cpus.to_string()]);
         let mut append = hardware.append.clone();
         // Which machine and site the guest is (the lab guest writes them into its records).
@@ -230,8 +237,8 @@ impl Instance {
                 append.push_str(&format!(" drplan.ip{i}={ip}/24"));
             }
         }
-        if let Some(kernel) = &hardware.kernel {
-            args.extend(["-kernel".into(), inside(&self.folder, kernel)?.to_string_lossy().into_owned()]);
+        if let Some(kernel) = &kernel {
+            args.extend(["-kernel".into(), kernel.to_string_lossy().into_owned()]);
             if let Some(initrd) = &hardware.initrd {
                 args.extend(["-initrd".into(), inside(&self.folder, initrd)?.to_string_lossy().into_owned()]);
             }
