@@ -24,7 +24,8 @@ enum LabProvider {
 /// Options of the QEMU lab.
 #[derive(Debug, Clone, clap::Args)]
 struct QemuArgs {
-    /// QEMU lab: how guests run (auto boots the guest under KVM once and falls back to TCG).
+    /// QEMU lab: how guests run (auto: the provider boots the guest's kernel under KVM once
+    /// and uses TCG when it stays silent).
     #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
     accel: String,
     /// QEMU lab: how many VMs (db1, app1, web1, in that order).
@@ -198,9 +199,7 @@ fn init(dir: &Path, provider: LabProvider, options: &QemuArgs, disk_size: u64, f
         }
         LabProvider::Qemu => {
             let lab_options = qemu::LabOptions { accel: options.accel.clone(), machines: options.machines.into() };
-            let (plan, accel) = qemu::init(dir, &lab_options, &|line| outln!("{line}"))?;
-            outln!("Guests will run under {accel}.");
-            Ok(plan)
+            qemu::init(dir, &lab_options, &|line| outln!("{line}"))
         }
     }
 }

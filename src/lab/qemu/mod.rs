@@ -8,7 +8,7 @@ mod cpio;
 mod guest;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::records::{self, RecordCheck};
@@ -36,17 +36,10 @@ pub struct LabOptions {
 }
 
 /// Write the lab: `lab.yaml`, site dc1 with three VMs (kernel, initramfs, data disk each),
-/// empty dc2. Returns the plan and the accelerator chosen.
-pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result<(PathBuf, String), String> {
+/// empty dc2. Returns the plan.
+pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result<PathBuf, String> {
     let guest = guest::guest(progress)?;
-    let accel = match options.accel.as_str() {
-        "auto" => {
-            progress("Probing KVM: booting the guest once under it");
-            if kvm_boots(&guest) { "kvm" } else { "tcg" }
-        }
-        other => other,
-    }
-    .to_string();
+    let accel = options.accel.as_str();
     let io = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
     std::fs::create_dir_all(dir.join("dc2")).map_err(|e| io("create", &dir.join("dc2"), e))?;
     let machines = &MACHINES[..options.machines.clamp(1, MACHINES.len())];
@@ -81,11 +74,11 @@ pub fn init(dir: &Path, options: &LabOptions, progress: &dyn Fn(&str)) -> Result
     }
     let plan = dir.join("lab.yaml");
     let drplan = std::env::current_exe().map_err(|e| format!("cannot find the drplan binary: {e}"))?;
-    let text = plan_text(machines, &accel, &guest.kernel_package, &network_scope(dir), &drplan);
+    let text = plan_text(machines, accel, &guest.kernel_package, &network_scope(dir), &drplan);
     std::fs::write(&plan, text).map_err(|e| io("write", &plan, e))?;
     std::fs::write(dir.join(SCHEMA_FILE), crate::spec::schema::plan_schema_json())
         .map_err(|e| io("write", &dir.join(SCHEMA_FILE), e))?;
-    Ok((plan, accel))
+    Ok(plan)
 }
 
 /// A name for this lab's networks, from where it lives.
@@ -128,8 +121,9 @@ version: 1
 name: lab
 description: Three QEMU VMs that keep writing numbered records to their data disks
 sites:
-  # accel: {accel} was chosen by `lab init` (kvm when the guest booted under KVM, else tcg);
-  # network_scope keeps this lab's networks apart from other labs' on the same host.
+  # accel: auto boots the guest's kernel under KVM once, at the first start, and uses TCG
+  # when it stays silent (KVM can be there and run no guest); network_scope keeps this lab's
+  # networks apart from other labs' on the same host.
   dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel}, network_scope: {scope} }} }}
   dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel}, network_scope: {scope} }} }}
 {common}machines:
@@ -138,49 +132,6 @@ sites:
   active: dc1
 "#
     )
-}
-
-/// Whether the guest boots under KVM here (KVM can be present and still not run guests).
-fn kvm_boots(guest: &Guest) -> bool {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        return false;
-    }
-    let Ok(scratch) = tempfile_dir() else { return false };
-    let console = scratch.join("console.log");
-    let child = Command::new("qemu-system-x86_64")
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", "kvm", "-m", "160"])
-        .arg("-kernel")
-        .arg(&guest.kernel)
-        .arg("-initrd")
-        .arg(&guest.initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1 drplan.probe=1"])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else { return false };
-    let started = Instant::now();
-    let ok = loop {
-        if std::fs::read_to_string(&console).is_ok_and(|t| t.contains("drplan-guest: probe ok")) {
-            break true;
-        }
-        if started.elapsed() > Duration::from_secs(10) || child.try_wait().ok().flatten().is_some() {
-            break std::fs::read_to_string(&console).is_ok_and(|t| t.contains("drplan-guest: probe ok"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&scratch);
-    ok
-}
-
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = scratch_path("drplan-kvm-probe", "");
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// A path in the temp folder that no other call makes: unique per call, not just per
