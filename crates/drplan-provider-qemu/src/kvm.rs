@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-/// How long a probe waits for the kernel's first console line (under KVM it comes within a
-/// second; the wait only runs out where KVM runs nothing).
-const PROBE_WAIT: Duration = Duration::from_secs(10);
+/// How long a probe waits for the kernel's first console line. Under KVM it comes within a
+/// second; each plugin (each drplan command that starts a VM) probes again, so where KVM
+/// runs nothing the wait is paid once per command. Too short a wait costs only speed (TCG);
+/// too long one would cost every failover on such a host.
+const PROBE_WAIT: Duration = Duration::from_secs(3);
 
 /// Verdicts by the kernel's content hash, for the plugin's life: every machine of a lab has
 /// its own copy of the same kernel. Held during a probe, so that machines starting together
