@@ -26,15 +26,16 @@ pub fn usable() -> bool {
 }
 
 /// Whether `kernel` prints on its console under KVM with `program` (a QEMU). Probed once
-/// per kernel; the verdict goes to the plugin's log.
-pub async fn runs(program: &Path, kernel: &Path) -> bool {
+/// per kernel, its console a file in `folder` (the machine's: the provider writes only inside
+/// the plan's sites); the verdict goes to the plugin's log.
+pub async fn runs(program: &Path, kernel: &Path, folder: &Path) -> bool {
     let Ok(bytes) = tokio::fs::read(kernel).await else { return false };
     let key = blake3::hash(&bytes).to_hex().to_string();
     let mut verdicts = VERDICTS.lock().await;
     if let Some(known) = verdicts.get(&key) {
         return *known;
     }
-    let verdict = probe(program, kernel).await;
+    let verdict = probe(program, kernel, &folder.join("kvm-probe.console.log")).await;
     let (seen, using) = if verdict { ("printed on its console", "kvm") } else { ("stayed silent", "tcg") };
     eprintln!("KVM probe: {} {seen} under KVM; `accel: auto` uses {using} for it", kernel.display());
     verdicts.insert(key, verdict);
@@ -42,12 +43,9 @@ pub async fn runs(program: &Path, kernel: &Path) -> bool {
 }
 
 /// Boot `kernel` alone (no initrd, no disks: it panics for want of a root and QEMU exits)
-/// and watch its console.
-async fn probe(program: &Path, kernel: &Path) -> bool {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let console = std::env::temp_dir().join(format!("drplan-kvm-probe-{}-{n}.log", std::process::id()));
-    let _ = std::fs::remove_file(&console);
+/// and watch its `console`.
+async fn probe(program: &Path, kernel: &Path, console: &Path) -> bool {
+    let _ = std::fs::remove_file(console);
     let child = tokio::process::Command::new(program)
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-accel", "kvm", "-m", "128"])
         .arg("-kernel")
@@ -61,7 +59,7 @@ async fn probe(program: &Path, kernel: &Path) -> bool {
         .kill_on_drop(true)
         .spawn();
     let Ok(mut child) = child else { return false };
-    let printed = || std::fs::metadata(&console).is_ok_and(|m| m.len() > 0);
+    let printed = || std::fs::metadata(console).is_ok_and(|m| m.len() > 0);
     let began = tokio::time::Instant::now();
     let verdict = loop {
         if printed() {
@@ -73,6 +71,6 @@ async fn probe(program: &Path, kernel: &Path) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let _ = child.kill().await;
-    let _ = std::fs::remove_file(&console);
+    let _ = std::fs::remove_file(console);
     verdict
 }

@@ -138,16 +138,16 @@ impl Accel {
         }
     }
 
-    /// The `-accel` options of a VM that boots `kernel` (`None`: from a disk) with QEMU
-    /// `program`. `auto` is KVM when `/dev/kvm` opens and, for a kernel, a probe boot printed
+    /// The `-accel` options of a VM in `folder` that boots `kernel` (`None`: from a disk)
+    /// with QEMU `program`. `auto` is KVM when `/dev/kvm` opens and, for a kernel, a probe boot printed
     /// under KVM ([`crate::kvm`]); QEMU itself falls back to TCG when KVM does not start.
-    async fn args(self, program: &Path, kernel: Option<&Path>) -> Vec<&'static str> {
+    async fn args(self, program: &Path, kernel: Option<&Path>, folder: &Path) -> Vec<&'static str> {
         match self {
             Accel::Kvm => vec!["-accel", "kvm"],
             Accel::Tcg => vec!["-accel", "tcg"],
             Accel::Auto if !kvm::usable() => vec!["-accel", "tcg"],
             Accel::Auto => match kernel {
-                Some(kernel) if !kvm::runs(program, kernel).await => vec!["-accel", "tcg"],
+                Some(kernel) if !kvm::runs(program, kernel, folder).await => vec!["-accel", "tcg"],
                 _ => vec!["-accel", "kvm", "-accel", "tcg"],
             },
         }
@@ -220,7 +220,8 @@ impl Instance {
             .map(|s| s.to_string())
             .collect();
         let kernel = hardware.kernel.as_deref().map(|k| inside(&self.folder, k)).transpose()?;
-        args.extend(qemu.accel.args(&qemu.program, kernel.as_deref()).await.iter().map(|s| s.to_string()));
+        let accel = qemu.accel.args(&qemu.program, kernel.as_deref(), &self.folder).await;
+        args.extend(accel.iter().map(|s| s.to_string()));
         args.extend(["-m".into(), hardware.memory_mib.to_string(), "-smp".into(), hardware.cpus.to_string()]);
         let mut append = hardware.append.clone();
         // Which machine and site the guest is (the lab guest writes them into its records).

@@ -121,9 +121,9 @@ version: 1
 name: lab
 description: Three QEMU VMs that keep writing numbered records to their data disks
 sites:
-  # accel: auto boots the guest's kernel under KVM once, at the first start, and uses TCG
-  # when it stays silent (KVM can be there and run no guest); network_scope keeps this lab's
-  # networks apart from other labs' on the same host.
+  # accel: `auto` boots the guest's kernel under KVM once, at the first start, and uses TCG
+  # when it stays silent (KVM can be there and run no guest); `kvm` and `tcg` choose.
+  # network_scope keeps this lab's networks apart from other labs' on the same host.
   dc1: {{ provider: qemu, path: dc1, settings: {{ accel: {accel}, network_scope: {scope} }} }}
   dc2: {{ provider: qemu, path: dc2, settings: {{ accel: {accel}, network_scope: {scope} }} }}
 {common}machines:
