@@ -125,6 +125,17 @@ fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
     let out = apply(dir);
     assert!(out.contains("hard stop"), "the guest ignored ACPI power-down: {out}");
     assert_console(&dir.join("dc2/boot1"), "BBBBBBBBBBBBBBBB");
+
+    // Given more memory while it runs at dc2: the failback's review shows it.
+    let description = dir.join("dc2/boot1/machine.json");
+    let text = std::fs::read_to_string(&description).unwrap().replace(r#""memory_mib": 32"#, r#""memory_mib": 48"#);
+    std::fs::write(&description, text).unwrap();
+    std::fs::write(dir.join("plan.yaml"), boot_plan(dir, "dc1")).unwrap();
+    let out = drplan(dir).args(["plan", "plan.yaml", "--format", "json"]).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let diff = plan["drift"][0]["diff"].as_str().unwrap_or_else(|| panic!("no drift: {plan:#}"));
+    assert!(diff.contains("\n-  memory_mib: 32\n") && diff.contains("\n+  memory_mib: 48\n"), "{diff}");
+    assert!(diff.contains("boot_disk: os") && !diff.contains("-  boot_disk"), "unchanged settings are context: {diff}");
 }
 
 /// Machine boot1's `name` disk in `folder`: a bootable qcow2 whose sector 1 says `says`.

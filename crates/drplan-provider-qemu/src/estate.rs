@@ -382,7 +382,13 @@ impl Config {
             };
             out.copies.insert(
                 copy.site.clone(),
-                MachineCopy { power, consistent: state.consistent, nics, settings: Default::default(), disks },
+                MachineCopy {
+                    power,
+                    consistent: state.consistent,
+                    nics,
+                    settings: crate::settings::settings_of(&copy.dir),
+                    disks,
+                },
             );
             let here = active.as_deref() == Some(copy.site.as_str());
             if state.role == Role::Live && here && state.commit_pending {

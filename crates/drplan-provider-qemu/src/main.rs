@@ -15,6 +15,7 @@ mod kit;
 mod kvm;
 mod ops;
 mod qmp;
+mod settings;
 mod timings;
 mod transfer;
 mod vm;

@@ -687,14 +687,7 @@ async fn wait_job(qmp: &mut Qmp, job: &str, call: &Call) -> Answer<u64> {
 /// copied when they differ, permissions included).
 fn copy_hardware(from: &Path, to: &Path) -> Answer<()> {
     std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
-    let hardware = Hardware::read(from)?;
-    let mut files: Vec<String> = hardware.boot_files().cloned().collect();
-    for file in ["machine.json", "freeze", "thaw"] {
-        if from.join(file).exists() {
-            files.push(file.into());
-        }
-    }
-    for name in files {
+    for name in Hardware::read(from)?.travelling_files(from) {
         let (source, target) = (crate::vm::inside(from, &name)?, crate::vm::inside(to, &name)?);
         let same = std::fs::read(&target).ok().zip(std::fs::read(&source).ok()).is_some_and(|(a, b)| a == b);
         if !same {

@@ -90,6 +90,18 @@ impl Hardware {
         self.kernel.iter().chain(self.initrd.iter())
     }
 
+    /// The files of `folder` that go with the machine's disks: its description, boot files
+    /// and freeze/thaw programs (names inside the folder).
+    pub fn travelling_files(&self, folder: &Path) -> Vec<String> {
+        let mut files: Vec<String> = self.boot_files().cloned().collect();
+        for file in ["machine.json", "freeze", "thaw"] {
+            if folder.join(file).exists() {
+                files.push(file.into());
+            }
+        }
+        files
+    }
+
     /// Which of `disks` (name, image) the firmware boots: `boot_disk`, or the first.
     pub fn boot_disk<'d>(&self, disks: &'d [(String, PathBuf)]) -> Answer<Option<&'d str>> {
         let Some(wanted) = &self.boot_disk else { return Ok(disks.first().map(|(name, _)| name.as_str())) };
