@@ -276,11 +276,12 @@ pub fn wait_for_records(site_dir: &Path, machines: &[&str], more: u64, timeout: 
     }
 }
 
-/// The QEMU processes of the lab's VMs at `site` (their pid files), drills' copies included.
+/// The QEMU processes of the VMs at `site` (their pid files), drills' copies included.
 fn vm_pids(dir: &Path, site: &str) -> Vec<i32> {
     let mut pids = Vec::new();
-    for (machine, _, _) in MACHINES {
-        let folder = dir.join(site).join(machine);
+    // Every machine folder, not only the lab's machines: tests build sites of their own.
+    for machine in std::fs::read_dir(dir.join(site)).into_iter().flatten().flatten() {
+        let folder = machine.path();
         for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "pid")
@@ -344,6 +345,27 @@ fn signal_all(dir: &Path, sites: &[&str], signal: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `stop_all` stops the VM of any machine folder, not only the lab's own machines (tests
+    /// that built sites of their own left their VMs running before).
+    #[test]
+    fn stop_all_stops_the_vm_of_every_machine_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("dc2/boot1");
+        std::fs::create_dir_all(&folder).unwrap();
+        let pidfile = folder.join("vm.pid");
+        std::fs::write(&pidfile, "").unwrap();
+        // A process that names the pid file on its command line, as a daemonized QEMU does.
+        let mut vm = Command::new("sh").args(["-c", "sleep 60"]).arg(&pidfile).spawn().unwrap();
+        std::fs::write(&pidfile, vm.id().to_string()).unwrap();
+        stop_all(dir.path());
+        let stopped = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            vm.try_wait().unwrap().is_some()
+        });
+        let _ = vm.kill();
+        assert!(stopped, "the VM of dc2/boot1 still runs");
+    }
 
     /// Tests (and a lab's machines) read the same machine's disk from several threads of one
     /// process at once; each read needs a raw copy of its own, or qemu-img's lock on one
