@@ -1,6 +1,8 @@
 //! The QEMU provider (`crates/drplan-provider-qemu`) against the contract suite: real VMs
 //! (firmware only) started, replicated with dirty bitmaps and backup jobs over QMP, failed
-//! over and back. Needs qemu-system-x86_64, qemu-img and qemu-io (`.ci/run` installs them).
+//! over and back. Then VMs that boot from a disk (a real boot sector) through plans: boot
+//! disk choice, hard stop, ready lines, drift. Needs qemu-system-x86_64, qemu-img and
+//! qemu-io (`.ci/run` installs them).
 
 mod common;
 
