@@ -128,15 +128,23 @@ impl Client {
         method: &str,
         params: &P,
     ) -> Result<(u64, oneshot::Receiver<Result<Raw, RpcError>>), CallError> {
-        if self.dead.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-            return Err(CallError::Plugin(self.death()));
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let params = rpc::raw(params).map_err(|e| CallError::Plugin(ProviderError::failed(e.to_string())))?;
         let line = serde_json::to_string(&Message::request(id, method, params))
             .map_err(|e| CallError::Plugin(ProviderError::failed(e.to_string())))?;
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        {
+            // Death is checked under the lock `mark_dead` takes to fail what is pending, after
+            // it marked the plugin dead: a plugin dying now is either seen here or fails this
+            // request with the others. (Checked before taking the lock, a request could slip
+            // in after the clearing and wait for its timeout: an op's is an hour.)
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if self.dead.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                drop(pending);
+                return Err(CallError::Plugin(self.death()));
+            }
+            pending.insert(id, tx);
+        }
         *self.last_call.lock().unwrap_or_else(|e| e.into_inner()) = method.to_string();
         self.out.send(line).map_err(|_| CallError::Plugin(self.death()))?;
         Ok((id, rx))
@@ -320,6 +328,8 @@ fn dispatch(
 }
 
 fn mark_dead(dead: &Mutex<Option<String>>, pending: &Pending, why: &str) {
+    // Dead first, then the clearing (which `Client::send` relies on); never both locks at
+    // once here, as `send` takes them in the other order.
     dead.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| why.to_string());
     // Dropping the senders wakes every caller, who then reads why.
     pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
