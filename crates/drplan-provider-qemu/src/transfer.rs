@@ -87,10 +87,11 @@ impl Mover<'_> {
         let disks = source.heads()?;
         // A description the target could not boot from fails here, before the target changes
         // and long before a failover needs it.
-        Hardware::read(&source.dir)?.boot_disk(&disks)?;
+        let hardware = Hardware::read(&source.dir)?;
+        hardware.boot_disk(&disks)?;
         target.state_mut().consistent = false;
         target.save()?;
-        copy_hardware(&source.dir, &target.dir)?;
+        copy_hardware(&hardware, &source.dir, &target.dir)?;
         let mut access = match running {
             true => {
                 Some(Access { qmp: Qmp::connect_within(&vm.socket(), Duration::from_secs(5)).await?, helper: None })
@@ -683,11 +684,11 @@ async fn wait_job(qmp: &mut Qmp, job: &str, call: &Call) -> Answer<u64> {
     }
 }
 
-/// The machine's description, boot files and freeze/thaw programs go with its disks (small;
-/// copied when they differ, permissions included).
-fn copy_hardware(from: &Path, to: &Path) -> Answer<()> {
+/// The machine's description (`hardware`, as read from `from`), boot files and freeze/thaw
+/// programs go with its disks (small; copied when they differ, permissions included).
+fn copy_hardware(hardware: &Hardware, from: &Path, to: &Path) -> Answer<()> {
     std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
-    for name in Hardware::read(from)?.travelling_files(from) {
+    for name in hardware.travelling_files(from) {
         let (source, target) = (crate::vm::inside(from, &name)?, crate::vm::inside(to, &name)?);
         let same = std::fs::read(&target).ok().zip(std::fs::read(&source).ok()).is_some_and(|(a, b)| a == b);
         if !same {

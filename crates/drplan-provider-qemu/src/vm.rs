@@ -151,8 +151,9 @@ impl Accel {
     }
 
     /// The `-accel` options of a VM in `folder` that boots `kernel` (`None`: from a disk)
-    /// with QEMU `program`. `auto` is KVM when `/dev/kvm` opens and, for a kernel, a probe boot printed
-    /// under KVM ([`crate::kvm`]); QEMU itself falls back to TCG when KVM does not start.
+    /// with QEMU `program`. `auto` is KVM when `/dev/kvm` opens and, for a kernel, a probe
+    /// boot printed under KVM ([`crate::kvm`]); QEMU itself falls back to TCG when KVM does
+    /// not start.
     async fn args(self, program: &Path, kernel: Option<&Path>, folder: &Path) -> Vec<&'static str> {
         match self {
             Accel::Kvm => vec!["-accel", "kvm"],
