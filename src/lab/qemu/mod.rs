@@ -345,6 +345,7 @@ fn signal_all(dir: &Path, sites: &[&str], signal: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     /// `stop_all` stops the VM of any machine folder, not only the lab's own machines (tests
     /// that built sites of their own left their VMs running before).
@@ -355,8 +356,16 @@ mod tests {
         std::fs::create_dir_all(&folder).unwrap();
         let pidfile = folder.join("vm.pid");
         std::fs::write(&pidfile, "").unwrap();
-        // A process that names the pid file on its command line, as a daemonized QEMU does.
-        let mut vm = Command::new("sh").args(["-c", "sleep 60"]).arg(&pidfile).spawn().unwrap();
+        // A process that names the pid file on its command line, as a daemonized QEMU does
+        // (its argv[0]: a shell around `sleep` would leave the sleep running once killed).
+        let mut vm = Command::new("sleep").arg0(&pidfile).arg("60").spawn().unwrap();
+        // spawn returns once exec has begun, before the kernel has set the new command line
+        // (/proc reads it empty for a moment); a QEMU writes its pid file later than that.
+        let cmdline = format!("/proc/{}/cmdline", vm.id());
+        let started = Instant::now();
+        while std::fs::read(&cmdline).unwrap_or_default().is_empty() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::fs::write(&pidfile, vm.id().to_string()).unwrap();
         stop_all(dir.path());
         let stopped = (0..50).any(|_| {
