@@ -57,6 +57,30 @@ fn protected_steady_state_has_no_changes() {
     insta::assert_snapshot!(stdout(&out));
 }
 
+/// A machine that runs but whose guest never came up (a start that timed out) is not "no
+/// changes": the plan starts it (the provider waits for the guest), and a planned failover
+/// still shuts it down before its final sync.
+#[test]
+fn a_booting_machine_is_started_and_still_shut_down_before_a_move() {
+    let lab = SimLab::new(true);
+    lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::Booting);
+    let out = lab.run(&["plan", "shop.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let text = stdout(&out);
+    assert!(text.contains("app1 at dc1 (already running: waits for its guest to come up)"), "{text}");
+    assert_eq!(action_ids(&plan_json(&lab)).iter().filter(|id| id.starts_with("start/")).count(), 1, "{text}");
+
+    let out = lab.run(&["apply", "shop.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let out = lab.run(&["plan", "shop.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "the guest is up now: {}", transcript(&out));
+
+    lab.edit_world(|w| w.machines.get_mut("app1").unwrap().copies.get_mut("dc1").unwrap().power = Power::Booting);
+    lab.target("active: dc2");
+    let ids = action_ids(&plan_json(&lab));
+    assert!(position(&ids, "shutdown/app1") < position(&ids, "sync/app1"), "{ids:?}");
+}
+
 #[test]
 fn planned_failover_follows_the_documented_order() {
     let lab = SimLab::new(true);

@@ -279,7 +279,8 @@ fn plan_stay(
 ) {
     let here = model.site(current).name.clone();
     let partner = model.site(model.partner_of(current)).name.clone();
-    d.start = inv.power_at(&here) == Some(Power::Off);
+    // A booting machine gets a start too: the provider waits there for its guest.
+    d.start = matches!(inv.power_at(&here), Some(Power::Off | Power::Booting));
     let auto_commit = model.target.commit == crate::spec::CommitMode::Auto;
     d.commit = inv.commit_pending && auto_commit;
     let after_failover = current == model.protection.recovery || inv.commit_pending;
@@ -313,7 +314,7 @@ fn plan_stay(
         return;
     }
     if matches!(d.protection, ProtectionChange::Reprotect { .. } | ProtectionChange::Enable { .. })
-        && inv.power_at(&partner) == Some(Power::On)
+        && inv.power_at(&partner).is_some_and(Power::runs)
     {
         d.stop_stale_copy = Some(partner);
     }

@@ -75,7 +75,7 @@ pub fn build_commit(input: &PlanInput) -> Result<ActionPlan, Vec<FileDiagnostic>
         let here = model.site_id(&d.desired).unwrap_or_default();
         let partner = model.site(model.partner_of(here)).name.clone();
         let old_copy_running =
-            input.inventory.machines.get(&d.name).and_then(|m| m.power_at(&partner)).is_some_and(|p| p == Power::On);
+            input.inventory.machines.get(&d.name).and_then(|m| m.power_at(&partner)).is_some_and(Power::runs);
         let partner_up = input.inventory.sites.get(&partner).is_none_or(|s| s.reachable);
         let reprotect = model.target.reprotect && partner_up;
         d.stop_stale_copy = (reprotect && old_copy_running).then(|| partner.clone());

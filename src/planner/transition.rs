@@ -354,7 +354,7 @@ impl Builder<'_> {
             let stale = match (&d.stop_stale_copy, &protection) {
                 (Some(site), _) => Some(site.clone()),
                 (None, ProtectionChange::Reprotect { to, .. })
-                    if moved && d.power == Some(Power::On) && !shut_down.contains(d.name.as_str()) =>
+                    if moved && d.power.is_some_and(Power::runs) && !shut_down.contains(d.name.as_str()) =>
                 {
                     Some(to.clone())
                 }

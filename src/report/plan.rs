@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::style::{Color, Painter};
 use crate::contract::ProviderOp;
-use crate::contract::SyncMode;
+use crate::contract::{Power, SyncMode};
 use crate::diff::MachineDiff;
 use crate::planner::{Action, ActionKind, ActionPlan, FailurePolicy, Phase, RunKind};
 use crate::spec::OnFailure;
@@ -227,7 +227,9 @@ fn provider_line(op: &ProviderOp, diffs: &HashMap<&str, &MachineDiff>) -> (&'sta
         ProviderOp::Shutdown { machine, site, .. } => ("-", Color::Red, "shut down", format!("{machine} at {site}")),
         ProviderOp::Start { machine, site, nics, .. } => {
             let nics = if nics.is_empty() { String::new() } else { format!(" on {}", list(nics)) };
-            ("+", Color::Green, "start", format!("{machine} at {site}{nics}"))
+            let booting = diff.is_some_and(|d| d.power == Some(Power::Booting) && d.current.as_ref() == Some(site));
+            let wait = if booting { " (already running: waits for its guest to come up)" } else { "" };
+            ("+", Color::Green, "start", format!("{machine} at {site}{nics}{wait}"))
         }
         ProviderOp::Sync { machine, from, to, mode, final_sync } => {
             let kind = match (mode, final_sync) {

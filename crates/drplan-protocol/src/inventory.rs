@@ -34,15 +34,28 @@ pub struct SiteInventory {
 #[serde(rename_all = "kebab-case")]
 pub enum Power {
     On,
+    /// The machine runs, but its guest has not yet said that it is up (a provider that can
+    /// tell, by a ready line on the console say). drplan plans a start for it, and a provider
+    /// asked to start a booting machine waits for its guest.
+    Booting,
     Off,
     /// The site cannot be reached.
     Unknown,
+}
+
+impl Power {
+    /// Whether the machine runs at all, its guest up or not: it must be stopped before its
+    /// disks are overwritten, and a start need not launch it again.
+    pub fn runs(self) -> bool {
+        matches!(self, Power::On | Power::Booting)
+    }
 }
 
 impl fmt::Display for Power {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Power::On => "on",
+            Power::Booting => "booting",
             Power::Off => "off",
             Power::Unknown => "unknown",
         })

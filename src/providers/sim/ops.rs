@@ -134,7 +134,7 @@ fn sync(
         return Err(fail(format!("{name}: sync source {from} is not the live copy ({})", m.active)));
     }
     let source_power = m.copies.get(from).map(|c| c.power);
-    if final_sync && source_power == Some(Power::On) {
+    if final_sync && source_power.is_some_and(Power::runs) {
         return Err(fail(format!("{name}: a final sync needs {from} shut down first")));
     }
     if m.copies.get(to).is_some_and(|c| c.consistent && c.generation == m.written) {
@@ -247,7 +247,7 @@ fn change_point(m: &mut SimMachine, at: &At, site: &str, point: u64) -> Result<O
     if m.active != site || !m.commit_pending {
         return Err(fail(format!("{name} has no uncommitted failover at {site}")));
     }
-    if m.copies.get(site).is_some_and(|c| c.power == Power::On) {
+    if m.copies.get(site).is_some_and(|c| c.power.runs()) {
         return Err(fail(format!("{name} is running at {site}; shut it down before changing its recovery point")));
     }
     let p = m
@@ -287,7 +287,7 @@ fn revert(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutcome
         return Err(fail(format!("{name} has no uncommitted failover to {from} to revert")));
     }
     let old = m.copies.get(to).ok_or_else(|| fail(format!("{name} has no copy at {to} to return to")))?.clone();
-    if m.copies.get(from).is_some_and(|c| c.power == Power::On) {
+    if m.copies.get(from).is_some_and(|c| c.power.runs()) {
         return Err(fail(format!("{name} is running at {from}; shut it down first")));
     }
     m.active = to.to_string();
@@ -311,7 +311,7 @@ fn reprotect(m: &mut SimMachine, at: &At, from: &str, to: &str) -> Result<OpOutc
     if m.active != from {
         return Err(fail(format!("{name} runs at {}, not {from}", m.active)));
     }
-    if m.copies.get(to).is_some_and(|c| c.power == Power::On) {
+    if m.copies.get(to).is_some_and(|c| c.power.runs()) {
         return Err(fail(format!("{name}: the old copy at {to} is running; shut it down before reprotecting")));
     }
     let bytes = at.bytes;

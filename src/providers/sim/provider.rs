@@ -233,7 +233,7 @@ impl SimProvider {
         if let ProviderOp::Sync { to, from, final_sync, .. } = op
             && let Some(m) = world.machines.get_mut(&id)
             && m.active == *from
-            && !(*final_sync && m.copies.get(from).is_some_and(|c| c.power == Power::On))
+            && !(*final_sync && m.copies.get(from).is_some_and(|c| c.power.runs()))
             && m.copies.get(to).is_none_or(|c| c.generation != m.written || !c.consistent)
         {
             let template = m.copies.get(from).cloned();

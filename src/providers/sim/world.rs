@@ -258,7 +258,7 @@ impl World {
             Some(&t) => now.min(t.max(m.written_at)),
             None => now,
         };
-        let running = m.copies.get(&m.active).is_some_and(|c| c.power == Power::On);
+        let running = m.copies.get(&m.active).is_some_and(|c| c.power.runs());
         let generation_at = |m: &SimMachine, t: SystemTime| -> u64 {
             let t = t.min(effective_now);
             if !running || t <= m.written_at {
