@@ -169,7 +169,7 @@ fn boot_plan(dir: &Path, active: &str) -> String {
 /// calling a machine that merely runs "started". Here the replica's guest is stuck until its
 /// disk changes and it is reset.
 #[test]
-fn a_start_asked_again_waits_on_for_the_same_boots_ready_line() {
+fn a_start_asked_again_or_planned_anew_waits_for_the_same_boots_ready_line() {
     let Some(lab) = Vms::new() else { return };
     let dir = lab.0.path();
     let (dc1, dc2) = (dir.join("dc1/boot1"), dir.join("dc2/boot1"));
@@ -192,13 +192,22 @@ fn a_start_asked_again_waits_on_for_the_same_boots_ready_line() {
     }
     assert_console(&dc2, "STUCK");
 
+    // Abandoned, the run leaves a VM whose guest is not up: the provider reports it booting,
+    // and a new plan starts it (the start waits for the line), not "no changes".
+    let cancel = drplan(dir).args(["cancel", "plan.yaml"]).output().unwrap();
+    assert!(cancel.status.success(), "{}", String::from_utf8_lossy(&cancel.stderr));
+    let plan = drplan(dir).args(["plan", "plan.yaml"]).output().unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned() + &String::from_utf8_lossy(&plan.stderr);
+    assert!(text.contains("boot1 at dc2 (already running: waits for its guest to come up)"), "{text}");
+
     // The same VM gets there (its disk changed, then a reset: a slow boot's end).
     say(&dc2, "READY");
     qemu::monitor(&dc2, "system_reset").unwrap();
-    let out = drplan(dir).args(["resume", "plan.yaml"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let text = apply(dir);
     assert!(text.contains("boot1 already runs at dc2, and its guest is up"), "{text}");
+    let plan = drplan(dir).args(["plan", "plan.yaml"]).output().unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned() + &String::from_utf8_lossy(&plan.stderr);
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("+ start")), "the guest is up: {text}");
 }
 
 /// Rewrite sector 1 of the running VM's `os` disk in `folder` to say `text`.

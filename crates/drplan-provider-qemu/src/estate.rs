@@ -19,7 +19,7 @@ use crate::hooks::PlanHooks;
 use crate::img::QemuImg;
 use crate::timings::Timings;
 use crate::transfer::Mover;
-use crate::vm::{Accel, Instance, Qemu};
+use crate::vm::{Accel, Hardware, Instance, Qemu};
 
 /// What `open` (or the kit's `test/createEstate`) set up.
 #[derive(Debug, Clone)]
@@ -370,8 +370,7 @@ impl Config {
         let mut out = MachineInventory { active_site: active.clone(), ..Default::default() };
         for copy in self.copies(machine)? {
             let state = copy.state();
-            let vm = Instance::vm(&copy.dir, String::new());
-            let power = if vm.running().await { Power::On } else { Power::Off };
+            let power = power_of(&copy).await?;
             let mut disks = Vec::new();
             for (name, image) in copy.heads()? {
                 disks.push(DiskInfo { name, size_bytes: self.img.size(&image).await? });
@@ -440,6 +439,21 @@ struct Owner {
     owner: Claimant,
     #[serde(with = "drplan_protocol::time")]
     since: SystemTime,
+}
+
+/// A copy's VM is booting while its guest has not printed its ready line since the boot
+/// that a start began (a start that timed out leaves it so): the engine then plans a start,
+/// which waits for the line.
+async fn power_of(copy: &Copy) -> Answer<Power> {
+    let vm = Instance::vm(&copy.dir, String::new());
+    if !vm.running().await {
+        return Ok(Power::Off);
+    }
+    let Some(mark) = copy.state().boot_mark else { return Ok(Power::On) };
+    Ok(match Hardware::read(&copy.dir)?.ready_line {
+        Some(line) if !vm.printed(&line, mark).await => Power::Booting,
+        _ => Power::On,
+    })
 }
 
 fn point_list(copy: &Copy) -> Vec<RecoveryPoint> {

@@ -307,13 +307,24 @@ impl Instance {
         std::fs::metadata(self.console()).map_or(0, |m| m.len())
     }
 
+    /// What the guest printed on its console after `mark`.
+    async fn console_since(&self, mark: u64) -> Vec<u8> {
+        let mut console = tokio::fs::read(self.console()).await.unwrap_or_default();
+        console.drain(..console.len().min(mark as usize));
+        console
+    }
+
+    /// Whether the guest printed `line` on its console after `mark`.
+    pub async fn printed(&self, line: &str, mark: u64) -> bool {
+        String::from_utf8_lossy(&self.console_since(mark).await).contains(line)
+    }
+
     /// Wait until the guest prints `line` on its console after `mark`, while the VM runs.
     pub async fn wait_ready(&self, line: &str, mark: u64, timeout: Duration) -> Answer<Duration> {
         let began = tokio::time::Instant::now();
         loop {
-            let console = tokio::fs::read(self.console()).await.unwrap_or_default();
-            let new = console.get(mark as usize..).unwrap_or_default();
-            if String::from_utf8_lossy(new).contains(line) {
+            let new = self.console_since(mark).await;
+            if String::from_utf8_lossy(&new).contains(line) {
                 return Ok(began.elapsed());
             }
             if began.elapsed() > timeout {
