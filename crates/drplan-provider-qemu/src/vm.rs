@@ -307,11 +307,17 @@ impl Instance {
         std::fs::metadata(self.console()).map_or(0, |m| m.len())
     }
 
-    /// What the guest printed on its console after `mark`.
+    /// What the guest printed on its console after `mark` (read from there: a guest that has
+    /// run for long may have printed much before it).
     async fn console_since(&self, mark: u64) -> Vec<u8> {
-        let mut console = tokio::fs::read(self.console()).await.unwrap_or_default();
-        console.drain(..console.len().min(mark as usize));
-        console
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut new = Vec::new();
+        if let Ok(mut console) = tokio::fs::File::open(self.console()).await
+            && console.seek(std::io::SeekFrom::Start(mark)).await.is_ok()
+        {
+            let _ = console.read_to_end(&mut new).await;
+        }
+        new
     }
 
     /// Whether the guest printed `line` on its console after `mark`.
