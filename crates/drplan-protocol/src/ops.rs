@@ -57,7 +57,9 @@ pub enum ProviderOp {
     },
     /// Power the machine on with `nics`: `timeout` is how long its guest gets to come up;
     /// after it the provider answers with an error that says what the guest did not do.
-    /// drplan waits as long again (5 s to 30 s) before it fails the step itself.
+    /// drplan waits as long again (5 s to 30 s) before it fails the step itself. A machine
+    /// the inventory calls [`Power::Booting`](crate::Power::Booting) is not launched again:
+    /// the start waits for its guest.
     Start {
         machine: String,
         site: String,
