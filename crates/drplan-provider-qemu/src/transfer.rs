@@ -700,5 +700,6 @@ fn copy_hardware(hardware: &Hardware, from: &Path, to: &Path) -> Answer<()> {
             std::fs::rename(&tmp, &target).map_err(|e| io("cannot replace", &target, e))?;
         }
     }
+    crate::kvm::carry(from, to);
     Ok(())
 }
