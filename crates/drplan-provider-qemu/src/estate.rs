@@ -370,7 +370,9 @@ impl Config {
         let mut out = MachineInventory { active_site: active.clone(), ..Default::default() };
         for copy in self.copies(machine)? {
             let state = copy.state();
-            let power = power_of(&copy).await?;
+            // Read once: the power (its ready line) and the settings both come from it.
+            let hardware = Hardware::read(&copy.dir);
+            let power = power_of(&copy, &hardware).await?;
             let mut disks = Vec::new();
             for (name, image) in copy.heads()? {
                 disks.push(DiskInfo { name, size_bytes: self.img.size(&image).await? });
@@ -385,7 +387,7 @@ impl Config {
                     power,
                     consistent: state.consistent,
                     nics,
-                    settings: crate::settings::settings_of(&copy.dir),
+                    settings: crate::settings::settings_of(&copy.dir, &hardware),
                     disks,
                 },
             );
@@ -444,14 +446,14 @@ struct Owner {
 /// A copy's VM is booting while its guest has not printed its ready line since the boot
 /// that a start began (a start that timed out leaves it so): the engine then plans a start,
 /// which waits for the line.
-async fn power_of(copy: &Copy) -> Answer<Power> {
+async fn power_of(copy: &Copy, hardware: &Answer<Hardware>) -> Answer<Power> {
     let vm = Instance::vm(&copy.dir, String::new());
     if !vm.running().await {
         return Ok(Power::Off);
     }
     let Some(mark) = copy.state().boot_mark else { return Ok(Power::On) };
-    Ok(match Hardware::read(&copy.dir)?.ready_line {
-        Some(line) if !vm.printed(&line, mark).await => Power::Booting,
+    Ok(match &hardware.as_ref().map_err(Clone::clone)?.ready_line {
+        Some(line) if !vm.printed(line, mark).await => Power::Booting,
         _ => Power::On,
     })
 }

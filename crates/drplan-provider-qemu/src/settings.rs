@@ -6,11 +6,13 @@ use std::path::Path;
 
 use drplan_protocol::SmallMap;
 
+use crate::errors::Answer;
 use crate::vm::Hardware;
 
-pub fn settings_of(folder: &Path) -> SmallMap<String, String> {
+/// The settings of the copy in `folder`, whose `machine.json` read as `hardware`.
+pub fn settings_of(folder: &Path, hardware: &Answer<Hardware>) -> SmallMap<String, String> {
     let mut out = SmallMap::new();
-    let hardware = match Hardware::read(folder) {
+    let hardware = match hardware {
         Ok(hardware) => hardware,
         Err(e) => {
             out.insert("machine.json".into(), format!("unreadable: {}", e.message));
