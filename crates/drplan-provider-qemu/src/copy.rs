@@ -216,6 +216,21 @@ pub fn write_replacing(path: &Path, bytes: &[u8]) -> Answer<()> {
     std::fs::rename(&tmp, path).map_err(|e| io("cannot replace", path, e))
 }
 
+/// Copy `source` over `target` (permissions included) unless their contents are already the
+/// same, through a temporary file beside it renamed over it.
+pub fn copy_when_different(source: &Path, target: &Path) -> Answer<()> {
+    let same = std::fs::read(target).ok().zip(std::fs::read(source).ok()).is_some_and(|(a, b)| a == b);
+    if same {
+        return Ok(());
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
+    }
+    let tmp = target.with_extension("incoming");
+    std::fs::copy(source, &tmp).map_err(|e| io("cannot copy", source, e))?;
+    std::fs::rename(&tmp, target).map_err(|e| io("cannot replace", target, e))
+}
+
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Answer<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|e| io("cannot create", path, e))?;

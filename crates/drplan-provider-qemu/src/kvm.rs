@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::copy::write_replacing;
+use crate::copy::{copy_when_different, write_replacing};
 
 /// How long a probe waits for the kernel's first console line. Under KVM it comes within a
 /// second; where KVM runs nothing the whole wait is paid, once per machine folder and host
@@ -99,11 +99,10 @@ fn remember(folder: &Path, verdict: &Remembered) {
 /// kernel, starts without a probe: a failover's start is not 3 s longer where KVM is broken.
 /// Best effort, like keeping it.
 pub fn carry(from: &Path, to: &Path) {
-    let Ok(bytes) = std::fs::read(from.join(REMEMBERED)) else { return };
-    if std::fs::read(to.join(REMEMBERED)).is_ok_and(|there| there == bytes) {
+    if !from.join(REMEMBERED).exists() {
         return;
     }
-    if let Err(e) = write_replacing(&to.join(REMEMBERED), &bytes) {
+    if let Err(e) = copy_when_different(&from.join(REMEMBERED), &to.join(REMEMBERED)) {
         eprintln!("KVM probe: the verdict does not go along to {} ({})", to.display(), e.message);
     }
 }

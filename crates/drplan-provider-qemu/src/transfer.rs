@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use drplan_plugin::Call;
 use serde_json::{Value, json};
 
-use crate::copy::{Copy, LastSync, Point};
+use crate::copy::{Copy, LastSync, Point, copy_when_different};
 use crate::errors::{Answer, cancelled, failed, io};
 use crate::hooks::{Hooks, PlanHooks};
 use crate::img::QemuImg;
@@ -689,16 +689,7 @@ async fn wait_job(qmp: &mut Qmp, job: &str, call: &Call) -> Answer<u64> {
 fn copy_hardware(hardware: &Hardware, from: &Path, to: &Path) -> Answer<()> {
     std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
     for name in hardware.travelling_files(from) {
-        let (source, target) = (crate::vm::inside(from, &name)?, crate::vm::inside(to, &name)?);
-        let same = std::fs::read(&target).ok().zip(std::fs::read(&source).ok()).is_some_and(|(a, b)| a == b);
-        if !same {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
-            }
-            let tmp = target.with_extension("incoming");
-            std::fs::copy(&source, &tmp).map_err(|e| io("cannot copy", &source, e))?;
-            std::fs::rename(&tmp, &target).map_err(|e| io("cannot replace", &target, e))?;
-        }
+        copy_when_different(&crate::vm::inside(from, &name)?, &crate::vm::inside(to, &name)?)?;
     }
     crate::kvm::carry(from, to);
     Ok(())
