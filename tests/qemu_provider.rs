@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{drplan, have_tools, qemu_provider};
+use common::{drplan, have_tools, qemu_provider, transcript};
 use drplan::lab::qemu;
 
 const TOOLS: &[&str] = &["qemu-system-x86_64", "qemu-img", "qemu-io"];
@@ -112,7 +112,7 @@ fn a_machine_without_a_kernel_boots_from_its_disk_at_either_site() {
     // A boot disk the machine does not have is refused before anything moves.
     hardware("system");
     let out = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = transcript(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("boot_disk `system` is not one of the machine's disks (a-rescue, os)"), "{text}");
     assert!(!dir.join("dc2/boot1").join("os.qcow2").exists(), "{text}");
@@ -186,7 +186,7 @@ fn a_start_asked_again_or_planned_anew_waits_for_the_same_boots_ready_line() {
     let failover = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
     let resume = drplan(dir).args(["resume", "plan.yaml"]).output().unwrap();
     for (what, out) in [("the failover", failover), ("the resume", resume)] {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let text = transcript(&out);
         assert!(!out.status.success(), "{what}: {text}");
         assert!(text.contains(&format!("did not print `{ready}`")), "{what}: {text}");
     }
@@ -197,7 +197,7 @@ fn a_start_asked_again_or_planned_anew_waits_for_the_same_boots_ready_line() {
     let cancel = drplan(dir).args(["cancel", "plan.yaml"]).output().unwrap();
     assert!(cancel.status.success(), "{}", String::from_utf8_lossy(&cancel.stderr));
     let plan = drplan(dir).args(["plan", "plan.yaml"]).output().unwrap();
-    let text = String::from_utf8_lossy(&plan.stdout).into_owned() + &String::from_utf8_lossy(&plan.stderr);
+    let text = transcript(&plan);
     assert!(text.contains("boot1 at dc2 (already running: waits for its guest to come up)"), "{text}");
 
     // The same VM gets there (its disk changed, then a reset: a slow boot's end).
@@ -206,7 +206,7 @@ fn a_start_asked_again_or_planned_anew_waits_for_the_same_boots_ready_line() {
     let text = apply(dir);
     assert!(text.contains("boot1 already runs at dc2, and its guest is up"), "{text}");
     let plan = drplan(dir).args(["plan", "plan.yaml"]).output().unwrap();
-    let text = String::from_utf8_lossy(&plan.stdout).into_owned() + &String::from_utf8_lossy(&plan.stderr);
+    let text = transcript(&plan);
     assert!(!text.lines().any(|l| l.trim_start().starts_with("+ start")), "the guest is up: {text}");
 }
 
@@ -219,7 +219,7 @@ fn say(folder: &Path, text: &str) {
 
 fn apply(dir: &Path) -> String {
     let out = drplan(dir).args(["apply", "plan.yaml", "--auto-approve"]).output().unwrap();
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = transcript(&out);
     assert!(out.status.success(), "{text}");
     text
 }
